@@ -1,0 +1,22 @@
+//! Local emulators that every sitefence test, drill and bench runs against.
+//!
+//! * [`ga`]: Global Accelerator, speaking awsJson1.1 (`GlobalAccelerator_V20180706.*`).
+//! * [`ispn`]: one Infinispan REST server per site, over TLS ([`tls`]) with Basic auth.
+//! * [`lambda_host`]: a Lambda Runtime API host that runs a function's real bootstrap binary,
+//!   with a Function URL front (payload 2.0) and a raw invoke URL.
+//! * [`moto`] and [`aws_front`]: moto server for the rest of AWS, behind a counting front that
+//!   adds latency and faults on demand. [`venv`] installs Python tools into the project's virtualenv.
+//! * [`world`]: starts all of them, seeds the two-site topology and describes it (`sandbox.json`).
+//!
+//! The emulators implement the wire protocols on their own: this crate shares no code or types
+//! with `common`, `aws-topology` or `ispn-client`.
+
+pub mod aws_front;
+pub mod ga;
+pub mod ispn;
+pub mod lambda_host;
+pub mod moto;
+pub mod net;
+pub mod tls;
+pub mod venv;
+pub mod world;

@@ -1,0 +1,229 @@
+//! `sitefence.toml`: one file that describes a deployment, read by `deploy`, `destroy`,
+//! `manifests` and the `site` commands. The documented example is `infra/sitefence.example.toml`.
+
+use anyhow::Context;
+use sandbox::world::SandboxInfo;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Prefix of every resource `deploy` creates, and the value of its ownership tag.
+    pub name: String,
+    /// Region of the functions, secrets and load balancers.
+    pub region: String,
+    /// An AWS endpoint override for every service but Global Accelerator (sandbox, LocalStack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    pub accelerator: Accelerator,
+    /// The two sites, by the name Infinispan knows them (`spec.service.sites.local.name`).
+    pub sites: BTreeMap<String, Site>,
+    pub fence: Fence,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route53: Option<Route53>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<Vpc>,
+    /// SNS topic told of every action the functions take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_topic_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accelerator {
+    /// `DnsName` or `DualStackDnsName` of the Global Accelerator in front of both sites.
+    pub dns_name: String,
+    /// The Global Accelerator API lives only in us-west-2.
+    #[serde(default = "default_accelerator_region")]
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Infinispan REST endpoint of the site: a host, host:port or https URL.
+    pub infinispan_url: String,
+    /// Where Prometheus scrapes the site's Infinispan metrics (drill; defaults to `{infinispan_url}/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
+    /// Kubernetes namespace of the Infinispan cluster (the `namespace` label of the alert).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// The site's load balancer (Global Accelerator endpoint), tagged `site=<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_arn: Option<String>,
+    /// Test-only control endpoint of a sandbox site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_control_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fence {
+    pub webhook_user: String,
+    /// Secrets Manager name of the webhook password (created with a generated value when absent).
+    pub webhook_secret: String,
+    pub infinispan_user: String,
+    pub infinispan_secret: String,
+    /// The site that survives a true split-brain when both are healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_site: Option<String>,
+    /// PEM bundle of the CA that signed the Infinispan endpoints' certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+    #[serde(default = "default_alert_name")]
+    pub alert_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route53 {
+    /// Health checks the failover function may pin (the primary site's).
+    pub health_check_ids: Vec<String>,
+    /// Route 53 health-check metrics and alarms live in us-east-1.
+    #[serde(default = "default_route53_region")]
+    pub region: String,
+    #[serde(default = "default_failed_over_path")]
+    pub failed_over_path: String,
+    #[serde(default = "default_original_path")]
+    pub original_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vpc {
+    pub vpc_id: String,
+    pub primary_eni: String,
+    pub standby_eni: String,
+    /// Instance ids of the appliances, for the EventBridge rule's pattern.
+    pub primary_instance_id: String,
+    pub standby_instance_id: String,
+    /// Only these route tables are changed (all of the VPC's when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route_table_ids: Vec<String>,
+}
+
+fn default_accelerator_region() -> String {
+    sandbox::world::ACCELERATOR_REGION.to_string()
+}
+fn default_namespace() -> String {
+    "default".to_string()
+}
+fn default_alert_name() -> String {
+    "SiteOffline".to_string()
+}
+fn default_route53_region() -> String {
+    sandbox::world::ROUTE53_REGION.to_string()
+}
+fn default_failed_over_path() -> String {
+    "/lb-check-failed-over".to_string()
+}
+fn default_original_path() -> String {
+    "/lb-check".to_string()
+}
+
+impl Deployment {
+    pub fn load(path: &Path) -> anyhow::Result<Deployment> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Deployment::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Deployment> {
+        let deployment: Deployment = toml::from_str(text)?;
+        deployment.validate()?;
+        Ok(deployment)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.sites.len() == 2, "exactly two sites are supported, found {}", self.sites.len());
+        if let Some(preferred) = &self.fence.preferred_site {
+            anyhow::ensure!(
+                self.sites.contains_key(preferred),
+                "fence.preferred_site `{preferred}` is not one of the sites"
+            );
+        }
+        Ok(())
+    }
+
+    /// The sandbox described as a deployment, so every command can be pointed at it.
+    pub fn from_sandbox(info: &SandboxInfo) -> Deployment {
+        Deployment {
+            name: "sitefence".to_string(),
+            region: info.region.clone(),
+            endpoint_url: Some(info.aws_endpoint_url.clone()),
+            accelerator: Accelerator {
+                dns_name: info.accelerator_dns.clone(),
+                region: default_accelerator_region(),
+                endpoint_url: Some(info.globalaccelerator_endpoint_url.clone()),
+            },
+            sites: info
+                .sites
+                .iter()
+                .map(|(name, site)| {
+                    let site = Site {
+                        infinispan_url: site.ispn_url.clone(),
+                        metrics_url: Some(site.metrics_url.clone()),
+                        namespace: default_namespace(),
+                        load_balancer_arn: Some(site.endpoint_id.clone()),
+                        sandbox_control_url: Some(site.control_url.clone()),
+                    };
+                    (name.clone(), site)
+                })
+                .collect(),
+            fence: Fence {
+                webhook_user: info.fence.user.clone(),
+                webhook_secret: info.fence.secret_name.clone(),
+                infinispan_user: info.infinispan.user.clone(),
+                infinispan_secret: info.infinispan.secret_name.clone(),
+                preferred_site: info.sites.keys().next().cloned(),
+                ca_bundle: Some(info.ca_bundle.clone()),
+                alert_name: default_alert_name(),
+            },
+            route53: Some(Route53 {
+                health_check_ids: vec![info.route53.health_check_id.clone()],
+                region: default_route53_region(),
+                failed_over_path: default_failed_over_path(),
+                original_path: default_original_path(),
+            }),
+            vpc: Some(Vpc {
+                vpc_id: info.vpc.vpc_id.clone(),
+                primary_eni: info.vpc.primary.eni.clone(),
+                standby_eni: info.vpc.standby.eni.clone(),
+                primary_instance_id: info.vpc.primary.instance_id.clone(),
+                standby_instance_id: info.vpc.standby.instance_id.clone(),
+                route_table_ids: vec![info.vpc.route_table_id.clone()],
+            }),
+            notify_topic_arn: None,
+        }
+    }
+
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses() {
+        let example = crate::workspace::root().join("infra/sitefence.example.toml");
+        let deployment = Deployment::load(&example).map_err(|e| format!("{e:#}"));
+        assert!(deployment.is_ok(), "{deployment:?}");
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_a_third_site() {
+        let good = std::fs::read_to_string(crate::workspace::root().join("infra/sitefence.example.toml"))
+            .unwrap_or_default();
+        let typo = good.replacen("webhook_user", "webhook_usr", 1);
+        assert!(Deployment::parse(&typo).is_err());
+        let third = format!("{good}\n[sites.site-c]\ninfinispan_url = \"ispn-c.example\"\n");
+        assert!(Deployment::parse(&third).is_err());
+    }
+}

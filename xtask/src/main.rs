@@ -1,0 +1,40 @@
+//! `cargo xtask`: the operator's tool and every project task.
+
+mod config;
+mod sandbox_cmd;
+mod test_cmd;
+mod workspace;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "sitefence: deploy, operate, rehearse and test two-site fencing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The local AWS + Infinispan sandbox every test runs against.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Format check, clippy, unit and integration tests (what CI runs).
+    Test(test_cmd::TestArgs),
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Start the sandbox in the background; returns when everything answers.
+    Up(sandbox_cmd::UpArgs),
+    /// Stop everything `up` started.
+    Down(sandbox_cmd::DownArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Sandbox(SandboxCommand::Up(args)) => sandbox_cmd::up(&args).map(|_| ()),
+        Command::Sandbox(SandboxCommand::Down(args)) => sandbox_cmd::down(&args),
+        Command::Test(args) => test_cmd::run(&args),
+    }
+}
