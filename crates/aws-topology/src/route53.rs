@@ -1,0 +1,580 @@
+//! Route 53 health checks and the path they probe.
+//!
+//! Failing over means pointing the primary site's health check at a path that never answers, so
+//! that Route 53 keeps the traffic on the secondary even after the primary comes back (it must not
+//! serve before the sites are synchronised). Failing back is the operator restoring the original
+//! path. Both are the same write: set the path, guarded by `HealthCheckVersion` so that a
+//! concurrent change of the health check is never overwritten blindly.
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+
+use aws_sdk_route53::Client;
+use aws_sdk_route53::config::http::HttpResponse;
+use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::operation::get_health_check::GetHealthCheckError;
+use aws_sdk_route53::operation::update_health_check::UpdateHealthCheckError;
+
+/// The path the health check probes in normal operation (the Keycloak HA guide's `/lb-check`).
+pub const ORIGINAL_PATH: &str = "/lb-check";
+/// A path that never answers: a health check pointed there stays unhealthy until an operator
+/// fails back.
+pub const FAILED_OVER_PATH: &str = "/lb-check-failed-over";
+/// How many times a write is attempted when another writer keeps changing the health check
+/// between our read and our write.
+pub const MAX_WRITE_ATTEMPTS: u32 = 5;
+
+/// A Route 53 health check id (a UUID in practice). Checked once at the edge so that nothing
+/// built from an alarm or an environment variable can smuggle an empty or odd id into a request.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HealthCheckId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a Route 53 health check id (letters, digits and '-', at most 64 characters)")]
+pub struct InvalidHealthCheckId(pub String);
+
+impl HealthCheckId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for HealthCheckId {
+    type Err = InvalidHealthCheckId;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let trimmed = value.trim();
+        let well_formed = !trimmed.is_empty()
+            && trimmed.len() <= 64
+            && trimmed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if well_formed {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(InvalidHealthCheckId(value.to_owned()))
+        }
+    }
+}
+
+impl fmt::Display for HealthCheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What this crate needs to know of a health check to change its path safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub id: HealthCheckId,
+    /// `HealthCheckVersion`: every update must name the version it was planned against.
+    pub version: i64,
+    /// `HTTP`, `HTTPS`, `TCP`, `CALCULATED`, ... as Route 53 spells it.
+    pub kind: String,
+    pub resource_path: Option<String>,
+    /// Route 53 treats a disabled health check as healthy, whatever its path.
+    pub disabled: bool,
+}
+
+impl HealthCheck {
+    /// Only HTTP(S) checks probe a path; pinning any other kind would change nothing.
+    pub fn probes_a_path(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "HTTP" | "HTTPS" | "HTTP_STR_MATCH" | "HTTPS_STR_MATCH"
+        )
+    }
+}
+
+/// The next write, decided from what was just read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    /// The health check already probes the wanted path: nothing to write.
+    AlreadySet,
+    /// Write the path, conditional on the health check still being at `version`.
+    Write { version: i64 },
+}
+
+/// Decides the write that brings `current` to `path`.
+pub fn plan_path(current: &HealthCheck, path: &str) -> Result<PathStep, Route53Error> {
+    if !current.probes_a_path() {
+        return Err(Route53Error::NoPath {
+            id: current.id.clone(),
+            kind: current.kind.clone(),
+        });
+    }
+    if current.resource_path.as_deref() == Some(path) {
+        Ok(PathStep::AlreadySet)
+    } else {
+        Ok(PathStep::Write {
+            version: current.version,
+        })
+    }
+}
+
+/// What a path change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathChange {
+    /// The health check already probed the path; nothing was written.
+    AlreadySet { path: String, version: i64 },
+    /// The path was written. `conflicts` counts writes lost to a concurrent change and retried
+    /// after a fresh read.
+    Changed {
+        from: Option<String>,
+        to: String,
+        version: i64,
+        conflicts: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Route53Error {
+    #[error("health check {0} does not exist")]
+    NotFound(HealthCheckId),
+    #[error("health check {id} is of type {kind}, which probes no path")]
+    NoPath { id: HealthCheckId, kind: String },
+    #[error(
+        "health check {id} changed under every one of {attempts} writes (HealthCheckVersionMismatch)"
+    )]
+    VersionConflict { id: HealthCheckId, attempts: u32 },
+    /// The write lost to a concurrent change: re-read and plan again.
+    #[error("health check {0} changed since it was read (HealthCheckVersionMismatch)")]
+    StaleVersion(HealthCheckId),
+    #[error("Route 53 {operation} failed for now: {message}")]
+    Transient {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("Route 53 {operation} was refused ({code}): {message}")]
+    Refused {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+}
+
+impl Route53Error {
+    /// Whether trying again later can succeed (throttling, 5xx, network, a health check that
+    /// keeps changing), as opposed to a request that will be refused every time.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Transient { .. } | Self::VersionConflict { .. } | Self::StaleVersion(_)
+        )
+    }
+}
+
+/// Reading and writing health checks; the SDK client in production, a fake in tests (moto keeps
+/// `HealthCheckVersion` at 1 and accepts stale versions, so it cannot show a conflict).
+pub trait HealthChecks {
+    fn read(
+        &self,
+        id: &HealthCheckId,
+    ) -> impl Future<Output = Result<HealthCheck, Route53Error>> + Send;
+
+    /// Sets the path if the health check is still at `version`; a lost race answers
+    /// [`Route53Error::StaleVersion`].
+    fn write_path(
+        &self,
+        id: &HealthCheckId,
+        version: i64,
+        path: &str,
+    ) -> impl Future<Output = Result<(), Route53Error>> + Send;
+}
+
+/// Points the health check at `path`: read, plan, write with the version read, and on a version
+/// conflict read again and re-plan (the other writer may already have set the path), at most
+/// [`MAX_WRITE_ATTEMPTS`] writes.
+pub async fn set_path(
+    store: &impl HealthChecks,
+    id: &HealthCheckId,
+    path: &str,
+) -> Result<PathChange, Route53Error> {
+    let mut conflicts = 0;
+    loop {
+        let current = store.read(id).await?;
+        let version = match plan_path(&current, path)? {
+            PathStep::AlreadySet => {
+                return Ok(PathChange::AlreadySet {
+                    path: path.to_owned(),
+                    version: current.version,
+                });
+            }
+            PathStep::Write { version } => version,
+        };
+        match store.write_path(id, version, path).await {
+            Ok(()) => {
+                return Ok(PathChange::Changed {
+                    from: current.resource_path,
+                    to: path.to_owned(),
+                    version,
+                    conflicts,
+                });
+            }
+            Err(Route53Error::StaleVersion(_)) => {
+                conflicts += 1;
+                tracing::info!(
+                    health_check_id = %id,
+                    version,
+                    conflicts,
+                    "health_check_version_conflict"
+                );
+                if conflicts >= MAX_WRITE_ATTEMPTS {
+                    return Err(Route53Error::VersionConflict {
+                        id: id.clone(),
+                        attempts: conflicts,
+                    });
+                }
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+/// Pins the health check to the failed-over path (the Route 53 failover function's action).
+pub async fn pin(
+    store: &impl HealthChecks,
+    id: &HealthCheckId,
+    failed_over_path: &str,
+) -> Result<PathChange, Route53Error> {
+    set_path(store, id, failed_over_path).await
+}
+
+/// Restores the health check's original path (the operator's fail-back, once the sites are in
+/// sync); [`ORIGINAL_PATH`] unless the deployment uses another.
+pub async fn failback(
+    store: &impl HealthChecks,
+    id: &HealthCheckId,
+    original_path: &str,
+) -> Result<PathChange, Route53Error> {
+    set_path(store, id, original_path).await
+}
+
+impl HealthChecks for Client {
+    async fn read(&self, id: &HealthCheckId) -> Result<HealthCheck, Route53Error> {
+        let output = self
+            .get_health_check()
+            .health_check_id(id.as_str())
+            .send()
+            .await
+            .map_err(|err| match err.as_service_error() {
+                Some(GetHealthCheckError::NoSuchHealthCheck(_)) => {
+                    Route53Error::NotFound(id.clone())
+                }
+                _ => classify("GetHealthCheck", &err),
+            })?;
+        let Some(found) = output.health_check() else {
+            return Err(Route53Error::NotFound(id.clone()));
+        };
+        let config = found.health_check_config();
+        Ok(HealthCheck {
+            id: id.clone(),
+            version: found.health_check_version(),
+            kind: config
+                .map(|c| c.r#type().as_str().to_owned())
+                .unwrap_or_default(),
+            resource_path: config.and_then(|c| c.resource_path()).map(str::to_owned),
+            disabled: config.and_then(|c| c.disabled()).unwrap_or(false),
+        })
+    }
+
+    async fn write_path(
+        &self,
+        id: &HealthCheckId,
+        version: i64,
+        path: &str,
+    ) -> Result<(), Route53Error> {
+        self.update_health_check()
+            .health_check_id(id.as_str())
+            .health_check_version(version)
+            .resource_path(path)
+            .send()
+            .await
+            .map_err(|err| match err.as_service_error() {
+                Some(UpdateHealthCheckError::HealthCheckVersionMismatch(_)) => {
+                    Route53Error::StaleVersion(id.clone())
+                }
+                Some(UpdateHealthCheckError::NoSuchHealthCheck(_)) => {
+                    Route53Error::NotFound(id.clone())
+                }
+                _ => classify("UpdateHealthCheck", &err),
+            })?;
+        Ok(())
+    }
+}
+
+/// Error codes Route 53 uses for "not now": throttling and its own concurrency guard.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "PriorRequestNotComplete",
+    "RequestThrottled",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+];
+
+fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Route53Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+    match err {
+        SdkError::ServiceError(context) => {
+            let code = context.err().code().unwrap_or("Unknown");
+            let status = context.raw().status().as_u16();
+            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
+                Route53Error::Transient { operation, message }
+            } else {
+                Route53Error::Refused {
+                    operation,
+                    code: code.to_owned(),
+                    message: context.err().message().unwrap_or_default().to_owned(),
+                }
+            }
+        }
+        SdkError::ConstructionFailure(_) => Route53Error::Refused {
+            operation,
+            code: "ConstructionFailure".to_owned(),
+            message,
+        },
+        // Timeouts, connection failures and unreadable responses: the request may not even have
+        // arrived, and trying again is safe because every write is version-guarded.
+        _ => Route53Error::Transient { operation, message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn id() -> HealthCheckId {
+        "233e180f-f023-45a3-954e-415303f21eab".parse().unwrap()
+    }
+
+    fn check(path: &str, version: i64) -> HealthCheck {
+        HealthCheck {
+            id: id(),
+            version,
+            kind: "HTTPS".to_owned(),
+            resource_path: Some(path.to_owned()),
+            disabled: false,
+        }
+    }
+
+    /// A health check that behaves like Route 53's optimistic locking: a write names a version
+    /// and loses when another writer got there first. `interference` lists writes by "someone
+    /// else" applied just before each of our writes.
+    struct FakeRoute53 {
+        state: Mutex<HealthCheck>,
+        interference: Mutex<Vec<Option<String>>>,
+        writes: Mutex<u32>,
+    }
+
+    impl FakeRoute53 {
+        fn new(current: HealthCheck, interference: Vec<Option<String>>) -> Self {
+            Self {
+                state: Mutex::new(current),
+                interference: Mutex::new(interference),
+                writes: Mutex::new(0),
+            }
+        }
+        fn path(&self) -> Option<String> {
+            self.state.lock().unwrap().resource_path.clone()
+        }
+        fn version(&self) -> i64 {
+            self.state.lock().unwrap().version
+        }
+        fn writes(&self) -> u32 {
+            *self.writes.lock().unwrap()
+        }
+    }
+
+    impl HealthChecks for FakeRoute53 {
+        async fn read(&self, id: &HealthCheckId) -> Result<HealthCheck, Route53Error> {
+            let state = self.state.lock().unwrap().clone();
+            if &state.id == id {
+                Ok(state)
+            } else {
+                Err(Route53Error::NotFound(id.clone()))
+            }
+        }
+
+        async fn write_path(
+            &self,
+            id: &HealthCheckId,
+            version: i64,
+            path: &str,
+        ) -> Result<(), Route53Error> {
+            *self.writes.lock().unwrap() += 1;
+            let mut state = self.state.lock().unwrap();
+            let mut interference = self.interference.lock().unwrap();
+            if !interference.is_empty() {
+                let other = interference.remove(0);
+                if let Some(other_path) = other {
+                    state.resource_path = Some(other_path);
+                    state.version += 1;
+                }
+            }
+            if state.version != version {
+                return Err(Route53Error::StaleVersion(id.clone()));
+            }
+            state.resource_path = Some(path.to_owned());
+            state.version += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn plan_path_table() {
+        let tcp = HealthCheck {
+            kind: "TCP".to_owned(),
+            resource_path: None,
+            ..check(ORIGINAL_PATH, 3)
+        };
+        let no_path_yet = HealthCheck {
+            resource_path: None,
+            ..check(ORIGINAL_PATH, 2)
+        };
+        let rows: Vec<(&str, HealthCheck, &str, Result<PathStep, Route53Error>)> = vec![
+            (
+                "healthy_check_gets_failed_over_path_with_its_version",
+                check(ORIGINAL_PATH, 7),
+                FAILED_OVER_PATH,
+                Ok(PathStep::Write { version: 7 }),
+            ),
+            (
+                "already_failed_over_is_a_no_op",
+                check(FAILED_OVER_PATH, 7),
+                FAILED_OVER_PATH,
+                Ok(PathStep::AlreadySet),
+            ),
+            (
+                "failback_of_a_pinned_check_writes",
+                check(FAILED_OVER_PATH, 8),
+                ORIGINAL_PATH,
+                Ok(PathStep::Write { version: 8 }),
+            ),
+            (
+                "check_without_path_gets_one",
+                no_path_yet,
+                FAILED_OVER_PATH,
+                Ok(PathStep::Write { version: 2 }),
+            ),
+            (
+                "tcp_check_has_no_path_to_pin",
+                tcp,
+                FAILED_OVER_PATH,
+                Err(Route53Error::NoPath {
+                    id: id(),
+                    kind: "TCP".to_owned(),
+                }),
+            ),
+        ];
+        for (name, current, path, expected) in rows {
+            assert_eq!(plan_path(&current, path), expected, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pin_moves_health_check_to_failed_over_path() {
+        let route53 = FakeRoute53::new(check(ORIGINAL_PATH, 1), vec![]);
+        let change = pin(&route53, &id(), FAILED_OVER_PATH).await.unwrap();
+        assert_eq!(route53.path().as_deref(), Some(FAILED_OVER_PATH));
+        assert_eq!(
+            change,
+            PathChange::Changed {
+                from: Some(ORIGINAL_PATH.to_owned()),
+                to: FAILED_OVER_PATH.to_owned(),
+                version: 1,
+                conflicts: 0,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn pin_of_pinned_check_writes_nothing() {
+        let route53 = FakeRoute53::new(check(FAILED_OVER_PATH, 4), vec![]);
+        let change = pin(&route53, &id(), FAILED_OVER_PATH).await.unwrap();
+        assert_eq!(route53.writes(), 0);
+        assert_eq!(route53.version(), 4);
+        assert!(matches!(change, PathChange::AlreadySet { version: 4, .. }));
+    }
+
+    #[tokio::test]
+    async fn version_conflict_then_success_rereads_and_writes_once_more() {
+        // Someone changes the health check's interval (same path, new version) between our read
+        // and our first write.
+        let route53 = FakeRoute53::new(
+            check(ORIGINAL_PATH, 1),
+            vec![Some(ORIGINAL_PATH.to_owned())],
+        );
+        let change = pin(&route53, &id(), FAILED_OVER_PATH).await.unwrap();
+        assert_eq!(route53.path().as_deref(), Some(FAILED_OVER_PATH));
+        assert_eq!(route53.writes(), 2);
+        assert!(matches!(
+            change,
+            PathChange::Changed {
+                version: 2,
+                conflicts: 1,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn version_conflict_with_a_concurrent_pin_ends_as_already_set() {
+        // Two alarms race: the other invocation pins first; the re-read sees the pin done.
+        let route53 = FakeRoute53::new(
+            check(ORIGINAL_PATH, 1),
+            vec![Some(FAILED_OVER_PATH.to_owned())],
+        );
+        let change = pin(&route53, &id(), FAILED_OVER_PATH).await.unwrap();
+        assert_eq!(route53.writes(), 1);
+        assert_eq!(route53.version(), 2);
+        assert!(matches!(change, PathChange::AlreadySet { .. }));
+    }
+
+    #[tokio::test]
+    async fn failback_never_overwrites_a_concurrent_change_blindly() {
+        // An operator edits the path while fail-back runs: every write loses, and after the bound
+        // the caller gets a retryable conflict rather than a silent overwrite loop.
+        let route53 = FakeRoute53::new(
+            check(FAILED_OVER_PATH, 1),
+            (0..MAX_WRITE_ATTEMPTS)
+                .map(|n| Some(format!("/operator-{n}")))
+                .collect(),
+        );
+        let result = failback(&route53, &id(), ORIGINAL_PATH).await;
+        assert_eq!(
+            result,
+            Err(Route53Error::VersionConflict {
+                id: id(),
+                attempts: MAX_WRITE_ATTEMPTS
+            })
+        );
+        assert!(result.unwrap_err().is_transient());
+        assert_eq!(route53.writes(), MAX_WRITE_ATTEMPTS);
+        assert_ne!(route53.path().as_deref(), Some(ORIGINAL_PATH));
+    }
+
+    #[tokio::test]
+    async fn unknown_health_check_is_not_retryable() {
+        let route53 = FakeRoute53::new(check(ORIGINAL_PATH, 1), vec![]);
+        let other: HealthCheckId = "abcd-1234".parse().unwrap();
+        let result = pin(&route53, &other, FAILED_OVER_PATH).await;
+        assert_eq!(result, Err(Route53Error::NotFound(other)));
+        assert!(!result.unwrap_err().is_transient());
+    }
+
+    #[test]
+    fn health_check_id_rejects_what_route53_never_issues() {
+        for bad in ["", "   ", "abc/def", "id with space", &"x".repeat(65)] {
+            assert!(bad.parse::<HealthCheckId>().is_err(), "{bad:?}");
+        }
+        let parsed: HealthCheckId = " 233e180f-f023-45a3-954e-415303f21eab ".parse().unwrap();
+        assert_eq!(parsed.as_str(), "233e180f-f023-45a3-954e-415303f21eab");
+    }
+}
