@@ -1,0 +1,27 @@
+//! Shared pieces of the sitefence functions.
+//!
+//! * [`config`]: settings from the environment, with the seeds' variable names as aliases.
+//! * [`logging`]: JSON logs on stdout and the one decision record per invocation.
+//! * [`aws`]: the AWS SDK configuration every function starts from.
+//! * [`secret`]: a [`secret::Secret`] never prints its value; with the `secrets` feature,
+//!   [`secret::SecretCache`] reads Secrets Manager and keeps values across warm invocations.
+//! * [`auth`]: the HTTP Basic check of the fence webhook (both fields, constant time).
+//! * [`site`]: validated names ([`site::SiteName`], [`site::AcceleratorDns`]).
+//! * [`alertmanager`]: the Alertmanager webhook (version 4) and the typed `SiteOffline` alert.
+//! * [`outcome`]: how a result maps to an HTTP status, so that senders retry only what may pass
+//!   on a retry.
+//! * [`notify`] (feature `notify`): SNS notification of every action taken.
+//!
+//! Function URL requests (payload format 2.0, including base64 bodies) are decoded by
+//! `lambda_http`; this crate starts from the decoded body bytes.
+
+pub mod alertmanager;
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod logging;
+#[cfg(feature = "notify")]
+pub mod notify;
+pub mod outcome;
+pub mod secret;
+pub mod site;

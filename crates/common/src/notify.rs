@@ -1,0 +1,83 @@
+//! SNS notification of every action taken (`NOTIFY_TOPIC_ARN`).
+
+use aws_config::SdkConfig;
+use aws_sdk_sns::Client;
+use aws_sdk_sns::error::DisplayErrorContext;
+
+#[derive(Debug, thiserror::Error)]
+#[error("SNS publish to {topic_arn} failed: {message}")]
+pub struct NotifyError {
+    pub topic_arn: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    client: Client,
+    topic_arn: String,
+}
+
+impl Notifier {
+    /// `None` when `NOTIFY_TOPIC_ARN` is not set.
+    pub fn from_env(cfg: &SdkConfig) -> Option<Notifier> {
+        crate::config::env_first(&["NOTIFY_TOPIC_ARN"])
+            .map(|topic_arn| Notifier::new(cfg, topic_arn))
+    }
+
+    pub fn new(cfg: &SdkConfig, topic_arn: String) -> Notifier {
+        Notifier {
+            client: Client::new(cfg),
+            topic_arn,
+        }
+    }
+
+    pub fn topic_arn(&self) -> &str {
+        &self.topic_arn
+    }
+
+    /// Publishes `record` as the JSON message. A failure is for the caller to log: a
+    /// notification must never fail the action it reports.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        record: &serde_json::Value,
+    ) -> Result<(), NotifyError> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(sns_subject(subject))
+            .message(record.to_string())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| NotifyError {
+                topic_arn: self.topic_arn.clone(),
+                message: DisplayErrorContext(&err).to_string(),
+            })
+    }
+}
+
+/// SNS subjects are at most 100 printable ASCII characters, without line breaks.
+fn sns_subject(subject: &str) -> String {
+    subject
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(100)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subjects_fit_sns_rules() {
+        let s = super::sns_subject(&format!("fenced site-b\n{}", "é".repeat(200)));
+        assert_eq!(s.len(), 100);
+        assert!(s.starts_with("fenced site-b?"));
+    }
+}
