@@ -1,0 +1,906 @@
+//! Infinispan REST client for the cross-site operations of a two-site deployment.
+//!
+//! TLS is verified unless explicitly disabled (then a WARN is logged when the client is built);
+//! a custom CA bundle (PEM) can be given. Authentication is HTTP Basic. Every call has short
+//! timeouts: the functions that use this run inside a Lambda time budget.
+//!
+//! Infinispan 15 moved the container-level cross-site endpoints from
+//! `/rest/v2/cache-managers/default/x-site/...` to `/rest/v2/container/x-site/...`. The client
+//! tries the new path first, falls back to the old one on 404, and remembers which one the
+//! server answered.
+//!
+//! Container-level actions answer 200 with a per-cache map even when a cache failed
+//! (`{"actionTokens":"ok","work":"Incorrect site name: site-x"}`): success means every cache
+//! says `ok`, anything else is a [`IspnError::CacheFailures`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use common::secret::Secret;
+use common::site::SiteName;
+use reqwest::{Method, StatusCode, Url};
+use serde::{Deserialize, Serialize};
+
+/// Longest part of an error body kept in an error message.
+const MAX_ERROR_BODY: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IspnError {
+    #[error("invalid Infinispan endpoint `{endpoint}`: {reason}")]
+    InvalidEndpoint { endpoint: String, reason: String },
+    #[error("Infinispan TLS configuration: {0}")]
+    Tls(String),
+    #[error("{site}: cannot reach Infinispan for {operation}: {message}")]
+    Unreachable {
+        site: SiteName,
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{site}: Infinispan answered {status} to {operation}: {body}")]
+    Status {
+        site: SiteName,
+        operation: &'static str,
+        status: u16,
+        body: String,
+    },
+    #[error("{site}: {operation} failed for some caches: {}", failures_text(.result))]
+    CacheFailures {
+        site: SiteName,
+        operation: &'static str,
+        result: CacheResults,
+    },
+    #[error("{site}: unexpected answer to {operation}: {reason}")]
+    InvalidResponse {
+        site: SiteName,
+        operation: &'static str,
+        reason: String,
+    },
+}
+
+fn failures_text(result: &CacheResults) -> String {
+    result
+        .failures()
+        .map(|(cache, outcome)| format!("{cache}={outcome}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl IspnError {
+    /// Whether trying again later may succeed: the server unreachable, busy or failing (5xx,
+    /// 429), or a cache that failed to change state. Authentication failures, unknown sites and
+    /// configuration errors are not retryable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            IspnError::Unreachable { .. }
+            | IspnError::CacheFailures { .. }
+            | IspnError::InvalidResponse { .. } => true,
+            IspnError::Status { status, .. } => *status >= 500 || *status == 429,
+            IspnError::InvalidEndpoint { .. } | IspnError::Tls(_) => false,
+        }
+    }
+
+    /// The server rejected the credentials (they may have been rotated).
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            IspnError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+}
+
+/// Where a site's Infinispan REST API is: given as `host`, `host:port` or a full `https://` URL
+/// (a path prefix is kept, for servers behind a reverse proxy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteEndpoint(Url);
+
+impl SiteEndpoint {
+    pub fn parse(value: &str) -> Result<SiteEndpoint, IspnError> {
+        let invalid = |reason: &str| IspnError::InvalidEndpoint {
+            endpoint: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("empty"));
+        }
+        let with_scheme = if trimmed.contains("://") {
+            trimmed.to_owned()
+        } else {
+            format!("https://{trimmed}")
+        };
+        let mut url = Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string()))?;
+        if url.scheme() != "https" {
+            return Err(invalid(
+                "only https is supported: Basic credentials must not travel in clear text",
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("credentials do not belong in the URL"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("no query or fragment expected"));
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(SiteEndpoint(url))
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+
+    /// The endpoint URL followed by `segments`, each percent-encoded as one path segment.
+    fn join(&self, segments: &[&str]) -> Url {
+        let mut url = self.0.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+}
+
+impl fmt::Display for SiteEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// How the HTTPS client verifies servers and how long it waits.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM certificates to trust instead of the system's roots (like `curl --cacert`).
+    pub ca_bundle_pem: Option<Vec<u8>>,
+    /// Accept any certificate. An explicit, logged opt-in for test setups only.
+    pub insecure_skip_verify: bool,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            ca_bundle_pem: None,
+            insecure_skip_verify: false,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The HTTPS client shared by every site (connection pools are kept across warm invocations).
+pub fn http_client(tls: &TlsConfig) -> Result<reqwest::Client, IspnError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(tls.connect_timeout)
+        .timeout(tls.request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(true)
+        .user_agent(concat!("sitefence/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = &tls.ca_bundle_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| IspnError::Tls(format!("CA bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(IspnError::Tls(
+                "CA bundle holds no PEM certificate".to_owned(),
+            ));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    if tls.insecure_skip_verify {
+        tracing::warn!(
+            event = "tls_verification_disabled",
+            "Infinispan server certificates are NOT verified (INFINISPAN_INSECURE_SKIP_VERIFY)"
+        );
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| IspnError::Tls(error_chain(&e)))
+}
+
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: Secret,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .finish()
+    }
+}
+
+/// Which generation of the container-level cross-site API a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ApiGeneration {
+    /// Infinispan 15 and later: `/rest/v2/container/x-site/...`.
+    Container,
+    /// Infinispan 14: `/rest/v2/cache-managers/default/x-site/...`.
+    CacheManager,
+}
+
+impl ApiGeneration {
+    fn prefix(self) -> &'static [&'static str] {
+        match self {
+            ApiGeneration::Container => &["rest", "v2", "container", "x-site"],
+            ApiGeneration::CacheManager => &["rest", "v2", "cache-managers", "default", "x-site"],
+        }
+    }
+}
+
+const API_UNKNOWN: u8 = 0;
+const API_CONTAINER: u8 = 1;
+const API_CACHE_MANAGER: u8 = 2;
+
+/// A container-level cross-site action on every cache with a backup to a site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XSiteAction {
+    TakeOffline,
+    BringOnline,
+    StartPushState,
+    CancelPushState,
+}
+
+impl XSiteAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XSiteAction::TakeOffline => "take-offline",
+            XSiteAction::BringOnline => "bring-online",
+            XSiteAction::StartPushState => "start-push-state",
+            XSiteAction::CancelPushState => "cancel-push-state",
+        }
+    }
+}
+
+/// What each cache answered to a container-level action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CacheResults(pub BTreeMap<String, String>);
+
+impl CacheResults {
+    /// Caches whose answer is not `ok`.
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .filter(|(_, outcome)| !outcome.eq_ignore_ascii_case("ok"))
+            .map(|(cache, outcome)| (cache.as_str(), outcome.as_str()))
+    }
+
+    pub fn all_ok(&self) -> bool {
+        self.failures().next().is_none()
+    }
+
+    pub fn caches(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    fn from_json(value: serde_json::Value) -> Result<CacheResults, String> {
+        let serde_json::Value::Object(map) = value else {
+            return Err("not a JSON object of cache results".to_owned());
+        };
+        Ok(CacheResults(
+            map.into_iter()
+                .map(|(cache, outcome)| {
+                    let outcome = match outcome {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (cache, outcome)
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// The state of the backups to one remote site, over all caches (container level).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupStatus {
+    /// `online`, `offline` or `mixed`.
+    pub status: String,
+    #[serde(default)]
+    pub online: Vec<String>,
+    #[serde(default)]
+    pub offline: Vec<String>,
+    #[serde(default)]
+    pub mixed: Vec<String>,
+}
+
+/// The cluster health as `GET /rest/v2/cache-managers/default/health/status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Health {
+    Healthy,
+    HealthyRebalancing,
+    Degraded,
+    Other(String),
+}
+
+impl Health {
+    fn parse(text: &str) -> Health {
+        match text.trim().trim_matches('"') {
+            "HEALTHY" => Health::Healthy,
+            "HEALTHY_REBALANCING" => Health::HealthyRebalancing,
+            "DEGRADED" => Health::Degraded,
+            other => Health::Other(other.to_owned()),
+        }
+    }
+}
+
+/// One site's Infinispan REST API.
+pub struct SiteClient {
+    site: SiteName,
+    endpoint: SiteEndpoint,
+    http: reqwest::Client,
+    credentials: RwLock<Credentials>,
+    api: AtomicU8,
+}
+
+impl fmt::Debug for SiteClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SiteClient")
+            .field("site", &self.site)
+            .field("endpoint", &self.endpoint.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SiteClient {
+    pub fn new(
+        site: SiteName,
+        endpoint: SiteEndpoint,
+        http: reqwest::Client,
+        credentials: Credentials,
+    ) -> SiteClient {
+        SiteClient {
+            site,
+            endpoint,
+            http,
+            credentials: RwLock::new(credentials),
+            api: AtomicU8::new(API_UNKNOWN),
+        }
+    }
+
+    pub fn site(&self) -> &SiteName {
+        &self.site
+    }
+
+    pub fn endpoint(&self) -> &SiteEndpoint {
+        &self.endpoint
+    }
+
+    /// Replaces the credentials (after a secret was read again).
+    pub fn set_credentials(&self, credentials: Credentials) {
+        if let Ok(mut current) = self.credentials.write() {
+            *current = credentials;
+        }
+    }
+
+    /// The API generation the server answered on, once known.
+    pub fn api_generation(&self) -> Option<ApiGeneration> {
+        match self.api.load(Ordering::Relaxed) {
+            API_CONTAINER => Some(ApiGeneration::Container),
+            API_CACHE_MANAGER => Some(ApiGeneration::CacheManager),
+            _ => None,
+        }
+    }
+
+    // ---- container level ------------------------------------------------------------------
+
+    /// Runs `action` on every cache that backs up to `remote`; an error unless every cache
+    /// answers `ok`.
+    pub async fn container_action(
+        &self,
+        remote: &SiteName,
+        action: XSiteAction,
+    ) -> Result<CacheResults, IspnError> {
+        let operation = action.as_str();
+        let response = self
+            .container_call(
+                Method::POST,
+                &["backups", remote.as_str()],
+                Some(operation),
+                operation,
+            )
+            .await?;
+        let json = self.json(response, operation).await?;
+        let result =
+            CacheResults::from_json(json).map_err(|reason| self.invalid(operation, reason))?;
+        if result.all_ok() {
+            Ok(result)
+        } else {
+            Err(IspnError::CacheFailures {
+                site: self.site.clone(),
+                operation,
+                result,
+            })
+        }
+    }
+
+    pub async fn take_offline(&self, remote: &SiteName) -> Result<CacheResults, IspnError> {
+        self.container_action(remote, XSiteAction::TakeOffline)
+            .await
+    }
+
+    pub async fn bring_online(&self, remote: &SiteName) -> Result<CacheResults, IspnError> {
+        self.container_action(remote, XSiteAction::BringOnline)
+            .await
+    }
+
+    pub async fn start_push_state(&self, remote: &SiteName) -> Result<CacheResults, IspnError> {
+        self.container_action(remote, XSiteAction::StartPushState)
+            .await
+    }
+
+    pub async fn cancel_push_state(&self, remote: &SiteName) -> Result<CacheResults, IspnError> {
+        self.container_action(remote, XSiteAction::CancelPushState)
+            .await
+    }
+
+    /// The state of the backups to every remote site, keyed by site name.
+    pub async fn backup_status(&self) -> Result<BTreeMap<String, BackupStatus>, IspnError> {
+        let operation = "backup-status";
+        let response = self
+            .container_call(Method::GET, &["backups"], None, operation)
+            .await?;
+        let json = self.json(response, operation).await?;
+        serde_json::from_value(json).map_err(|e| self.invalid(operation, e.to_string()))
+    }
+
+    // ---- cache level ----------------------------------------------------------------------
+
+    pub async fn cache_action(
+        &self,
+        cache: &str,
+        remote: &SiteName,
+        action: XSiteAction,
+    ) -> Result<(), IspnError> {
+        let operation = action.as_str();
+        let url = self.url(
+            &[
+                "rest",
+                "v2",
+                "caches",
+                cache,
+                "x-site",
+                "backups",
+                remote.as_str(),
+            ],
+            Some(operation),
+        );
+        self.send(Method::POST, url, operation).await.map(drop)
+    }
+
+    /// The status of `cache`'s backups, remote site → `online`/`offline`/`mixed`/`failed`.
+    pub async fn cache_backup_status(
+        &self,
+        cache: &str,
+    ) -> Result<BTreeMap<String, String>, IspnError> {
+        let operation = "cache-backup-status";
+        // The trailing empty segment gives the `/backups/` form the server documents.
+        let url = self.url(
+            &["rest", "v2", "caches", cache, "x-site", "backups", ""],
+            None,
+        );
+        let response = self.send(Method::GET, url, operation).await?;
+        let json = self.json(response, operation).await?;
+        let serde_json::Value::Object(map) = json else {
+            return Err(self.invalid(operation, "not a JSON object".to_owned()));
+        };
+        Ok(map
+            .into_iter()
+            .map(|(site, value)| {
+                let status = match &value {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Object(o) => o
+                        .get("status")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or("unknown")
+                        .to_owned(),
+                    other => other.to_string(),
+                };
+                (site, status)
+            })
+            .collect())
+    }
+
+    /// Push-state status of `cache`, remote site → `IDLE`/`SENDING`/`OK`/`ERROR`/`CANCELED`.
+    pub async fn push_state_status(
+        &self,
+        cache: &str,
+    ) -> Result<BTreeMap<String, String>, IspnError> {
+        let operation = "push-state-status";
+        let url = self.url(
+            &["rest", "v2", "caches", cache, "x-site", "backups"],
+            Some(operation),
+        );
+        let response = self.send(Method::GET, url, operation).await?;
+        let json = self.json(response, operation).await?;
+        let result =
+            CacheResults::from_json(json).map_err(|reason| self.invalid(operation, reason))?;
+        Ok(result.0)
+    }
+
+    pub async fn clear_push_state_status(&self, cache: &str) -> Result<(), IspnError> {
+        let operation = "clear-push-state-status";
+        let url = self.url(
+            &["rest", "v2", "caches", cache, "x-site", "local"],
+            Some(operation),
+        );
+        self.send(Method::POST, url, operation).await.map(drop)
+    }
+
+    /// Removes every entry of `cache` on this site (used when resynchronising a site).
+    pub async fn clear_cache(&self, cache: &str) -> Result<(), IspnError> {
+        let operation = "clear";
+        let url = self.url(&["rest", "v2", "caches", cache], Some(operation));
+        self.send(Method::POST, url, operation).await.map(drop)
+    }
+
+    /// Cluster health; `timeout` bounds the whole call (a probe must be quick).
+    pub async fn health(&self, timeout: Duration) -> Result<Health, IspnError> {
+        let operation = "health";
+        let url = self.url(
+            &[
+                "rest",
+                "v2",
+                "cache-managers",
+                "default",
+                "health",
+                "status",
+            ],
+            None,
+        );
+        let response = self
+            .send_with(Method::GET, url, operation, Some(timeout))
+            .await?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.unreachable(operation, &e))?;
+        Ok(Health::parse(&text))
+    }
+
+    // ---- plumbing -------------------------------------------------------------------------
+
+    fn url(&self, segments: &[&str], action: Option<&str>) -> Url {
+        let mut url = self.endpoint.join(segments);
+        if let Some(action) = action {
+            url.query_pairs_mut().append_pair("action", action);
+        }
+        url
+    }
+
+    /// A container-level call on the known API generation, or the new one then the old one on
+    /// 404.
+    async fn container_call(
+        &self,
+        method: Method,
+        tail: &[&str],
+        action: Option<&str>,
+        operation: &'static str,
+    ) -> Result<reqwest::Response, IspnError> {
+        let known;
+        let generations: &[ApiGeneration] = match self.api_generation() {
+            Some(generation) => {
+                known = [generation];
+                &known
+            }
+            None => &[ApiGeneration::Container, ApiGeneration::CacheManager],
+        };
+        let mut last = None;
+        for generation in generations {
+            let segments: Vec<&str> = generation
+                .prefix()
+                .iter()
+                .copied()
+                .chain(tail.iter().copied())
+                .collect();
+            let url = self.url(&segments, action);
+            match self.send(method.clone(), url, operation).await {
+                Ok(response) => {
+                    let code = match generation {
+                        ApiGeneration::Container => API_CONTAINER,
+                        ApiGeneration::CacheManager => API_CACHE_MANAGER,
+                    };
+                    if self.api.swap(code, Ordering::Relaxed) != code {
+                        tracing::debug!(site = %self.site, api = ?generation, "infinispan_api_detected");
+                    }
+                    return Ok(response);
+                }
+                Err(err @ IspnError::Status { status: 404, .. }) => last = Some(err),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| self.invalid(operation, "no API path answered".to_owned())))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        operation: &'static str,
+    ) -> Result<reqwest::Response, IspnError> {
+        self.send_with(method, url, operation, None).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        url: Url,
+        operation: &'static str,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, IspnError> {
+        let (user, password) = match self.credentials.read() {
+            Ok(c) => (c.user.clone(), c.password.clone()),
+            Err(_) => return Err(self.invalid(operation, "credentials lock poisoned".to_owned())),
+        };
+        let mut request = self
+            .http
+            .request(method, url)
+            .basic_auth(user, Some(password.expose()));
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.unreachable(operation, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(IspnError::Status {
+            site: self.site.clone(),
+            operation,
+            status: status.as_u16(),
+            body: truncate(&body, MAX_ERROR_BODY),
+        })
+    }
+
+    async fn json(
+        &self,
+        response: reqwest::Response,
+        operation: &'static str,
+    ) -> Result<serde_json::Value, IspnError> {
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.unreachable(operation, &e))?;
+        if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
+            return Ok(serde_json::Value::Object(Default::default()));
+        }
+        serde_json::from_str(&text).map_err(|_| {
+            self.invalid(
+                operation,
+                format!("not JSON: {}", truncate(&text, MAX_ERROR_BODY)),
+            )
+        })
+    }
+
+    fn unreachable(&self, operation: &'static str, err: &reqwest::Error) -> IspnError {
+        IspnError::Unreachable {
+            site: self.site.clone(),
+            operation,
+            message: error_chain(err),
+        }
+    }
+
+    fn invalid(&self, operation: &'static str, reason: String) -> IspnError {
+        IspnError::InvalidResponse {
+            site: self.site.clone(),
+            operation,
+            reason,
+        }
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(name: &str) -> SiteName {
+        SiteName::parse(name).unwrap()
+    }
+
+    fn client(endpoint: &str) -> SiteClient {
+        SiteClient::new(
+            site("site-a"),
+            SiteEndpoint::parse(endpoint).unwrap(),
+            reqwest::Client::new(),
+            Credentials {
+                user: "admin".to_owned(),
+                password: Secret::new("pw"),
+            },
+        )
+    }
+
+    #[test]
+    fn endpoints_from_host_host_port_or_url() {
+        let table = [
+            (
+                "infinispan.site-a.example",
+                "https://infinispan.site-a.example/",
+            ),
+            ("10.0.0.5:11222", "https://10.0.0.5:11222/"),
+            ("https://ispn.example:8443", "https://ispn.example:8443/"),
+            ("https://proxy.example/ispn", "https://proxy.example/ispn/"),
+            (" https://ispn.example/ ", "https://ispn.example/"),
+        ];
+        for (given, want) in table {
+            assert_eq!(
+                SiteEndpoint::parse(given).unwrap().to_string(),
+                want,
+                "{given}"
+            );
+        }
+        for bad in [
+            "",
+            "http://ispn.example",
+            "https://u:p@ispn.example",
+            "https://x/?a=b",
+            "https://",
+        ] {
+            assert!(SiteEndpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_for_both_api_generations_and_encoded_segments() {
+        let c = client("https://ispn.example:8443/prefix");
+        let new: Vec<&str> = ApiGeneration::Container
+            .prefix()
+            .iter()
+            .copied()
+            .chain(["backups", "site-b"])
+            .collect();
+        assert_eq!(
+            c.url(&new, Some("take-offline")).as_str(),
+            "https://ispn.example:8443/prefix/rest/v2/container/x-site/backups/site-b?action=take-offline"
+        );
+        let old: Vec<&str> = ApiGeneration::CacheManager
+            .prefix()
+            .iter()
+            .copied()
+            .chain(["backups", "site-b"])
+            .collect();
+        assert_eq!(
+            c.url(&old, Some("bring-online")).as_str(),
+            "https://ispn.example:8443/prefix/rest/v2/cache-managers/default/x-site/backups/site-b?action=bring-online"
+        );
+        assert_eq!(
+            c.url(
+                &["rest", "v2", "caches", "a/b c", "x-site", "backups", ""],
+                None
+            )
+            .as_str(),
+            "https://ispn.example:8443/prefix/rest/v2/caches/a%2Fb%20c/x-site/backups/"
+        );
+    }
+
+    #[test]
+    fn seed_ignored_the_per_cache_failure_map() {
+        let result = CacheResults::from_json(serde_json::json!({
+            "actionTokens": "ok", "work": "Incorrect site name: site-x", "sessions": "OK"
+        }))
+        .unwrap();
+        assert!(!result.all_ok());
+        assert_eq!(
+            result.failures().collect::<Vec<_>>(),
+            vec![("work", "Incorrect site name: site-x")]
+        );
+        let err = IspnError::CacheFailures {
+            site: site("site-a"),
+            operation: "take-offline",
+            result,
+        };
+        assert!(
+            err.is_retryable(),
+            "a cache that failed to go offline must be retried"
+        );
+        assert!(
+            err.to_string().contains("work=Incorrect site name: site-x"),
+            "{err}"
+        );
+        assert!(CacheResults::from_json(serde_json::json!(["ok"])).is_err());
+        let all_ok = CacheResults::from_json(serde_json::json!({"a": "ok", "b": "ok"})).unwrap();
+        assert!(all_ok.all_ok());
+    }
+
+    #[test]
+    fn error_classification() {
+        let status = |status: u16| IspnError::Status {
+            site: site("site-a"),
+            operation: "take-offline",
+            status,
+            body: String::new(),
+        };
+        assert!(status(503).is_retryable());
+        assert!(status(500).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(!status(401).is_retryable());
+        assert!(status(401).is_auth_failure());
+        assert!(!status(403).is_retryable());
+        assert!(!status(404).is_retryable());
+        let unreachable = IspnError::Unreachable {
+            site: site("site-a"),
+            operation: "health",
+            message: "timeout".into(),
+        };
+        assert!(unreachable.is_retryable());
+    }
+
+    #[test]
+    fn error_bodies_are_truncated_on_a_char_boundary() {
+        let long = "é".repeat(MAX_ERROR_BODY);
+        let cut = truncate(&long, MAX_ERROR_BODY);
+        assert!(cut.len() <= MAX_ERROR_BODY + "…".len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(truncate(" ISPN012010 ", 100), "ISPN012010");
+    }
+
+    #[test]
+    fn health_statuses() {
+        assert_eq!(Health::parse("HEALTHY"), Health::Healthy);
+        assert_eq!(Health::parse("\"DEGRADED\"\n"), Health::Degraded);
+        assert_eq!(
+            Health::parse("HEALTHY_REBALANCING"),
+            Health::HealthyRebalancing
+        );
+        assert_eq!(Health::parse("FAILED"), Health::Other("FAILED".into()));
+    }
+
+    #[test]
+    fn credentials_never_print_the_password() {
+        let c = Credentials {
+            user: "admin".into(),
+            password: Secret::new("pw-123"),
+        };
+        assert!(!format!("{c:?}").contains("pw-123"));
+        let client = client("ispn.example");
+        assert!(!format!("{client:?}").contains("pw"));
+    }
+
+    #[test]
+    fn a_ca_bundle_without_certificates_is_a_configuration_error() {
+        let tls = TlsConfig {
+            ca_bundle_pem: Some(b"not a pem".to_vec()),
+            ..TlsConfig::default()
+        };
+        assert!(matches!(http_client(&tls), Err(IspnError::Tls(_))));
+    }
+}
