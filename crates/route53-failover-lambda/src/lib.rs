@@ -1,0 +1,21 @@
+//! The Route 53 failover function (seed 000, Keycloak's active/passive setup).
+//!
+//! A CloudWatch alarm watches the primary site's Route 53 health check. When it goes to `ALARM`
+//! (through SNS, or invoking the function directly), the function points that health check at a
+//! path that never answers, so that Route 53 keeps the traffic on the secondary site even once the
+//! primary answers again: the primary must not serve before an operator has synchronised the
+//! sites and failed back (`cargo xtask route53 failback`).
+//!
+//! * [`alarm`]: the trigger event, parsed into [`alarm::AlarmNotice`]s, one per record.
+//! * [`decide`]: the pure decision per notice, and the [`decide::Policy`] from the environment.
+//! * [`function`]: the invocation (decide, pin through `aws_topology::route53`, report) and the
+//!   Lambda handler.
+
+pub mod alarm;
+pub mod decide;
+pub mod function;
+
+pub use function::{Failover, handle};
+
+/// The function's name in logs and decision records.
+pub const FUNCTION_NAME: &str = "route53-failover-lambda";
