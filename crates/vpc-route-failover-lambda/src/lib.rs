@@ -1,0 +1,21 @@
+//! The VPC route failover function (seed 003).
+//!
+//! Two network appliances (primary and standby) sit in one VPC, and routes send traffic to the
+//! primary's network interface. When EventBridge reports that one of them is stopping, stopped,
+//! shutting down or terminated, the function points every route whose next hop is that appliance
+//! (by ENI or by instance id) at the other one's ENI, in place with `ReplaceRoute`. An appliance
+//! coming back (`pending`, `running`) moves nothing back: that is an operator's decision.
+//!
+//! * [`event`]: the EventBridge event, parsed into an [`event::StateChange`].
+//! * [`decide`]: the settings, and the pure decisions (which appliance failed, what to move).
+//! * [`function`]: the invocation (resolve the pair, read the route tables through
+//!   `aws_topology::ec2`, move, report) and the Lambda handler.
+
+pub mod decide;
+pub mod event;
+pub mod function;
+
+pub use function::{Failover, handle};
+
+/// The function's name in logs and decision records.
+pub const FUNCTION_NAME: &str = "vpc-route-failover-lambda";
