@@ -528,7 +528,7 @@ async fn transaction_in_progress_fault_fails_the_next_calls_then_clears() {
     );
     remove().await.expect("the third call succeeds");
     assert_eq!(ids(&endpoints(&client, group_arn).await), [SITE_A]);
-    assert_eq!(emulator.calls().of("RemoveEndpoints"), 3);
+    assert_eq!(emulator.calls().operation("RemoveEndpoints"), 3);
 }
 
 #[tokio::test]
@@ -549,7 +549,7 @@ async fn throttling_fault_is_seen_as_throttling_by_the_sdk() {
     // The SDK's standard retry strategy retries only what it classifies as retryable, so
     // success after two throttled attempts proves the error reads as throttling.
     control(&emulator, "/_sandbox/fault", fault).await;
-    let before = emulator.calls().of("ListAccelerators");
+    let before = emulator.calls().operation("ListAccelerators");
     let retrying = client_with_retries(
         &emulator.url(),
         RetryConfig::standard()
@@ -561,7 +561,23 @@ async fn throttling_fault_is_seen_as_throttling_by_the_sdk() {
         .send()
         .await
         .expect("succeeds on the third attempt");
-    assert_eq!(emulator.calls().of("ListAccelerators") - before, 3);
+    assert_eq!(emulator.calls().operation("ListAccelerators") - before, 3);
+
+    // A client error is not retried: the classification is by code, not by status.
+    control(
+        &emulator,
+        "/_sandbox/fault",
+        json!({"operation": "ListAccelerators", "error": "InvalidArgumentException"}),
+    )
+    .await;
+    let before = emulator.calls().operation("ListAccelerators");
+    let error = retrying
+        .list_accelerators()
+        .send()
+        .await
+        .expect_err("not retried");
+    assert_eq!(error.code(), Some("InvalidArgumentException"));
+    assert_eq!(emulator.calls().operation("ListAccelerators") - before, 1);
 }
 
 #[tokio::test]

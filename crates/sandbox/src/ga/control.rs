@@ -31,7 +31,7 @@ pub struct CallCounts {
 
 impl CallCounts {
     /// Calls of one operation, e.g. `"RemoveEndpoints"`.
-    pub fn of(&self, operation: &str) -> u64 {
+    pub fn operation(&self, operation: &str) -> u64 {
         self.by_operation.get(operation).copied().unwrap_or(0)
     }
 }

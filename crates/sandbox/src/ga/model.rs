@@ -660,13 +660,7 @@ impl Topology {
         page: &PageRequest,
     ) -> Result<Page<'_, Listener>, GaError> {
         self.accelerator(accelerator_arn)?;
-        paginate(
-            self.listeners
-                .iter()
-                .filter(|l| l.accelerator_arn == accelerator_arn),
-            "listeners",
-            page,
-        )
+        paginate(self.listeners_of(accelerator_arn), "listeners", page)
     }
 
     pub fn update_listener(&mut self, input: UpdateListener) -> Result<&Listener, GaError> {
@@ -1289,4 +1283,57 @@ pub(super) fn uuid() -> String {
         hex(3),
         hex(12)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(page: &Page<'_, Accelerator>) -> Vec<String> {
+        page.items.iter().map(|a| a.name.clone()).collect()
+    }
+
+    fn page(max_results: i64, next_token: Option<String>) -> PageRequest {
+        PageRequest {
+            max_results: Some(max_results),
+            next_token,
+        }
+    }
+
+    #[test]
+    fn deleting_between_pages_neither_repeats_nor_skips() {
+        let mut topology = Topology::default();
+        for name in ["a", "b", "c", "d"] {
+            topology.new_accelerator(name.to_owned(), IpAddressType::Ipv4, &[], Vec::new());
+        }
+        let first = topology
+            .list_accelerators(&page(2, None))
+            .expect("first page");
+        assert_eq!(names(&first), ["a", "b"]);
+        let token = first.next_token.clone();
+        topology.accelerators.retain(|a| a.name != "a");
+        let second = topology
+            .list_accelerators(&page(2, token))
+            .expect("second page");
+        assert_eq!(names(&second), ["c", "d"]);
+        assert_eq!(second.next_token, None, "no empty last page");
+    }
+
+    #[test]
+    fn a_token_from_another_list_is_invalid() {
+        let mut topology = Topology::default();
+        let seeded = topology.seed(&GaSeed {
+            name: "seed".to_owned(),
+            endpoint_group_region: "eu-west-1".to_owned(),
+            endpoint_ids: Vec::new(),
+        });
+        topology.new_accelerator("second".to_owned(), IpAddressType::Ipv4, &[], Vec::new());
+        let accelerators = topology.list_accelerators(&page(1, None)).expect("a page");
+        let foreign = page(1, accelerators.next_token.clone());
+        let error = topology
+            .list_listeners(&seeded.accelerator_arn, &foreign)
+            .err()
+            .map(|e| e.code);
+        assert_eq!(error.as_deref(), Some("InvalidNextTokenException"));
+    }
 }

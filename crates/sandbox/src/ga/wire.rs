@@ -68,34 +68,28 @@ impl Operation {
     }
 }
 
-/// The handler of `POST /`: counts the call, applies the test controls, then runs it.
+/// The handler of `POST /`.
 pub(super) async fn serve(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let outcome = match operation(&headers) {
-        Err(error) => Err(error),
-        Ok(op) => {
-            let (latency, fault) = shared.lock().controls.begin_call(op);
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            let outcome = match fault {
-                Some(error) => Err(error),
-                None => {
-                    let mut state = shared.lock();
-                    let state = &mut *state;
-                    dispatch(&mut state.topology, &state.health, op, &body)
-                }
-            };
-            if let Err(error) = &outcome {
-                tracing::debug!(operation = op.name(), code = %error.code, "global accelerator call failed");
-            }
-            outcome
-        }
-    };
-    respond(outcome)
+    respond(call(&shared, &headers, &body).await)
+}
+
+/// Counts the call, applies the test controls, then runs the operation under the lock.
+async fn call(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, GaError> {
+    let op = operation(headers)?;
+    let (latency, fault) = shared.lock().controls.begin_call(op);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(error) = fault {
+        return Err(error);
+    }
+    let mut state = shared.lock();
+    let state = &mut *state;
+    dispatch(&mut state.topology, &state.health, op, body)
 }
 
 fn operation(headers: &HeaderMap) -> Result<Operation, GaError> {
