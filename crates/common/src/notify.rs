@@ -24,9 +24,15 @@ impl Notifier {
             .map(|topic_arn| Notifier::new(cfg, topic_arn))
     }
 
+    /// The SNS client talks to the topic's own region (taken from its ARN), whatever `cfg`'s
+    /// region is.
     pub fn new(cfg: &SdkConfig, topic_arn: String) -> Notifier {
+        let mut config = aws_sdk_sns::config::Builder::from(cfg);
+        if let Some(region) = arn_region(&topic_arn) {
+            config = config.region(aws_config::Region::new(region.to_owned()));
+        }
         Notifier {
-            client: Client::new(cfg),
+            client: Client::from_conf(config.build()),
             topic_arn,
         }
     }
@@ -57,6 +63,15 @@ impl Notifier {
     }
 }
 
+/// `arn:PARTITION:sns:REGION:ACCOUNT:NAME` → `REGION`.
+fn arn_region(arn: &str) -> Option<&str> {
+    let mut fields = arn.split(':');
+    match (fields.next(), fields.next(), fields.next(), fields.next()) {
+        (Some("arn"), Some(_), Some("sns"), Some(region)) if !region.is_empty() => Some(region),
+        _ => None,
+    }
+}
+
 /// SNS subjects are at most 100 printable ASCII characters, without line breaks.
 fn sns_subject(subject: &str) -> String {
     subject
@@ -74,6 +89,15 @@ fn sns_subject(subject: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn topic_region_comes_from_the_arn() {
+        assert_eq!(
+            super::arn_region("arn:aws:sns:eu-west-1:123456789012:sitefence"),
+            Some("eu-west-1")
+        );
+        assert_eq!(super::arn_region("sitefence"), None);
+    }
+
     #[test]
     fn subjects_fit_sns_rules() {
         let s = super::sns_subject(&format!("fenced site-b\n{}", "é".repeat(200)));

@@ -1,0 +1,42 @@
+//! Split-brain fencing for a two-site deployment (Keycloak + Infinispan behind an AWS Global
+//! Accelerator), triggered by Alertmanager's `SiteOffline` alert through a Function URL.
+//!
+//! # The survivor rule
+//!
+//! A `SiteOffline` alert says that site R (label `reporter`) lost sight of site O (label
+//! `site`). For each firing alert:
+//!
+//! 1. R and O must be different sites known to the function (the keys of
+//!    `INFINISPAN_SITE_ENDPOINTS`); otherwise the alert is rejected (4xx).
+//! 2. Health first. A site is unhealthy when all its endpoints in the accelerator are
+//!    `UNHEALTHY`. R unhealthy → nothing to do (the other site's report handles it), 2xx; R with
+//!    no endpoint left → it was fenced already, 2xx. O unhealthy, or O with no endpoint left
+//!    (fenced earlier: the fence is finished, it is resumable), and R healthy → R survives.
+//! 3. Both healthy: a true split-brain, or a site failure the accelerator has not seen yet. The
+//!    preferred site P wins (`PREFERRED_SITE`, default the alphabetically first site). If P is R,
+//!    R survives. If P is O, O's Infinispan is probed directly (short timeout): if it answers, O
+//!    survives and the reporter is fenced; if not, R survives. Both reports of one split-brain
+//!    therefore pick the same survivor, whatever their order and concurrency, and only the rare
+//!    path pays for the probe.
+//! 4. The loser's endpoints are removed from every endpoint group of the accelerator that keeps
+//!    at least one endpoint of another site (a group that would be emptied is left alone and
+//!    reported), then the survivor's Infinispan backup to the loser is taken offline for every
+//!    cache, also when the endpoints were already gone. Global Accelerator strictly first.
+//!    An unknown accelerator, resolved alerts and other alert names are ignored (2xx); a
+//!    resolved alert never adds anything back.
+//! 5. Status codes: 401 for missing or wrong credentials (with `WWW-Authenticate`), 400/413/415
+//!    for malformed bodies, 2xx when done or ignored, 503 when a retry may succeed (throttling or
+//!    `TransactionInProgressException` past the time budget, Infinispan unreachable, a cache
+//!    that did not go offline), so that Alertmanager retries.
+//!
+//! The response body and the one decision record logged per invocation say, per alert, what
+//! was done or why not.
+
+pub mod config;
+pub mod decision;
+pub mod handler;
+pub mod lambda;
+pub mod live;
+
+#[cfg(test)]
+mod tests;

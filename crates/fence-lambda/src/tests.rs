@@ -1,0 +1,703 @@
+//! The request path end to end against a fake world: one row per seed defect or rule.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_topology::globalaccelerator::{Endpoint, EndpointGroup, Health, Removal, Topology};
+use base64::Engine;
+use common::auth::BasicCredentials;
+use common::outcome::Disposition;
+use common::secret::Secret;
+use common::site::{AcceleratorDns, SiteName};
+use ispn_client::CacheResults;
+
+use crate::decision::{Liveness, Policy};
+use crate::handler::{Failure, Settings, World};
+use crate::lambda::handle_request;
+
+const DNS: &str = "a1234567890abcdef.awsglobalaccelerator.com";
+const USER: &str = "alertmanager";
+const PASSWORD: &str = "webhook-pw-7d1e";
+const CACHES: [&str; 4] = [
+    "actionTokens",
+    "authenticationSessions",
+    "loginFailures",
+    "work",
+];
+
+fn site(name: &str) -> SiteName {
+    SiteName::parse(name).unwrap()
+}
+
+fn endpoint(id: &str, site_name: &str, health: Health) -> Endpoint {
+    Endpoint {
+        id: id.to_owned(),
+        site: (!site_name.is_empty()).then(|| site(site_name)),
+        weight: Some(128),
+        health,
+    }
+}
+
+fn group(arn: &str, endpoints: Vec<Endpoint>) -> EndpointGroup {
+    EndpointGroup {
+        arn: arn.to_owned(),
+        region: "eu-west-1".to_owned(),
+        endpoints,
+    }
+}
+
+/// Global Accelerator, Infinispan and Secrets Manager as plain state.
+struct FakeWorld {
+    webhook_password: Result<String, Failure>,
+    groups: Mutex<Vec<EndpointGroup>>,
+    /// (site, remote) → `online` / `offline`.
+    backups: Mutex<BTreeMap<(String, String), &'static str>>,
+    liveness: Liveness,
+    take_offline_failures: Mutex<Vec<Failure>>,
+    remove_failures: Mutex<Vec<Failure>>,
+    topology_failure: Option<Failure>,
+    forgotten: Mutex<u32>,
+    notified: Mutex<Vec<String>>,
+    /// Yield to the executor inside calls, so that concurrent invocations interleave.
+    yields: usize,
+}
+
+impl FakeWorld {
+    fn new() -> FakeWorld {
+        FakeWorld {
+            webhook_password: Ok(PASSWORD.to_owned()),
+            groups: Mutex::new(vec![group(
+                "g1",
+                vec![
+                    endpoint("lb-a", "site-a", Health::Healthy),
+                    endpoint("lb-b", "site-b", Health::Unhealthy),
+                ],
+            )]),
+            backups: Mutex::new(BTreeMap::from([
+                (("site-a".into(), "site-b".into()), "online"),
+                (("site-b".into(), "site-a".into()), "online"),
+            ])),
+            liveness: Liveness::Alive,
+            take_offline_failures: Mutex::default(),
+            remove_failures: Mutex::default(),
+            topology_failure: None,
+            forgotten: Mutex::new(0),
+            notified: Mutex::default(),
+            yields: 0,
+        }
+    }
+
+    fn endpoints(&self) -> Vec<Vec<String>> {
+        self.groups
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|g| g.endpoints.iter().map(|e| e.id.clone()).collect())
+            .collect()
+    }
+
+    fn backup(&self, from: &str, to: &str) -> &'static str {
+        self.backups.lock().unwrap()[&(from.to_owned(), to.to_owned())]
+    }
+
+    async fn pause(&self) {
+        for _ in 0..self.yields {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl World for FakeWorld {
+    async fn webhook_credentials(&self) -> Result<BasicCredentials, Failure> {
+        let password = self.webhook_password.clone()?;
+        Ok(BasicCredentials {
+            user: USER.to_owned(),
+            password: Secret::new(password),
+        })
+    }
+
+    async fn topology(&self, accelerator: &AcceleratorDns) -> Result<Option<Topology>, Failure> {
+        self.pause().await;
+        if let Some(failure) = &self.topology_failure {
+            return Err(failure.clone());
+        }
+        if accelerator.as_str() != DNS {
+            return Ok(None);
+        }
+        Ok(Some(Topology {
+            accelerator_arn: "arn:acc".to_owned(),
+            groups: self.groups.lock().unwrap().clone(),
+        }))
+    }
+
+    fn forget_topology(&self, _: &AcceleratorDns) {
+        *self.forgotten.lock().unwrap() += 1;
+    }
+
+    async fn probe(&self, _: &SiteName) -> Liveness {
+        self.liveness
+    }
+
+    async fn remove_endpoints(
+        &self,
+        group_arn: &str,
+        ids: &[String],
+        _: Instant,
+    ) -> Result<Removal, Failure> {
+        self.pause().await;
+        if let Some(failure) = self.remove_failures.lock().unwrap().pop() {
+            return Err(failure);
+        }
+        let mut groups = self.groups.lock().unwrap();
+        let group = groups
+            .iter_mut()
+            .find(|g| g.arn == group_arn)
+            .ok_or_else(|| Failure::fatal("no group"))?;
+        let mut removal = Removal::default();
+        for id in ids {
+            if group.endpoints.iter().any(|e| &e.id == id) {
+                removal.removed.push(id.clone());
+            } else {
+                removal.already_gone.push(id.clone());
+            }
+        }
+        group.endpoints.retain(|e| !ids.contains(&e.id));
+        Ok(removal)
+    }
+
+    async fn take_offline(
+        &self,
+        site: &SiteName,
+        remote: &SiteName,
+    ) -> Result<CacheResults, Failure> {
+        self.pause().await;
+        if let Some(failure) = self.take_offline_failures.lock().unwrap().pop() {
+            return Err(failure);
+        }
+        self.backups
+            .lock()
+            .unwrap()
+            .insert((site.to_string(), remote.to_string()), "offline");
+        Ok(CacheResults(
+            CACHES
+                .iter()
+                .map(|c| ((*c).to_owned(), "ok".to_owned()))
+                .collect(),
+        ))
+    }
+
+    async fn notify(&self, subject: &str, _: &serde_json::Value) {
+        self.notified.lock().unwrap().push(subject.to_owned());
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        alert_name: "SiteOffline".to_owned(),
+        policy: Policy {
+            sites: [site("site-a"), site("site-b")].into(),
+            preferred: site("site-a"),
+        },
+        retry_budget: Duration::from_secs(5),
+    }
+}
+
+fn event(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../../events/fence/{name}.function-url.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn basic(user_password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_password)
+    )
+}
+
+/// Sends a Function URL event (as JSON) through the handler, like the runtime would.
+async fn invoke(
+    world: &FakeWorld,
+    request: &serde_json::Value,
+) -> (u16, http::HeaderMap, serde_json::Value) {
+    let request = lambda_http::request::from_str(&request.to_string()).unwrap();
+    let response = handle_request(world, &settings(), request).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = serde_json::from_str(response.body()).unwrap();
+    (status, headers, body)
+}
+
+fn with_auth(mut request: serde_json::Value, header: &str) -> serde_json::Value {
+    request["headers"]["authorization"] = header.into();
+    request
+}
+
+fn authorized(name: &str) -> serde_json::Value {
+    with_auth(event(name), &basic(&format!("{USER}:{PASSWORD}")))
+}
+
+fn set_body(mut request: serde_json::Value, body: &str) -> serde_json::Value {
+    request["body"] = body.into();
+    request
+}
+
+fn set_labels(
+    mut request: serde_json::Value,
+    change: impl Fn(&mut serde_json::Value),
+) -> serde_json::Value {
+    let mut webhook: serde_json::Value =
+        serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+    for alert in webhook["alerts"].as_array_mut().unwrap() {
+        change(&mut alert["labels"]);
+    }
+    request["body"] = webhook.to_string().into();
+    request
+}
+
+fn untouched(world: &FakeWorld) -> bool {
+    world.endpoints() == vec![vec!["lb-a".to_owned(), "lb-b".to_owned()]]
+        && world.backup("site-a", "site-b") == "online"
+        && world.backup("site-b", "site-a") == "online"
+}
+
+fn fenced_b(world: &FakeWorld) -> bool {
+    world
+        .groups
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|g| g.endpoints.iter().all(|e| e.site != Some(site("site-b"))))
+        && world.backup("site-a", "site-b") == "offline"
+        && world.backup("site-b", "site-a") == "online"
+}
+
+struct Case {
+    name: &'static str,
+    setup: fn(&mut FakeWorld),
+    request: fn() -> serde_json::Value,
+    status: u16,
+    outcome: fn(&FakeWorld) -> bool,
+}
+
+fn no_setup(_: &mut FakeWorld) {}
+
+#[tokio::test]
+async fn seed_defects_table() {
+    let cases = [
+        Case {
+            name: "fences_site_b_reported_by_site_a",
+            setup: no_setup,
+            request: || authorized("site-b-offline-reported-by-site-a"),
+            status: 200,
+            outcome: fenced_b,
+        },
+        Case {
+            name: "seed_accepted_username_only_auth",
+            setup: no_setup,
+            request: || {
+                with_auth(
+                    event("site-b-offline-reported-by-site-a"),
+                    &basic(&format!("{USER}:")),
+                )
+            },
+            status: 401,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_accepted_right_user_wrong_password",
+            setup: no_setup,
+            request: || {
+                with_auth(
+                    event("site-b-offline-reported-by-site-a"),
+                    &basic(&format!("{USER}:nope")),
+                )
+            },
+            status: 401,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_answered_403_without_www_authenticate_on_missing_auth",
+            setup: no_setup,
+            request: || event("site-b-offline-reported-by-site-a"),
+            status: 401,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_crashed_500_on_malformed_auth_header",
+            setup: no_setup,
+            request: || with_auth(event("site-b-offline-reported-by-site-a"), "Basic %%%"),
+            status: 401,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_crashed_on_non_json_body",
+            setup: no_setup,
+            request: || {
+                set_body(
+                    authorized("site-b-offline-reported-by-site-a"),
+                    "this is not json",
+                )
+            },
+            status: 400,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_crashed_on_empty_body",
+            setup: no_setup,
+            request: || set_body(authorized("site-b-offline-reported-by-site-a"), ""),
+            status: 400,
+            outcome: untouched,
+        },
+        Case {
+            name: "base64_body_is_decoded",
+            setup: no_setup,
+            request: || authorized("site-b-offline-reported-by-site-a.base64"),
+            status: 200,
+            outcome: fenced_b,
+        },
+        Case {
+            name: "wrong_content_type_is_415",
+            setup: no_setup,
+            request: || {
+                let mut r = authorized("site-b-offline-reported-by-site-a");
+                r["headers"]["content-type"] = "text/plain".into();
+                r
+            },
+            status: 415,
+            outcome: untouched,
+        },
+        Case {
+            name: "oversized_body_is_413",
+            setup: no_setup,
+            request: || {
+                set_body(
+                    authorized("site-b-offline-reported-by-site-a"),
+                    &" ".repeat(common::alertmanager::MAX_BODY_BYTES + 1),
+                )
+            },
+            status: 413,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_crashed_on_missing_labels",
+            setup: no_setup,
+            request: || {
+                set_labels(authorized("site-b-offline-reported-by-site-a"), |l| {
+                    l.as_object_mut().unwrap().remove("reporter");
+                })
+            },
+            status: 400,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_guessed_unknown_site",
+            setup: no_setup,
+            request: || {
+                set_labels(authorized("site-b-offline-reported-by-site-a"), |l| {
+                    l["site"] = "site-x".into()
+                })
+            },
+            status: 400,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_handled_only_the_first_listener",
+            setup: |w| {
+                w.groups.get_mut().unwrap().push(group(
+                    "g2-second-listener",
+                    vec![
+                        endpoint("lb-a2", "site-a", Health::Healthy),
+                        endpoint("lb-b2", "site-b", Health::Unhealthy),
+                    ],
+                ));
+            },
+            request: || authorized("site-b-offline-reported-by-site-a"),
+            status: 200,
+            outcome: |w| {
+                fenced_b(w)
+                    && w.endpoints() == vec![vec!["lb-a".to_owned()], vec!["lb-a2".to_owned()]]
+            },
+        },
+        Case {
+            name: "seed_read_tags_one_by_one_more_than_20_endpoints",
+            setup: |w| {
+                let groups = w.groups.get_mut().unwrap();
+                groups[0].endpoints.extend(
+                    (0..24).map(|i| endpoint(&format!("lb-b-{i}"), "site-b", Health::Unhealthy)),
+                );
+            },
+            request: || authorized("site-b-offline-reported-by-site-a"),
+            status: 200,
+            outcome: |w| fenced_b(w) && w.endpoints() == vec![vec!["lb-a".to_owned()]],
+        },
+        Case {
+            name: "never_removes_last_endpoint",
+            setup: |w| {
+                w.groups.get_mut().unwrap().push(group(
+                    "g-only-b",
+                    vec![endpoint("lb-b9", "site-b", Health::Unhealthy)],
+                ));
+            },
+            request: || authorized("site-b-offline-reported-by-site-a"),
+            status: 200,
+            outcome: |w| {
+                w.endpoints() == vec![vec!["lb-a".to_owned()], vec!["lb-b9".to_owned()]]
+                    && w.backup("site-a", "site-b") == "offline"
+            },
+        },
+        Case {
+            name: "seed_acted_when_reporter_unhealthy",
+            setup: |w| {
+                let groups = w.groups.get_mut().unwrap();
+                groups[0].endpoints[0].health = Health::Unhealthy;
+            },
+            request: || authorized("site-b-offline-reported-by-site-a"),
+            status: 200,
+            outcome: |w| {
+                w.endpoints() == vec![vec!["lb-a".to_owned(), "lb-b".to_owned()]]
+                    && w.backup("site-a", "site-b") == "online"
+            },
+        },
+        Case {
+            name: "seed_acted_on_resolved_alert",
+            setup: no_setup,
+            request: || authorized("resolved"),
+            status: 200,
+            outcome: untouched,
+        },
+        Case {
+            name: "other_alertname_is_ignored",
+            setup: no_setup,
+            request: || authorized("other-alertname"),
+            status: 200,
+            outcome: untouched,
+        },
+        Case {
+            name: "unknown_accelerator_is_ignored_with_2xx",
+            setup: no_setup,
+            request: || {
+                set_labels(authorized("site-b-offline-reported-by-site-a"), |l| {
+                    l["accelerator"] = "b0000000000000000.awsglobalaccelerator.com".into()
+                })
+            },
+            status: 200,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_ignored_per_cache_failure_map",
+            setup: |w| {
+                w.take_offline_failures
+                    .get_mut()
+                    .unwrap()
+                    .push(Failure::transient(
+                        "site-a: take-offline failed for some caches: work=ISPN000000",
+                    ));
+            },
+            request: || authorized("site-b-offline-reported-by-site-a"),
+            status: 503,
+            // Global Accelerator strictly first: already fenced there.
+            outcome: |w| {
+                w.endpoints() == vec![vec!["lb-a".to_owned()]]
+                    && w.backup("site-a", "site-b") == "online"
+            },
+        },
+        Case {
+            name: "throttling_beyond_the_budget_is_503",
+            setup: |w| {
+                w.remove_failures
+                    .get_mut()
+                    .unwrap()
+                    .push(Failure::transient(
+                        "RemoveEndpoints: TransactionInProgressException",
+                    ));
+            },
+            request: || authorized("site-b-offline-reported-by-site-a"),
+            status: 503,
+            outcome: |w| untouched(w) && *w.forgotten.lock().unwrap() == 1,
+        },
+        Case {
+            name: "secrets_unavailable_is_503",
+            setup: |w| w.webhook_password = Err(Failure::transient("ThrottlingException")),
+            request: || authorized("site-b-offline-reported-by-site-a"),
+            status: 503,
+            outcome: untouched,
+        },
+        Case {
+            name: "split_brain_in_one_notification_keeps_the_preferred_site",
+            setup: |w| w.groups.get_mut().unwrap()[0].endpoints[1].health = Health::Healthy,
+            request: || authorized("several-alerts"),
+            status: 200,
+            outcome: fenced_b,
+        },
+        Case {
+            name: "split_brain_reported_by_the_non_preferred_site_probes_and_keeps_the_preferred",
+            setup: |w| w.groups.get_mut().unwrap()[0].endpoints[1].health = Health::Healthy,
+            request: || authorized("site-a-offline-reported-by-site-b"),
+            status: 200,
+            outcome: fenced_b,
+        },
+        Case {
+            name: "dead_preferred_site_is_fenced",
+            setup: |w| {
+                w.groups.get_mut().unwrap()[0].endpoints[1].health = Health::Healthy;
+                w.liveness = Liveness::Unreachable;
+            },
+            request: || authorized("site-a-offline-reported-by-site-b"),
+            status: 200,
+            outcome: |w| {
+                w.endpoints() == vec![vec!["lb-b".to_owned()]]
+                    && w.backup("site-b", "site-a") == "offline"
+                    && w.backup("site-a", "site-b") == "online"
+            },
+        },
+    ];
+    for case in cases {
+        let mut world = FakeWorld::new();
+        (case.setup)(&mut world);
+        let (status, headers, body) = invoke(&world, &(case.request)()).await;
+        assert_eq!(status, case.status, "{}: {body}", case.name);
+        assert!(
+            (case.outcome)(&world),
+            "{}: state {:?} {:?}; {body}",
+            case.name,
+            world.endpoints(),
+            world.backups.lock().unwrap()
+        );
+        assert_eq!(
+            headers.contains_key("www-authenticate"),
+            status == 401,
+            "{}",
+            case.name
+        );
+        assert!(
+            !body.to_string().contains(PASSWORD),
+            "{}: password in the answer",
+            case.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn unauthorized_answers_carry_the_basic_realm() {
+    let world = FakeWorld::new();
+    let (status, headers, body) = invoke(&world, &event("site-b-offline-reported-by-site-a")).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], r#"Basic realm="sitefence""#);
+    assert_eq!(body["outcome"], "unauthorized");
+}
+
+#[tokio::test]
+async fn fencing_is_resumable_after_an_infinispan_failure() {
+    let world = FakeWorld::new();
+    world
+        .take_offline_failures
+        .lock()
+        .unwrap()
+        .push(Failure::transient("site-a: cannot reach Infinispan"));
+    let (status, _, _) = invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
+    assert_eq!(status, 503);
+    assert_eq!(world.endpoints(), vec![vec!["lb-a".to_owned()]]);
+    assert_eq!(world.backup("site-a", "site-b"), "online");
+    // Alertmanager retries: the endpoints are gone already, the backup must still go offline.
+    let (status, _, body) = invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(fenced_b(&world));
+    assert_eq!(body["alerts"][0]["rule"], "offline_site_already_removed");
+    // And once more: still 2xx, nothing else changes.
+    let (status, _, _) = invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
+    assert_eq!(status, 200);
+    assert!(fenced_b(&world));
+}
+
+#[tokio::test]
+async fn resolved_alert_after_a_fence_adds_nothing_back() {
+    let world = FakeWorld::new();
+    invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
+    let (status, _, body) = invoke(&world, &authorized("resolved")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["alerts"][0]["outcome"], "ignored");
+    assert!(fenced_b(&world));
+}
+
+#[tokio::test]
+async fn the_answer_says_per_alert_what_was_done() {
+    let world = FakeWorld::new();
+    let (_, _, body) = invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
+    let alert = &body["alerts"][0];
+    assert_eq!(body["outcome"], "done");
+    assert_eq!(alert["survivor"], "site-a");
+    assert_eq!(alert["fenced"], "site-b");
+    assert_eq!(alert["rule"], "offline_site_unhealthy");
+    assert_eq!(alert["removed"][0]["removed"], serde_json::json!(["lb-b"]));
+    assert_eq!(alert["backup_offline"]["caches"]["work"], "ok");
+    assert_eq!(
+        world.notified.lock().unwrap().len(),
+        1,
+        "one notification per action"
+    );
+
+    let (_, _, body) = invoke(&world, &authorized("several-alerts")).await;
+    let outcomes: Vec<&str> = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["done", "ignored"], "{body}");
+}
+
+#[tokio::test]
+async fn split_brain_reports_at_the_same_moment_keep_exactly_one_site() {
+    // Both sites report each other while both look healthy; the two invocations interleave at
+    // every call. Whatever the interleaving, one site survives, always the same, and no group
+    // is ever emptied.
+    for yields in 0..4 {
+        for a_first in [true, false] {
+            let mut world = FakeWorld::new();
+            world.groups.get_mut().unwrap()[0].endpoints[1].health = Health::Healthy;
+            world.yields = yields;
+            let a = authorized("site-b-offline-reported-by-site-a");
+            let b = authorized("site-a-offline-reported-by-site-b");
+            let (first, second) = if a_first { (&a, &b) } else { (&b, &a) };
+            let (r1, r2) = tokio::join!(invoke(&world, first), invoke(&world, second));
+            assert_eq!((r1.0, r2.0), (200, 200));
+            assert_eq!(
+                world.endpoints(),
+                vec![vec!["lb-a".to_owned()]],
+                "yields {yields}, a_first {a_first}"
+            );
+            assert!(fenced_b(&world));
+        }
+    }
+}
+
+#[test]
+fn every_sample_event_is_a_valid_function_url_request() {
+    let dir = format!("{}/../../events/fence", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if name.ends_with(".function-url.json") {
+            let request =
+                lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(request.method(), http::Method::POST, "{name}");
+            seen += 1;
+        } else if name.ends_with(".json") {
+            common::alertmanager::Webhook::parse(text.as_bytes())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+    assert!(seen >= 6, "found {seen} Function URL events");
+}
+
+#[test]
+fn dispositions_used_by_the_table_map_to_statuses() {
+    assert_eq!(Disposition::Transient.http_status(), 503);
+}
