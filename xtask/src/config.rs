@@ -77,6 +77,9 @@ pub struct Fence {
     pub ca_bundle: Option<PathBuf>,
     #[serde(default = "default_alert_name")]
     pub alert_name: String,
+    /// Function URL of the deployed fence (written by `deploy` and `sandbox up`; looked up when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,7 +131,8 @@ fn default_original_path() -> String {
 
 impl Deployment {
     pub fn load(path: &Path) -> anyhow::Result<Deployment> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Deployment::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -139,7 +143,11 @@ impl Deployment {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.sites.len() == 2, "exactly two sites are supported, found {}", self.sites.len());
+        anyhow::ensure!(
+            self.sites.len() == 2,
+            "exactly two sites are supported, found {}",
+            self.sites.len()
+        );
         if let Some(preferred) = &self.fence.preferred_site {
             anyhow::ensure!(
                 self.sites.contains_key(preferred),
@@ -182,6 +190,7 @@ impl Deployment {
                 preferred_site: info.sites.keys().next().cloned(),
                 ca_bundle: Some(info.ca_bundle.clone()),
                 alert_name: default_alert_name(),
+                function_url: info.fence.function_url.clone(),
             },
             route53: Some(Route53 {
                 health_check_ids: vec![info.route53.health_check_id.clone()],
@@ -219,8 +228,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_fields_and_a_third_site() {
-        let good = std::fs::read_to_string(crate::workspace::root().join("infra/sitefence.example.toml"))
-            .unwrap_or_default();
+        let good =
+            std::fs::read_to_string(crate::workspace::root().join("infra/sitefence.example.toml"))
+                .unwrap_or_default();
         let typo = good.replacen("webhook_user", "webhook_usr", 1);
         assert!(Deployment::parse(&typo).is_err());
         let third = format!("{good}\n[sites.site-c]\ninfinispan_url = \"ispn-c.example\"\n");

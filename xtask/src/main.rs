@@ -1,6 +1,8 @@
 //! `cargo xtask`: the operator's tool and every project task.
 
+mod aws;
 mod config;
+mod manifests;
 mod sandbox_cmd;
 mod test_cmd;
 mod workspace;
@@ -8,7 +10,10 @@ mod workspace;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "sitefence: deploy, operate, rehearse and test two-site fencing")]
+#[command(
+    name = "cargo xtask",
+    about = "sitefence: deploy, operate, rehearse and test two-site fencing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,6 +24,8 @@ enum Command {
     /// The local AWS + Infinispan sandbox every test runs against.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Alerting manifests per site: Kubernetes (Prometheus operator) and plain Prometheus/Alertmanager.
+    Manifests(manifests::ManifestArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
 }
@@ -35,6 +42,12 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sandbox(SandboxCommand::Up(args)) => sandbox_cmd::up(&args).map(|_| ()),
         Command::Sandbox(SandboxCommand::Down(args)) => sandbox_cmd::down(&args),
+        Command::Manifests(args) => {
+            for path in manifests::run(&args)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         Command::Test(args) => test_cmd::run(&args),
     }
 }

@@ -38,7 +38,8 @@ pub struct DownArgs {
 pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
     let started = Instant::now();
     let dir = absolute(&args.dir)?;
-    std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("creating {}", dir.display()))?;
     let info_path = dir.join("sandbox.json");
     if let Ok(existing) = read_info(&dir) {
         if existing.pids.first().is_some_and(|pid| alive(*pid)) {
@@ -60,7 +61,8 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
         .context("installing moto into the project virtualenv")?;
 
     let log_path = dir.join("logs").join("sandbox.log");
-    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
     let mut command = Command::new(bin_dir.join("sandbox"));
     command
         .arg("run")
@@ -92,24 +94,34 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
             break info;
         }
         if let Some(status) = child.try_wait()? {
-            bail!("the sandbox exited ({status}) before it was ready:\n{}", tail(&log_path, 30));
+            bail!(
+                "the sandbox exited ({status}) before it was ready:\n{}",
+                tail(&log_path, 30)
+            );
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("the sandbox was not ready within 300 s:\n{}", tail(&log_path, 30));
+            bail!(
+                "the sandbox was not ready within 300 s:\n{}",
+                tail(&log_path, 30)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
 
     let deployment = Deployment::from_sandbox(&info);
     let toml_path = dir.join("sitefence.toml");
-    std::fs::write(&toml_path, deployment.to_toml()?).with_context(|| format!("writing {}", toml_path.display()))?;
+    std::fs::write(&toml_path, deployment.to_toml()?)
+        .with_context(|| format!("writing {}", toml_path.display()))?;
 
     eprintln!("sandbox: ready in {:.1} s", started.elapsed().as_secs_f64());
     eprintln!("  sandbox.json       {}", info_path.display());
     eprintln!("  sitefence.toml     {}", toml_path.display());
     eprintln!("  AWS (moto)         {}", info.aws_endpoint_url);
-    eprintln!("  Global Accelerator {}", info.globalaccelerator_endpoint_url);
+    eprintln!(
+        "  Global Accelerator {}",
+        info.globalaccelerator_endpoint_url
+    );
     for (site, s) in &info.sites {
         eprintln!("  {site:<18} {} (control {})", s.ispn_url, s.control_url);
     }
@@ -153,16 +165,23 @@ pub fn stop_pids(pids: &[u32]) {
 
 pub fn read_info(dir: &Path) -> anyhow::Result<SandboxInfo> {
     let path = dir.join("sandbox.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn absolute(dir: &Path) -> anyhow::Result<PathBuf> {
-    Ok(if dir.is_absolute() { dir.to_path_buf() } else { std::env::current_dir()?.join(dir) })
+    Ok(if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(dir)
+    })
 }
 
 fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // Signal 0 checks existence; a zombie still "exists", so look at /proc as well.
     // SAFETY: kill with signal 0 sends nothing; it only checks the pid.
     let exists = unsafe { libc::kill(pid, 0) } == 0;

@@ -29,7 +29,15 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
         cargo_stage("format", &["fmt", "--all", "--check"]),
         cargo_stage(
             "clippy",
-            &["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ],
         ),
         Stage {
             name: "python tools",
@@ -65,7 +73,10 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
 
     eprintln!("\n{:<30} {:>8} {:>9}", "stage", "result", "seconds");
     for (name, failed, seconds) in &results {
-        eprintln!("{name:<30} {:>8} {seconds:>9.1}", if *failed { "FAILED" } else { "ok" });
+        eprintln!(
+            "{name:<30} {:>8} {seconds:>9.1}",
+            if *failed { "FAILED" } else { "ok" }
+        );
     }
     let failed = results.iter().filter(|(_, failed, _)| *failed).count();
     eprintln!("total {:.1} s", started.elapsed().as_secs_f64());

@@ -16,7 +16,11 @@ pub fn root() -> PathBuf {
 pub fn target_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
-        return Ok(if dir.is_absolute() { dir } else { root().join(dir) });
+        return Ok(if dir.is_absolute() {
+            dir
+        } else {
+            root().join(dir)
+        });
     }
     let output = Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -24,9 +28,13 @@ pub fn target_dir() -> anyhow::Result<PathBuf> {
         .output()
         .context("running cargo metadata")?;
     if !output.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
     metadata["target_directory"]
         .as_str()
         .map(PathBuf::from)
@@ -60,7 +68,11 @@ pub fn describe(command: &Command) -> String {
 }
 
 /// The function crates, as built by `cargo build` and shipped as Lambda bootstraps.
-pub const FUNCTIONS: [&str; 3] = ["fence-lambda", "route53-failover-lambda", "vpc-route-failover-lambda"];
+pub const FUNCTIONS: [&str; 3] = [
+    "fence-lambda",
+    "route53-failover-lambda",
+    "vpc-route-failover-lambda",
+];
 
 /// Builds the sandbox and the three functions (dev profile unless `release`), returns the binary dir.
 pub fn build_sandbox_binaries(release: bool) -> anyhow::Result<PathBuf> {
