@@ -357,6 +357,16 @@ fn described_response(
                 other => other.to_string(),
             };
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Malformed)?;
+            // The front frames the body itself; the function's framing would contradict it.
+            if [
+                header::CONTENT_LENGTH,
+                header::TRANSFER_ENCODING,
+                header::CONNECTION,
+            ]
+            .contains(&name)
+            {
+                continue;
+            }
             let value = HeaderValue::from_str(&value).map_err(|_| Malformed)?;
             reply.headers_mut().insert(name, value);
         }
