@@ -8,11 +8,11 @@
 
 pub mod retry;
 
+#[cfg(feature = "ec2")]
+pub mod ec2;
 #[cfg(feature = "elbv2")]
 pub mod elbv2;
 #[cfg(feature = "globalaccelerator")]
 pub mod globalaccelerator;
 #[cfg(feature = "route53")]
 pub mod route53;
-#[cfg(feature = "ec2")]
-pub mod ec2;

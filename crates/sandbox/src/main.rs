@@ -58,8 +58,13 @@ enum Version {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
-    let Cli { command: Command::Run(args) } = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let Cli {
+        command: Command::Run(args),
+    } = Cli::parse();
 
     let mut options = WorldOptions::new(&args.dir);
     options.ispn_version = match args.ispn_version {
@@ -75,7 +80,9 @@ async fn main() -> anyhow::Result<()> {
     options.route53 = args.route53_bin.map(FunctionOptions::bootstrap);
     options.vpc = args.vpc_bin.map(FunctionOptions::bootstrap);
 
-    let world = World::start(options).await.context("starting the sandbox")?;
+    let world = World::start(options)
+        .await
+        .context("starting the sandbox")?;
     let path = world.write_info(&args.dir)?;
     tracing::info!(sandbox_json = %path.display(), "sandbox ready");
 

@@ -93,7 +93,12 @@ pub const ACCELERATOR_REGION: &str = "us-west-2";
 pub const ROUTE53_REGION: &str = "us-east-1";
 pub const SITES: [&str; 2] = ["site-a", "site-b"];
 /// Keycloak 26's caches with a cross-site backup.
-pub const KEYCLOAK_CACHES: [&str; 4] = ["actionTokens", "authenticationSessions", "loginFailures", "work"];
+pub const KEYCLOAK_CACHES: [&str; 4] = [
+    "actionTokens",
+    "authenticationSessions",
+    "loginFailures",
+    "work",
+];
 pub const WEBHOOK_USER: &str = "sitefence";
 pub const WEBHOOK_SECRET_NAME: &str = "sitefence/webhook-password";
 pub const INFINISPAN_USER: &str = "keycloak-xsite";
@@ -173,7 +178,8 @@ impl World {
 
         let ca = SandboxCa::generate().context("generating the sandbox CA")?;
         let ca_bundle = dir.join("ca.pem");
-        ca.write_ca_bundle(&ca_bundle).context("writing the CA bundle")?;
+        ca.write_ca_bundle(&ca_bundle)
+            .context("writing the CA bundle")?;
         let tls = ca
             .server_config(&["127.0.0.1", "localhost"])
             .context("issuing the Infinispan server certificate")?;
@@ -182,8 +188,12 @@ impl World {
         let moto = MotoServer::start(&venv, &logs.join("moto.log"))
             .await
             .context("starting moto")?;
-        let aws_front = AwsFront::start(moto.url()).await.context("starting the AWS front")?;
-        let ga = GaEmulator::start().await.context("starting the Global Accelerator emulator")?;
+        let aws_front = AwsFront::start(moto.url())
+            .await
+            .context("starting the AWS front")?;
+        let ga = GaEmulator::start()
+            .await
+            .context("starting the Global Accelerator emulator")?;
 
         let ispn_password = random_password();
         let site_options = |name: &str, remote: &str| IspnSiteOptions {
@@ -257,14 +267,16 @@ impl World {
 
         let mut functions = Vec::new();
         if let Some(fence) = &options.fence {
-            let host = start_function("fence-lambda", fence, fence_env(&info, fence), &logs, true).await?;
+            let host =
+                start_function("fence-lambda", fence, fence_env(&info, fence), &logs, true).await?;
             info.fence.function_url = host.function_url();
             info.fence.invoke_url = Some(host.invoke_url());
             functions.push(host);
         }
         if let Some(route53) = &options.route53 {
             let env = route53_env(&info, route53);
-            let host = start_function("route53-failover-lambda", route53, env, &logs, false).await?;
+            let host =
+                start_function("route53-failover-lambda", route53, env, &logs, false).await?;
             info.route53.invoke_url = Some(host.invoke_url());
             functions.push(host);
         }
@@ -319,12 +331,19 @@ struct Seeded {
 }
 
 fn random_password() -> String {
-    std::iter::repeat_with(fastrand::alphanumeric).take(24).collect()
+    std::iter::repeat_with(fastrand::alphanumeric)
+        .take(24)
+        .collect()
 }
 
 async fn sdk_config(endpoint: &str, region: &'static str) -> aws_config::SdkConfig {
-    let credentials =
-        aws_sdk_secretsmanager::config::Credentials::new(SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, None, None, "sandbox");
+    let credentials = aws_sdk_secretsmanager::config::Credentials::new(
+        SANDBOX_ACCESS_KEY,
+        SANDBOX_SECRET_KEY,
+        None,
+        None,
+        "sandbox",
+    );
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region))
         .endpoint_url(endpoint)
@@ -337,9 +356,16 @@ async fn sdk_config(endpoint: &str, region: &'static str) -> aws_config::SdkConf
 /// `site`/`accelerator`/`namespace`, an accelerator with a TCP 443 listener and one endpoint group
 /// holding both NLBs (weight 128), the two secrets, the primary site's Route 53 health check and a
 /// VPC with an appliance pair whose routes point at the primary's ENI.
-async fn seed_aws(moto_url: &str, ga: &GaEmulator, ispn_password: &str, webhook_password: &str) -> anyhow::Result<Seeded> {
+async fn seed_aws(
+    moto_url: &str,
+    ga: &GaEmulator,
+    ispn_password: &str,
+    webhook_password: &str,
+) -> anyhow::Result<Seeded> {
     use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag as Ec2Tag, TagSpecification};
-    use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Tag as ElbTag};
+    use aws_sdk_elasticloadbalancingv2::types::{
+        LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Tag as ElbTag,
+    };
 
     let regional = sdk_config(moto_url, REGION).await;
     let ec2 = aws_sdk_ec2::Client::new(&regional);
@@ -354,7 +380,11 @@ async fn seed_aws(moto_url: &str, ga: &GaEmulator, ispn_password: &str, webhook_
         .send()
         .await
         .context("CreateVpc")?;
-    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).context("CreateVpc returned no id")?.to_string();
+    let vpc_id = vpc
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .context("CreateVpc returned no id")?
+        .to_string();
     let mut subnets = Vec::new();
     for (cidr, zone) in [("10.0.1.0/24", "eu-west-1a"), ("10.0.2.0/24", "eu-west-1b")] {
         let subnet = ec2
@@ -365,7 +395,13 @@ async fn seed_aws(moto_url: &str, ga: &GaEmulator, ispn_password: &str, webhook_
             .send()
             .await
             .context("CreateSubnet")?;
-        subnets.push(subnet.subnet().and_then(|s| s.subnet_id()).context("CreateSubnet returned no id")?.to_string());
+        subnets.push(
+            subnet
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .context("CreateSubnet returned no id")?
+                .to_string(),
+        );
     }
 
     let mut nlbs = BTreeMap::new();
@@ -405,8 +441,17 @@ async fn seed_aws(moto_url: &str, ga: &GaEmulator, ispn_password: &str, webhook_
             .context("AddTags")?;
     }
 
-    for (name, value) in [(WEBHOOK_SECRET_NAME, webhook_password), (INFINISPAN_SECRET_NAME, ispn_password)] {
-        secrets.create_secret().name(name).secret_string(value).send().await.context("CreateSecret")?;
+    for (name, value) in [
+        (WEBHOOK_SECRET_NAME, webhook_password),
+        (INFINISPAN_SECRET_NAME, ispn_password),
+    ] {
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .context("CreateSecret")?;
     }
 
     let health_check = route53
@@ -444,14 +489,25 @@ async fn seed_aws(moto_url: &str, ga: &GaEmulator, ispn_password: &str, webhook_
             .tag_specifications(
                 TagSpecification::builder()
                     .resource_type(ResourceType::Instance)
-                    .tags(Ec2Tag::builder().key("Name").value(format!("appliance-{role}")).build())
+                    .tags(
+                        Ec2Tag::builder()
+                            .key("Name")
+                            .value(format!("appliance-{role}"))
+                            .build(),
+                    )
                     .build(),
             )
             .send()
             .await
             .context("RunInstances")?;
-        let instance = run.instances().first().context("RunInstances returned no instance")?;
-        let instance_id = instance.instance_id().context("instance without id")?.to_string();
+        let instance = run
+            .instances()
+            .first()
+            .context("RunInstances returned no instance")?;
+        let instance_id = instance
+            .instance_id()
+            .context("instance without id")?
+            .to_string();
         let eni = instance
             .network_interfaces()
             .first()
@@ -460,7 +516,12 @@ async fn seed_aws(moto_url: &str, ga: &GaEmulator, ispn_password: &str, webhook_
             .to_string();
         appliances.push(ApplianceInfo { instance_id, eni });
     }
-    let route_table = ec2.create_route_table().vpc_id(&vpc_id).send().await.context("CreateRouteTable")?;
+    let route_table = ec2
+        .create_route_table()
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .context("CreateRouteTable")?;
     let route_table_id = route_table
         .route_table()
         .and_then(|t| t.route_table_id())
@@ -484,13 +545,22 @@ async fn seed_aws(moto_url: &str, ga: &GaEmulator, ispn_password: &str, webhook_
         .await
         .context("CreateRoute (IPv6)")?;
     // An unrelated route the failover must leave alone.
-    let igw = ec2.create_internet_gateway().send().await.context("CreateInternetGateway")?;
+    let igw = ec2
+        .create_internet_gateway()
+        .send()
+        .await
+        .context("CreateInternetGateway")?;
     let igw_id = igw
         .internet_gateway()
         .and_then(|g| g.internet_gateway_id())
         .context("CreateInternetGateway returned no id")?
         .to_string();
-    ec2.attach_internet_gateway().internet_gateway_id(&igw_id).vpc_id(&vpc_id).send().await.context("AttachInternetGateway")?;
+    ec2.attach_internet_gateway()
+        .internet_gateway_id(&igw_id)
+        .vpc_id(&vpc_id)
+        .send()
+        .await
+        .context("AttachInternetGateway")?;
     ec2.create_route()
         .route_table_id(&route_table_id)
         .destination_cidr_block("0.0.0.0/0")
@@ -524,7 +594,10 @@ fn aws_env(info: &SandboxInfo, region: &str) -> Vec<(String, String)> {
         ("AWS_REGION", region),
         ("AWS_DEFAULT_REGION", region),
         ("AWS_ENDPOINT_URL", info.aws_endpoint_url.as_str()),
-        ("AWS_ENDPOINT_URL_GLOBAL_ACCELERATOR", info.globalaccelerator_endpoint_url.as_str()),
+        (
+            "AWS_ENDPOINT_URL_GLOBAL_ACCELERATOR",
+            info.globalaccelerator_endpoint_url.as_str(),
+        ),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]
     .into_iter()
@@ -539,7 +612,11 @@ fn fence_env(info: &SandboxInfo, options: &FunctionOptions) -> Vec<(String, Stri
         .sites
         .iter()
         .map(|(site, s)| {
-            let url = if seed { s.ispn_url.trim_start_matches("https://").to_string() } else { s.ispn_url.clone() };
+            let url = if seed {
+                s.ispn_url.trim_start_matches("https://").to_string()
+            } else {
+                s.ispn_url.clone()
+            };
             (site.as_str(), url)
         })
         .collect();
@@ -550,7 +627,10 @@ fn fence_env(info: &SandboxInfo, options: &FunctionOptions) -> Vec<(String, Stri
             ("WEBHOOK_USER_SECRET", WEBHOOK_SECRET_NAME.to_string()),
             ("INFINISPAN_USER", INFINISPAN_USER.to_string()),
             ("INFINISPAN_USER_SECRET", INFINISPAN_SECRET_NAME.to_string()),
-            ("INFINISPAN_SITE_ENDPOINTS", serde_json::to_string(&endpoints).unwrap_or_default()),
+            (
+                "INFINISPAN_SITE_ENDPOINTS",
+                serde_json::to_string(&endpoints).unwrap_or_default(),
+            ),
             ("SECRETS_REGION", REGION.to_string()),
             ("ACCELERATOR_REGION", ACCELERATOR_REGION.to_string()),
             ("INFINISPAN_CA_BUNDLE", info.ca_bundle.display().to_string()),
@@ -588,14 +668,24 @@ async fn start_function(
     function_url: bool,
 ) -> anyhow::Result<FunctionHost> {
     let (program, args, cwd, handler) = match &options.code {
-        FunctionCode::Bootstrap(binary) => (binary.clone(), Vec::new(), binary.parent().map(Path::to_path_buf), "bootstrap".to_string()),
+        FunctionCode::Bootstrap(binary) => (
+            binary.clone(),
+            Vec::new(),
+            binary.parent().map(Path::to_path_buf),
+            "bootstrap".to_string(),
+        ),
         FunctionCode::SeedPython { peers_dir, module } => {
             let venv = Venv::locate();
-            venv.ensure(crate::venv::SEED_PYTHON).context("installing the seed's Python runtime")?;
+            venv.ensure(crate::venv::SEED_PYTHON)
+                .context("installing the seed's Python runtime")?;
             let handler = format!("{module}.handler");
             (
                 venv.python(),
-                vec!["-m".to_string(), "awslambdaric".to_string(), handler.clone()],
+                vec![
+                    "-m".to_string(),
+                    "awslambdaric".to_string(),
+                    handler.clone(),
+                ],
                 Some(peers_dir.clone()),
                 handler,
             )
@@ -621,5 +711,7 @@ async fn start_function(
         function_url,
         prestart: true,
     };
-    FunctionHost::start(spec).await.with_context(|| format!("starting {name}"))
+    FunctionHost::start(spec)
+        .await
+        .with_context(|| format!("starting {name}"))
 }
