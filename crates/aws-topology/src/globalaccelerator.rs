@@ -454,4 +454,387 @@ mod tests {
         );
         assert_eq!(topology.groups[0].endpoints[1].site, None);
     }
+
+    /// A local stand-in for the Global Accelerator (awsJson1.1) and ELBv2 (Query/XML) APIs,
+    /// just enough to show what the client sends: every page, every listener, tag batches,
+    /// retries.
+    mod fake {
+        use std::collections::BTreeMap;
+        use std::sync::{Arc, Mutex};
+
+        use serde_json::{Value, json};
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        use tokio::net::TcpListener;
+
+        pub const DNS: &str = "a1234567890abcdef.awsglobalaccelerator.com";
+        pub const ACC: &str = "arn:aws:globalaccelerator::123456789012:accelerator/target";
+
+        pub fn lb(site: &str, i: usize) -> String {
+            format!(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/{site}-{i}/0123456789abcdef"
+            )
+        }
+
+        #[derive(Default)]
+        pub struct State {
+            /// group ARN → (listener ARN, endpoint ids with health)
+            pub groups: BTreeMap<String, (String, Vec<(String, &'static str)>)>,
+            /// load balancer ARN → site tag
+            pub tags: BTreeMap<String, String>,
+            pub transaction_in_progress: usize,
+            pub calls: Vec<(String, usize)>,
+        }
+
+        pub type Shared = Arc<Mutex<State>>;
+
+        pub async fn serve(state: Shared) -> String {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let mut stream = BufReader::new(stream);
+                        let mut headers = BTreeMap::new();
+                        let mut line = String::new();
+                        stream.read_line(&mut line).await.unwrap();
+                        loop {
+                            line.clear();
+                            stream.read_line(&mut line).await.unwrap();
+                            let Some((k, v)) = line.trim_end().split_once(':') else {
+                                break;
+                            };
+                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                        }
+                        let length: usize = headers
+                            .get("content-length")
+                            .and_then(|l| l.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0; length];
+                        stream.read_exact(&mut body).await.unwrap();
+                        let body = String::from_utf8(body).unwrap();
+                        let (status, content_type, answer) = match headers.get("x-amz-target") {
+                            Some(target) => {
+                                let operation =
+                                    target.rsplit('.').next().unwrap_or_default().to_owned();
+                                let input: Value = serde_json::from_str(&body).unwrap_or(json!({}));
+                                let (status, out) = globalaccelerator(&state, &operation, &input);
+                                (status, "application/x-amz-json-1.1", out.to_string())
+                            }
+                            None => (200, "text/xml", describe_tags(&state, &body)),
+                        };
+                        let response = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        stream
+                            .get_mut()
+                            .write_all(response.as_bytes())
+                            .await
+                            .unwrap();
+                    });
+                }
+            });
+            url
+        }
+
+        fn error(code: &str) -> (u16, Value) {
+            (400, json!({"__type": code, "Message": code}))
+        }
+
+        fn group_json(arn: &str, endpoints: &[(String, &'static str)]) -> Value {
+            json!({
+                "EndpointGroupArn": arn,
+                "EndpointGroupRegion": "eu-west-1",
+                "EndpointDescriptions": endpoints.iter().map(|(id, health)| json!({"EndpointId": id, "Weight": 128, "HealthState": health})).collect::<Vec<_>>(),
+            })
+        }
+
+        fn globalaccelerator(state: &Shared, operation: &str, input: &Value) -> (u16, Value) {
+            let mut state = state.lock().unwrap();
+            let token = input["NextToken"].as_str();
+            match operation {
+                // The target is on the second page and matches only by its dual-stack name.
+                "ListAccelerators" => {
+                    state.calls.push((operation.to_owned(), 0));
+                    match token {
+                        None => (
+                            200,
+                            json!({"Accelerators": [{"AcceleratorArn": "arn:other", "DnsName": "other.awsglobalaccelerator.com"}], "NextToken": "page-2"}),
+                        ),
+                        Some(_) => (
+                            200,
+                            json!({"Accelerators": [{"AcceleratorArn": ACC, "DnsName": "z.awsglobalaccelerator.com", "DualStackDnsName": DNS}]}),
+                        ),
+                    }
+                }
+                "ListListeners" => {
+                    state.calls.push((operation.to_owned(), 0));
+                    let listener = if token.is_none() {
+                        "listener-443"
+                    } else {
+                        "listener-80"
+                    };
+                    let mut out = json!({"Listeners": [{"ListenerArn": listener}]});
+                    if token.is_none() {
+                        out["NextToken"] = "page-2".into();
+                    }
+                    (200, out)
+                }
+                "ListEndpointGroups" => {
+                    state.calls.push((operation.to_owned(), 0));
+                    let listener = input["ListenerArn"].as_str().unwrap_or_default();
+                    let groups: Vec<Value> = state
+                        .groups
+                        .iter()
+                        .filter(|(_, (l, _))| l == listener)
+                        .map(|(arn, (_, e))| group_json(arn, e))
+                        .collect();
+                    (200, json!({"EndpointGroups": groups}))
+                }
+                "DescribeEndpointGroup" => {
+                    state.calls.push((operation.to_owned(), 0));
+                    let arn = input["EndpointGroupArn"].as_str().unwrap_or_default();
+                    match state.groups.get(arn) {
+                        Some((_, endpoints)) => {
+                            (200, json!({"EndpointGroup": group_json(arn, endpoints)}))
+                        }
+                        None => error("EndpointGroupNotFoundException"),
+                    }
+                }
+                "RemoveEndpoints" => {
+                    let ids: Vec<String> = input["EndpointIdentifiers"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|i| i["EndpointId"].as_str().unwrap().to_owned())
+                        .collect();
+                    state.calls.push((operation.to_owned(), ids.len()));
+                    if ids.is_empty() || ids.len() > 10 {
+                        return error("InvalidArgumentException");
+                    }
+                    if state.transaction_in_progress > 0 {
+                        state.transaction_in_progress -= 1;
+                        return error("TransactionInProgressException");
+                    }
+                    let arn = input["EndpointGroupArn"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let Some((_, endpoints)) = state.groups.get_mut(&arn) else {
+                        return error("EndpointGroupNotFoundException");
+                    };
+                    if ids.iter().any(|id| !endpoints.iter().any(|(e, _)| e == id)) {
+                        return error("EndpointNotFoundException");
+                    }
+                    endpoints.retain(|(e, _)| !ids.contains(e));
+                    (200, json!({}))
+                }
+                _ => error("UnknownOperationException"),
+            }
+        }
+
+        /// `Action=DescribeTags&ResourceArns.member.N=ARN...` → Query XML.
+        fn describe_tags(state: &Shared, form: &str) -> String {
+            let mut state = state.lock().unwrap();
+            let arns: Vec<String> = form
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .filter(|(k, _)| k.starts_with("ResourceArns.member."))
+                .map(|(_, v)| v.replace("%3A", ":").replace("%2F", "/"))
+                .collect();
+            state.calls.push(("DescribeTags".to_owned(), arns.len()));
+            let members: String = arns
+                .iter()
+                .map(|arn| {
+                    let tags = match state.tags.get(arn) {
+                        Some(site) => {
+                            format!("<member><Key>site</Key><Value>{site}</Value></member>")
+                        }
+                        None => String::new(),
+                    };
+                    format!("<member><ResourceArn>{arn}</ResourceArn><Tags>{tags}</Tags></member>")
+                })
+                .collect();
+            format!(
+                "<DescribeTagsResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><DescribeTagsResult><TagDescriptions>{members}</TagDescriptions></DescribeTagsResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></DescribeTagsResponse>"
+            )
+        }
+    }
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use aws_config::retry::RetryConfig;
+    use aws_config::{BehaviorVersion, Region};
+    use aws_sdk_globalaccelerator::config::{Credentials, SharedCredentialsProvider};
+
+    /// Two listeners (two pages), each with a group holding one site-a endpoint and `b_count`
+    /// site-b endpoints.
+    async fn accelerator(b_count: usize) -> (GlobalAccelerator, fake::Shared) {
+        let mut state = fake::State::default();
+        for (listener, group_arn) in [("listener-443", "group-443"), ("listener-80", "group-80")] {
+            let mut endpoints = vec![(fake::lb("site-a", 0), "HEALTHY")];
+            endpoints.extend((0..b_count).map(|i| (fake::lb("site-b", i), "UNHEALTHY")));
+            state
+                .groups
+                .insert(group_arn.to_owned(), (listener.to_owned(), endpoints));
+        }
+        state
+            .tags
+            .insert(fake::lb("site-a", 0), "site-a".to_owned());
+        for i in 0..b_count {
+            state
+                .tags
+                .insert(fake::lb("site-b", i), "site-b".to_owned());
+        }
+        let state = Arc::new(Mutex::new(state));
+        let url = fake::serve(state.clone()).await;
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-west-2"))
+            .endpoint_url(url)
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "test",
+            )))
+            // The loop under test does the retrying; the SDK's own would hide the calls.
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let backoff = Backoff {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            max_attempts: 10,
+        };
+        (GlobalAccelerator::new(&config).with_backoff(backoff), state)
+    }
+
+    fn calls(state: &fake::Shared, operation: &str) -> Vec<usize> {
+        state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|(o, _)| o == operation)
+            .map(|(_, n)| *n)
+            .collect()
+    }
+
+    fn dns() -> AcceleratorDns {
+        AcceleratorDns::parse(fake::DNS).unwrap()
+    }
+
+    #[tokio::test]
+    async fn seed_read_only_the_first_page_listener_and_group() {
+        let (ga, state) = accelerator(1).await;
+        let topology = ga
+            .topology(&dns())
+            .await
+            .unwrap()
+            .expect("found on page 2 by DualStackDnsName");
+        assert_eq!(topology.accelerator_arn, fake::ACC);
+        let groups: Vec<&str> = topology.groups.iter().map(|g| g.arn.as_str()).collect();
+        assert_eq!(groups, vec!["group-443", "group-80"]);
+        for group in &topology.groups {
+            let sites: Vec<Option<&str>> = group
+                .endpoints
+                .iter()
+                .map(|e| e.site.as_ref().map(SiteName::as_str))
+                .collect();
+            assert_eq!(sites, vec![Some("site-a"), Some("site-b")]);
+            assert_eq!(group.endpoints[1].health, Health::Unhealthy);
+        }
+        assert_eq!(calls(&state, "ListAccelerators").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn more_than_20_endpoints_are_tagged_in_batches_of_20() {
+        let (ga, state) = accelerator(30).await;
+        let topology = ga.topology(&dns()).await.unwrap().unwrap();
+        let tagged = topology
+            .groups
+            .iter()
+            .flat_map(|g| &g.endpoints)
+            .filter(|e| e.site.is_some())
+            .count();
+        assert_eq!(tagged, 62);
+        // 31 distinct load balancers (both groups share them): 20 + 11.
+        assert_eq!(calls(&state, "DescribeTags"), vec![20, 11]);
+    }
+
+    #[tokio::test]
+    async fn unknown_accelerator_is_none() {
+        let (ga, _) = accelerator(1).await;
+        let other = AcceleratorDns::parse("b0000000000000000.awsglobalaccelerator.com").unwrap();
+        assert_eq!(ga.topology(&other).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn transaction_in_progress_is_retried_until_removed() {
+        let (ga, state) = accelerator(1).await;
+        state.lock().unwrap().transaction_in_progress = 2;
+        let ids = vec![fake::lb("site-b", 0)];
+        let removal = ga
+            .remove_endpoints("group-443", &ids, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(removal.removed, ids);
+        assert_eq!(calls(&state, "RemoveEndpoints").len(), 3);
+        let group = ga.describe_group("group-443").await.unwrap();
+        assert_eq!(
+            group
+                .endpoints
+                .iter()
+                .map(|e| e.id.clone())
+                .collect::<Vec<_>>(),
+            vec![fake::lb("site-a", 0)]
+        );
+    }
+
+    #[tokio::test]
+    async fn transaction_in_progress_past_the_deadline_is_a_retryable_error() {
+        let (ga, state) = accelerator(1).await;
+        state.lock().unwrap().transaction_in_progress = 1000;
+        let err = ga
+            .remove_endpoints(
+                "group-443",
+                &[fake::lb("site-b", 0)],
+                Instant::now() + Duration::from_millis(30),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.retryable && err.has_code("TransactionInProgressException"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn removal_goes_by_10_and_counts_endpoints_already_gone() {
+        let (ga, state) = accelerator(25).await;
+        let mut ids: Vec<String> = (0..25).map(|i| fake::lb("site-b", i)).collect();
+        ids.push(fake::lb("site-b", 99)); // not in the group (removed by a concurrent fence)
+        let removal = ga
+            .remove_endpoints("group-80", &ids, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(removal.removed.len(), 25);
+        assert_eq!(removal.already_gone, vec![fake::lb("site-b", 99)]);
+        assert!(
+            calls(&state, "RemoveEndpoints")
+                .iter()
+                .all(|n| *n <= ENDPOINTS_PER_REMOVE)
+        );
+        let group = ga.describe_group("group-80").await.unwrap();
+        assert_eq!(group.endpoints.len(), 1, "only site-a is left");
+    }
+
+    #[tokio::test]
+    async fn missing_group_is_a_permanent_error() {
+        let (ga, _) = accelerator(1).await;
+        let err = ga.describe_group("group-gone").await.unwrap_err();
+        assert!(
+            !err.retryable && err.has_code("EndpointGroupNotFoundException"),
+            "{err}"
+        );
+    }
 }
