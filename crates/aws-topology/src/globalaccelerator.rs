@@ -475,10 +475,13 @@ mod tests {
             )
         }
 
+        /// Endpoint ids with their health state.
+        pub type Endpoints = Vec<(String, &'static str)>;
+
         #[derive(Default)]
         pub struct State {
             /// group ARN → (listener ARN, endpoint ids with health)
-            pub groups: BTreeMap<String, (String, Vec<(String, &'static str)>)>,
+            pub groups: BTreeMap<String, (String, Endpoints)>,
             /// load balancer ARN → site tag
             pub tags: BTreeMap<String, String>,
             pub transaction_in_progress: usize,
