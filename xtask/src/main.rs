@@ -1,10 +1,18 @@
 //! `cargo xtask`: the operator's tool and every project task.
 
 mod aws;
+mod bench;
+mod build;
 mod config;
+mod deploy;
+mod drill;
+mod lint;
 mod manifests;
+mod reliability;
 mod sandbox_cmd;
+mod site;
 mod test_cmd;
+mod tools;
 mod workspace;
 
 use clap::{Parser, Subcommand};
