@@ -12,6 +12,8 @@ mod reliability;
 mod sandbox_cmd;
 mod site;
 mod test_cmd;
+// The drill and the linters install their tools through it; until they land it is unused.
+#[allow(dead_code)]
 mod tools;
 mod workspace;
 

@@ -41,15 +41,15 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
     std::fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let info_path = dir.join("sandbox.json");
-    if let Ok(existing) = read_info(&dir) {
-        if existing.pids.first().is_some_and(|pid| alive(*pid)) {
-            bail!(
-                "a sandbox is already running in {} (pid {}); run `cargo xtask sandbox down --dir {}` first",
-                dir.display(),
-                existing.pids[0],
-                args.dir.display()
-            );
-        }
+    if let Ok(existing) = read_info(&dir)
+        && existing.pids.first().is_some_and(|pid| alive(*pid))
+    {
+        bail!(
+            "a sandbox is already running in {} (pid {}); run `cargo xtask sandbox down --dir {}` first",
+            dir.display(),
+            existing.pids[0],
+            args.dir.display()
+        );
     }
     let _ = std::fs::remove_file(&info_path);
 

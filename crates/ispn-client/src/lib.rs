@@ -903,4 +903,329 @@ mod tests {
         };
         assert!(matches!(http_client(&tls), Err(IspnError::Tls(_))));
     }
+
+    /// A local HTTPS server with a freshly generated CA, answering from a closure.
+    mod server {
+        use std::sync::{Arc, Mutex};
+
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        use tokio::net::TcpListener;
+
+        pub type Handler = fn(&str, &str) -> (u16, String);
+        /// `METHOD path?query` and the Authorization header of every request.
+        pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+        pub struct Server {
+            pub url: String,
+            pub ca_pem: Vec<u8>,
+            pub requests: RequestLog,
+        }
+
+        pub async fn start(handler: Handler) -> Server {
+            let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let ca_key = KeyPair::generate().unwrap();
+            let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+            let issuer = Issuer::new(ca_params, ca_key);
+            let leaf_key = KeyPair::generate().unwrap();
+            let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+                .unwrap()
+                .signed_by(&leaf_key, &issuer)
+                .unwrap();
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![leaf.der().clone()],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+                )
+                .unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("https://{}", listener.local_addr().unwrap());
+            let requests: RequestLog = Arc::default();
+            let seen = requests.clone();
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, seen) = (acceptor.clone(), seen.clone());
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let mut stream = BufReader::new(tls);
+                        let mut line = String::new();
+                        if stream.read_line(&mut line).await.is_err() {
+                            return;
+                        }
+                        let mut parts = line.split_whitespace();
+                        let (method, target) = (
+                            parts.next().unwrap_or("").to_owned(),
+                            parts.next().unwrap_or("").to_owned(),
+                        );
+                        let mut authorization = None;
+                        loop {
+                            let mut header = String::new();
+                            if stream.read_line(&mut header).await.is_err()
+                                || header.trim().is_empty()
+                            {
+                                break;
+                            }
+                            if let Some((k, v)) = header.split_once(':')
+                                && k.eq_ignore_ascii_case("authorization")
+                            {
+                                authorization = Some(v.trim().to_owned());
+                            }
+                        }
+                        seen.lock()
+                            .unwrap()
+                            .push((format!("{method} {target}"), authorization));
+                        let (status, body) = handler(&method, &target);
+                        let response = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.get_mut().write_all(response.as_bytes()).await;
+                        let _ = stream.get_mut().shutdown().await;
+                    });
+                }
+            });
+            Server {
+                url,
+                ca_pem: ca_cert.pem().into_bytes(),
+                requests,
+            }
+        }
+    }
+
+    fn trusted(server: &server::Server) -> SiteClient {
+        let tls = TlsConfig {
+            ca_bundle_pem: Some(server.ca_pem.clone()),
+            ..TlsConfig::default()
+        };
+        SiteClient::new(
+            site("site-a"),
+            SiteEndpoint::parse(&server.url).unwrap(),
+            http_client(&tls).unwrap(),
+            Credentials {
+                user: "admin".to_owned(),
+                password: Secret::new("pw:1"),
+            },
+        )
+    }
+
+    fn paths(server: &server::Server) -> Vec<String> {
+        server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    const ALL_OK: &str =
+        r#"{"actionTokens":"ok","authenticationSessions":"ok","loginFailures":"ok","work":"ok"}"#;
+
+    #[tokio::test]
+    async fn take_offline_on_infinispan_15_with_basic_auth() {
+        let server = server::start(|_, _| (200, ALL_OK.to_owned())).await;
+        let client = trusted(&server);
+        let result = client.take_offline(&site("site-b")).await.unwrap();
+        assert_eq!(result.caches().count(), 4);
+        assert_eq!(
+            paths(&server),
+            vec!["POST /rest/v2/container/x-site/backups/site-b?action=take-offline"]
+        );
+        // base64("admin:pw:1")
+        assert_eq!(
+            server.requests.lock().unwrap()[0].1.as_deref(),
+            Some("Basic YWRtaW46cHc6MQ==")
+        );
+        assert_eq!(client.api_generation(), Some(ApiGeneration::Container));
+    }
+
+    #[tokio::test]
+    async fn infinispan_14_path_after_a_404_and_remembered() {
+        let server = server::start(|_, path| {
+            if path.starts_with("/rest/v2/container/") {
+                (404, String::new())
+            } else {
+                (200, ALL_OK.to_owned())
+            }
+        })
+        .await;
+        let client = trusted(&server);
+        client.take_offline(&site("site-b")).await.unwrap();
+        client.bring_online(&site("site-b")).await.unwrap();
+        assert_eq!(
+            paths(&server),
+            vec![
+                "POST /rest/v2/container/x-site/backups/site-b?action=take-offline",
+                "POST /rest/v2/cache-managers/default/x-site/backups/site-b?action=take-offline",
+                "POST /rest/v2/cache-managers/default/x-site/backups/site-b?action=bring-online",
+            ]
+        );
+        assert_eq!(client.api_generation(), Some(ApiGeneration::CacheManager));
+    }
+
+    #[tokio::test]
+    async fn seed_ignored_a_cache_that_failed_behind_a_200() {
+        let server = server::start(|_, _| {
+            (
+                200,
+                r#"{"actionTokens":"ok","work":"Incorrect site name: site-b"}"#.to_owned(),
+            )
+        })
+        .await;
+        let err = trusted(&server)
+            .take_offline(&site("site-b"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IspnError::CacheFailures { .. }), "{err}");
+        assert!(err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn plain_text_error_bodies_are_kept_and_classified() {
+        let server = server::start(|_, path| {
+            if path.contains("/caches/") {
+                (404, "ISPN012010: site-x not found".to_owned())
+            } else {
+                (500, "ISPN012047: boom".to_owned())
+            }
+        })
+        .await;
+        let client = trusted(&server);
+        let err = client.take_offline(&site("site-b")).await.unwrap_err();
+        assert!(
+            err.is_retryable() && err.to_string().contains("ISPN012047"),
+            "{err}"
+        );
+        let err = client
+            .cache_action("work", &site("site-x"), XSiteAction::TakeOffline)
+            .await
+            .unwrap_err();
+        assert!(
+            !err.is_retryable() && err.to_string().contains("ISPN012010"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn rejected_credentials_are_not_retryable() {
+        let server = server::start(|_, _| (401, String::new())).await;
+        let err = trusted(&server)
+            .take_offline(&site("site-b"))
+            .await
+            .unwrap_err();
+        assert!(err.is_auth_failure() && !err.is_retryable(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn certificates_are_verified_unless_explicitly_disabled() {
+        let server = server::start(|_, _| (200, "HEALTHY".to_owned())).await;
+        let endpoint = SiteEndpoint::parse(&server.url).unwrap();
+        let credentials = Credentials {
+            user: "admin".to_owned(),
+            password: Secret::new("pw"),
+        };
+        let system_roots = SiteClient::new(
+            site("site-a"),
+            endpoint.clone(),
+            http_client(&TlsConfig::default()).unwrap(),
+            credentials.clone(),
+        );
+        let err = system_roots
+            .health(Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IspnError::Unreachable { .. }), "{err}");
+        let insecure = TlsConfig {
+            insecure_skip_verify: true,
+            ..TlsConfig::default()
+        };
+        let skip = SiteClient::new(
+            site("site-a"),
+            endpoint,
+            http_client(&insecure).unwrap(),
+            credentials,
+        );
+        assert_eq!(
+            skip.health(Duration::from_secs(2)).await.unwrap(),
+            Health::Healthy
+        );
+        assert_eq!(
+            trusted(&server)
+                .health(Duration::from_secs(2))
+                .await
+                .unwrap(),
+            Health::Healthy
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_fails_the_probe_within_its_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let _hold = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                open.push(tcp);
+            }
+        });
+        let client = SiteClient::new(
+            site("site-a"),
+            SiteEndpoint::parse(&url).unwrap(),
+            http_client(&TlsConfig::default()).unwrap(),
+            Credentials {
+                user: "u".into(),
+                password: Secret::new("p"),
+            },
+        );
+        let started = std::time::Instant::now();
+        let err = client.health(Duration::from_millis(200)).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn status_push_state_and_cache_operations() {
+        let server = server::start(|method, path| match (method, path) {
+            ("GET", "/rest/v2/container/x-site/backups") => (
+                200,
+                r#"{"site-b":{"status":"mixed","online":["work"],"offline":["actionTokens"]}}"#
+                    .to_owned(),
+            ),
+            ("GET", "/rest/v2/caches/work/x-site/backups/") => {
+                (200, r#"{"site-b":{"status":"offline"}}"#.to_owned())
+            }
+            ("GET", "/rest/v2/caches/work/x-site/backups?action=push-state-status") => {
+                (200, r#"{"site-b":"SENDING"}"#.to_owned())
+            }
+            ("POST", "/rest/v2/caches/work/x-site/local?action=clear-push-state-status") => {
+                (200, "ok".to_owned())
+            }
+            ("POST", "/rest/v2/caches/work?action=clear") => (204, String::new()),
+            _ => (404, "no".to_owned()),
+        })
+        .await;
+        let client = trusted(&server);
+        let status = client.backup_status().await.unwrap();
+        assert_eq!(status["site-b"].status, "mixed");
+        assert_eq!(status["site-b"].offline, vec!["actionTokens"]);
+        assert_eq!(
+            client.cache_backup_status("work").await.unwrap()["site-b"],
+            "offline"
+        );
+        assert_eq!(
+            client.push_state_status("work").await.unwrap()["site-b"],
+            "SENDING"
+        );
+        client.clear_push_state_status("work").await.unwrap();
+        client.clear_cache("work").await.unwrap();
+    }
 }

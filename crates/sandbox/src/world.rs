@@ -145,6 +145,13 @@ pub struct WorldOptions {
     pub fence: Option<FunctionOptions>,
     pub route53: Option<FunctionOptions>,
     pub vpc: Option<FunctionOptions>,
+    /// More fence functions beside `fence` (e.g. the seed's Python next to the Rust bootstrap,
+    /// for the bench), each behind its own Runtime API host and Function URL, configured as the
+    /// fence is. Their hosts follow the others in [`World::functions`], in this order, and
+    /// `sandbox.json` does not list them.
+    pub extra_fences: Vec<FunctionOptions>,
+    /// The same for the Route 53 function; these hosts come after the extra fences.
+    pub extra_route53: Vec<FunctionOptions>,
 }
 
 impl WorldOptions {
@@ -156,6 +163,8 @@ impl WorldOptions {
             fence: None,
             route53: None,
             vpc: None,
+            extra_fences: Vec::new(),
+            extra_route53: Vec::new(),
         }
     }
 }
@@ -284,6 +293,15 @@ impl World {
             let env = vpc_env(&info, vpc);
             let host = start_function("vpc-route-failover-lambda", vpc, env, &logs, false).await?;
             info.vpc.invoke_url = Some(host.invoke_url());
+            functions.push(host);
+        }
+        for extra in &options.extra_fences {
+            let env = fence_env(&info, extra);
+            functions.push(start_function("fence-lambda", extra, env, &logs, true).await?);
+        }
+        for extra in &options.extra_route53 {
+            let env = route53_env(&info, extra);
+            let host = start_function("route53-failover-lambda", extra, env, &logs, false).await?;
             functions.push(host);
         }
         for host in &functions {

@@ -1,0 +1,183 @@
+//! What the `site` commands observe of a deployment: the accelerator's endpoint groups and each
+//! site's cross-site replication towards the other. Plain data, built by `observe` and read by
+//! the pure `verdict` and `plan` functions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use aws_topology::globalaccelerator::Topology;
+use common::site::SiteName;
+
+/// The weight the HA guide gives each site's endpoint (chapter 8).
+pub const SITE_WEIGHT: i32 = 128;
+
+/// One cache's backup towards the other site, as Infinispan reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupState {
+    Online,
+    Offline,
+    /// Differs between the nodes of the cluster.
+    Mixed,
+    Failed,
+    /// Anything else, e.g. `no backup to site-b` or `no such cache`.
+    Unknown(String),
+}
+
+impl BackupState {
+    pub fn parse(text: &str) -> BackupState {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "online" => BackupState::Online,
+            "offline" => BackupState::Offline,
+            "mixed" => BackupState::Mixed,
+            "failed" => BackupState::Failed,
+            _ => BackupState::Unknown(text.trim().to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for BackupState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackupState::Online => f.write_str("online"),
+            BackupState::Offline => f.write_str("offline"),
+            BackupState::Mixed => f.write_str("mixed"),
+            BackupState::Failed => f.write_str("failed"),
+            BackupState::Unknown(text) => write!(f, "?{text}"),
+        }
+    }
+}
+
+/// One cache's push-state status towards the other site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushState {
+    Idle,
+    Sending,
+    Ok,
+    Error,
+    Canceled,
+    Unknown(String),
+}
+
+impl PushState {
+    pub fn parse(text: &str) -> PushState {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "IDLE" => PushState::Idle,
+            "SENDING" => PushState::Sending,
+            "OK" => PushState::Ok,
+            "ERROR" => PushState::Error,
+            "CANCELED" | "CANCELLED" => PushState::Canceled,
+            _ => PushState::Unknown(text.trim().to_owned()),
+        }
+    }
+
+    /// A push that ended without completing: the receiving site's copy is incomplete.
+    pub fn failed(&self) -> bool {
+        matches!(self, PushState::Error | PushState::Canceled)
+    }
+
+    /// No push running and none failed: what a site in sync reports.
+    pub fn settled(&self) -> bool {
+        matches!(self, PushState::Idle | PushState::Ok)
+    }
+}
+
+impl fmt::Display for PushState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushState::Idle => f.write_str("IDLE"),
+            PushState::Sending => f.write_str("SENDING"),
+            PushState::Ok => f.write_str("OK"),
+            PushState::Error => f.write_str("ERROR"),
+            PushState::Canceled => f.write_str("CANCELED"),
+            PushState::Unknown(text) => write!(f, "?{text}"),
+        }
+    }
+}
+
+/// A site's replication towards the other site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replication {
+    /// Every cache the deployment replicates, with its backup towards the other site.
+    pub backups: BTreeMap<String, BackupState>,
+    /// Every cache's push-state status towards the other site.
+    pub push: BTreeMap<String, PushState>,
+    /// Whether this site has the other in its cross-site view
+    /// (`vendor_jgroups_site_view_status`); `None` when the metrics could not be read.
+    pub sees_remote: Option<bool>,
+}
+
+impl Replication {
+    pub fn all_backups(&self, state: &BackupState) -> bool {
+        self.backups.values().all(|s| s == state)
+    }
+
+    pub fn caches_where(&self, keep: impl Fn(&PushState) -> bool) -> Vec<String> {
+        self.push
+            .iter()
+            .filter(|(_, s)| keep(s))
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteState {
+    pub name: SiteName,
+    /// The site's NLB as `sitefence.toml` names it (what `bring-online` adds back).
+    pub load_balancer: Option<String>,
+    /// `Err` holds why the site's Infinispan could not be read.
+    pub replication: Result<Replication, String>,
+}
+
+/// Everything the `site` commands decide on, observed at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub accelerator_dns: String,
+    pub topology: Topology,
+    /// The two sites, in the order of `sitefence.toml`.
+    pub sites: [SiteState; 2],
+    pub caches: Vec<String>,
+}
+
+impl Observed {
+    pub fn site(&self, name: &SiteName) -> Option<&SiteState> {
+        self.sites.iter().find(|s| &s.name == name)
+    }
+
+    /// The site that is not `name` (the deployment has exactly two).
+    pub fn other(&self, name: &SiteName) -> Option<&SiteState> {
+        if self.site(name).is_none() {
+            return None;
+        }
+        self.sites.iter().find(|s| &s.name != name)
+    }
+}
+
+/// Where a site takes traffic: an endpoint of the site with a weight above zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// In every endpoint group of the accelerator.
+    Everywhere,
+    /// In some groups only.
+    Partly { groups: usize, of: usize },
+    /// In no group.
+    Nowhere,
+}
+
+pub fn traffic(topology: &Topology, site: &SiteName) -> Traffic {
+    let of = topology.groups.len();
+    let groups = topology
+        .groups
+        .iter()
+        .filter(|g| {
+            g.endpoints.iter().any(|e| {
+                e.site.as_ref() == Some(site) && e.weight.unwrap_or(SITE_WEIGHT) > 0
+            })
+        })
+        .count();
+    match groups {
+        0 => Traffic::Nowhere,
+        n if n == of => Traffic::Everywhere,
+        n => Traffic::Partly { groups: n, of },
+    }
+}
