@@ -75,12 +75,13 @@ pub const FUNCTIONS: [&str; 3] = [
 ];
 
 /// Builds the sandbox and the three functions (dev profile unless `release`), returns the binary dir.
+///
+/// It builds every binary of the workspace rather than selecting packages: cargo resolves
+/// features per selection, and only the whole workspace resolves them as `cargo xtask` and
+/// `cargo test --workspace` do, which keeps the AWS SDKs compiled once per profile.
 pub fn build_sandbox_binaries(release: bool) -> anyhow::Result<PathBuf> {
     let mut command = Command::new(cargo());
-    command.args(["build", "--quiet", "--bins", "--package", "sandbox"]);
-    for function in FUNCTIONS {
-        command.args(["--package", function]);
-    }
+    command.args(["build", "--quiet", "--workspace", "--bins"]);
     if release {
         command.arg("--release");
     }
