@@ -175,6 +175,14 @@ impl GlobalAccelerator {
         }
     }
 
+    /// Reads the load balancers' tags with `config` instead of the accelerator's: for a tool
+    /// given one endpoint for Global Accelerator and another for the other services (an
+    /// emulator, or a proxy), where the per-service environment variables do not apply.
+    pub fn with_elbv2_config(mut self, config: &SdkConfig) -> GlobalAccelerator {
+        self.tags = SiteTags::new(config);
+        self
+    }
+
     pub fn with_backoff(mut self, backoff: Backoff) -> GlobalAccelerator {
         self.backoff = backoff;
         self
