@@ -46,17 +46,21 @@ fn waiting() -> Waiting {
     }
 }
 
-/// The fence function's bootstrap, built as `sandbox up` builds it.
+/// The fence function's bootstrap. A workspace test run (`cargo xtask test`) has built it
+/// already; building it here with this crate's features alone would rebuild its dependencies.
 fn fence_binary() -> anyhow::Result<PathBuf> {
-    workspace::run(Command::new(workspace::cargo()).args([
-        "build",
-        "--quiet",
-        "--package",
-        "fence-lambda",
-        "--bin",
-        "fence-lambda",
-    ]))?;
-    Ok(workspace::target_dir()?.join("debug").join("fence-lambda"))
+    let binary = workspace::target_dir()?.join("debug").join("fence-lambda");
+    if !binary.exists() {
+        workspace::run(Command::new(workspace::cargo()).args([
+            "build",
+            "--quiet",
+            "--package",
+            "fence-lambda",
+            "--bin",
+            "fence-lambda",
+        ]))?;
+    }
+    Ok(binary)
 }
 
 /// A running world with the fence function, described by `DIR/sitefence.toml`.
@@ -391,6 +395,7 @@ async fn push_error(scene: &Scene) -> anyhow::Result<()> {
             && message.contains("cargo xtask site sync --from site-a --to site-b"),
         "{message}"
     );
+    println!("---- site sync, link cut during the push:\n{message}");
     let v = scene.status_verdict("push ended in ERROR").await?;
     ensure!(is_fenced(&v, "site-b", false), "{v}");
     ensure!(
