@@ -770,8 +770,8 @@ pub fn parse_site_view(page: &str) -> BTreeMap<String, SiteView> {
             continue;
         };
         let view = match value.trim().parse::<f64>() {
-            Ok(v) if v == 1.0 => SiteView::InView,
-            Ok(v) if v == 0.0 => SiteView::NotInView,
+            Ok(1.0) => SiteView::InView,
+            Ok(0.0) => SiteView::NotInView,
             _ => SiteView::Unknown,
         };
         let merged = match (views.get(&site), view) {

@@ -133,9 +133,7 @@ impl Observed {
 
     /// The site that is not `name` (the deployment has exactly two).
     pub fn other(&self, name: &SiteName) -> Option<&SiteState> {
-        if self.site(name).is_none() {
-            return None;
-        }
+        self.site(name)?;
         self.sites.iter().find(|s| &s.name != name)
     }
 }

@@ -37,8 +37,8 @@ pub fn status(observed: &Observed) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<34} {:<10} {:<8} {:<44} {:>6}  {}",
-        "endpoint group", "region", "site", "endpoint", "weight", "health"
+        "  {:<34} {:<10} {:<8} {:<44} {:>6}  health",
+        "endpoint group", "region", "site", "endpoint", "weight"
     );
     if observed.topology.groups.is_empty() {
         let _ = writeln!(out, "  (no endpoint group)");
