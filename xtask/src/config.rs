@@ -17,6 +17,10 @@ pub struct Deployment {
     /// An AWS endpoint override for every service but Global Accelerator (sandbox, LocalStack).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
+    /// Caches with a cross-site backup, which `site sync` clears and pushes (Keycloak 26's four
+    /// when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caches: Option<Vec<String>>,
     pub accelerator: Accelerator,
     /// The two sites, by the name Infinispan knows them (`spec.service.sites.local.name`).
     pub sites: BTreeMap<String, Site>,
@@ -163,6 +167,7 @@ impl Deployment {
             name: "sitefence".to_string(),
             region: info.region.clone(),
             endpoint_url: Some(info.aws_endpoint_url.clone()),
+            caches: Some(info.infinispan.caches.clone()),
             accelerator: Accelerator {
                 dns_name: info.accelerator_dns.clone(),
                 region: default_accelerator_region(),

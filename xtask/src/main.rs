@@ -38,6 +38,12 @@ enum Command {
     Manifests(manifests::ManifestArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
+    /// After a fence or for maintenance: status, take-offline, sync, bring-online (HA guide).
+    #[command(subcommand)]
+    Site(site::SiteCommand),
+    /// Route 53 health checks: fail back after a failover.
+    #[command(subcommand)]
+    Route53(site::failback::Route53Command),
 }
 
 #[derive(Subcommand)]
@@ -59,5 +65,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test(args) => test_cmd::run(&args),
+        Command::Site(command) => site::run(command),
+        Command::Route53(command) => site::failback::run(command),
     }
 }

@@ -3,15 +3,18 @@
 //!
 //! Every page of `ListAccelerators`, every listener and every endpoint group is read (the seeds
 //! read only the first of each), the accelerator is matched on `DnsName` or `DualStackDnsName`,
-//! and endpoints are removed with `RemoveEndpoints` (no read-modify-write of the group), retried
-//! on `TransactionInProgressException` and throttling within a deadline.
+//! and endpoints are removed with `RemoveEndpoints` and added back with `AddEndpoints` (no
+//! read-modify-write of the group), retried on `TransactionInProgressException` and throttling
+//! within a deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use aws_config::SdkConfig;
 use aws_sdk_globalaccelerator::Client;
-use aws_sdk_globalaccelerator::types::{EndpointDescription, EndpointIdentifier, HealthState};
+use aws_sdk_globalaccelerator::types::{
+    EndpointConfiguration, EndpointDescription, EndpointIdentifier, HealthState,
+};
 use common::site::{AcceleratorDns, SiteName};
 use serde::Serialize;
 
@@ -20,6 +23,18 @@ use crate::retry::{self, AwsError, Backoff};
 
 /// `RemoveEndpoints` takes at most this many endpoints.
 pub const ENDPOINTS_PER_REMOVE: usize = 10;
+/// `AddEndpoints` takes at most this many endpoints.
+pub const ENDPOINTS_PER_ADD: usize = 10;
+
+/// An endpoint to add to a group (or re-weight, when it is already there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointToAdd {
+    pub id: String,
+    /// 0..=255; the HA guide gives each site 128.
+    pub weight: i32,
+    /// Off for NLBs in the HA guide (the NLB terminates nothing; the pods see the NLB's address).
+    pub client_ip_preservation: bool,
+}
 
 /// The health Global Accelerator reports for an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -158,6 +173,14 @@ impl GlobalAccelerator {
             tags: SiteTags::new(config),
             backoff: Backoff::default(),
         }
+    }
+
+    /// Reads the load balancers' tags with `config` instead of the accelerator's: for a tool
+    /// given one endpoint for Global Accelerator and another for the other services (an
+    /// emulator, or a proxy), where the per-service environment variables do not apply.
+    pub fn with_elbv2_config(mut self, config: &SdkConfig) -> GlobalAccelerator {
+        self.tags = SiteTags::new(config);
+        self
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> GlobalAccelerator {
@@ -305,6 +328,49 @@ impl GlobalAccelerator {
             }
         }
         Ok(removal)
+    }
+
+    /// Adds `endpoints` to the group with `AddEndpoints`, at most [`ENDPOINTS_PER_ADD`] per
+    /// call, each call retried within `deadline` (`TransactionInProgressException`, throttling).
+    /// An endpoint already in the group takes the given weight: adding is idempotent.
+    pub async fn add_endpoints(
+        &self,
+        group_arn: &str,
+        endpoints: &[EndpointToAdd],
+        deadline: Instant,
+    ) -> Result<(), AwsError> {
+        for chunk in endpoints.chunks(ENDPOINTS_PER_ADD) {
+            retry::retry(
+                "AddEndpoints",
+                &self.backoff,
+                deadline,
+                AwsError::retry,
+                || self.add_call(group_arn, chunk),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn add_call(&self, group_arn: &str, endpoints: &[EndpointToAdd]) -> Result<(), AwsError> {
+        let configurations = endpoints
+            .iter()
+            .map(|e| {
+                EndpointConfiguration::builder()
+                    .endpoint_id(&e.id)
+                    .weight(e.weight)
+                    .client_ip_preservation_enabled(e.client_ip_preservation)
+                    .build()
+            })
+            .collect();
+        self.client
+            .add_endpoints()
+            .endpoint_group_arn(group_arn)
+            .set_endpoint_configurations(Some(configurations))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| AwsError::from_sdk("AddEndpoints", e))
     }
 
     async fn remove_call(&self, group_arn: &str, ids: &[String]) -> Result<(), AwsError> {
@@ -605,6 +671,31 @@ mod tests {
                         None => error("EndpointGroupNotFoundException"),
                     }
                 }
+                "AddEndpoints" => {
+                    let configs = input["EndpointConfigurations"].as_array().unwrap().clone();
+                    state.calls.push((operation.to_owned(), configs.len()));
+                    if configs.is_empty() || configs.len() > 10 {
+                        return error("InvalidArgumentException");
+                    }
+                    if state.transaction_in_progress > 0 {
+                        state.transaction_in_progress -= 1;
+                        return error("TransactionInProgressException");
+                    }
+                    let arn = input["EndpointGroupArn"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let Some((_, endpoints)) = state.groups.get_mut(&arn) else {
+                        return error("EndpointGroupNotFoundException");
+                    };
+                    for config in configs {
+                        let id = config["EndpointId"].as_str().unwrap().to_owned();
+                        if !endpoints.iter().any(|(e, _)| *e == id) {
+                            endpoints.push((id, "INITIAL"));
+                        }
+                    }
+                    (200, json!({"EndpointGroupArn": arn}))
+                }
                 "RemoveEndpoints" => {
                     let ids: Vec<String> = input["EndpointIdentifiers"]
                         .as_array()
@@ -829,6 +920,34 @@ mod tests {
         );
         let group = ga.describe_group("group-80").await.unwrap();
         assert_eq!(group.endpoints.len(), 1, "only site-a is left");
+    }
+
+    #[tokio::test]
+    async fn add_endpoints_retries_transaction_in_progress_and_is_idempotent() {
+        let (ga, state) = accelerator(0).await;
+        state.lock().unwrap().transaction_in_progress = 2;
+        let site_b = EndpointToAdd {
+            id: fake::lb("site-b", 0),
+            weight: 128,
+            client_ip_preservation: false,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        ga.add_endpoints("group-443", std::slice::from_ref(&site_b), deadline)
+            .await
+            .unwrap();
+        ga.add_endpoints("group-443", std::slice::from_ref(&site_b), deadline)
+            .await
+            .unwrap();
+        assert_eq!(calls(&state, "AddEndpoints"), vec![1, 1, 1, 1]);
+        let ids: Vec<String> = ga
+            .describe_group("group-443")
+            .await
+            .unwrap()
+            .endpoints
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec![fake::lb("site-a", 0), fake::lb("site-b", 0)]);
     }
 
     #[tokio::test]

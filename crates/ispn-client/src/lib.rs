@@ -570,6 +570,31 @@ impl SiteClient {
         Ok(Health::parse(&text))
     }
 
+    // ---- metrics --------------------------------------------------------------------------
+
+    /// Whether each site is in this site's cross-site view, from `jgroups_site_view_status` on
+    /// the metrics page (`metrics_url`, default `{endpoint}/metrics`), the gauge the SiteOffline
+    /// alert reads.
+    pub async fn site_view(
+        &self,
+        metrics_url: Option<&str>,
+    ) -> Result<BTreeMap<String, SiteView>, IspnError> {
+        let operation = "metrics";
+        let url = match metrics_url {
+            Some(text) => Url::parse(text).map_err(|e| IspnError::InvalidEndpoint {
+                endpoint: text.to_owned(),
+                reason: e.to_string(),
+            })?,
+            None => self.url(&["metrics"], None),
+        };
+        let response = self.send(Method::GET, url, operation).await?;
+        let page = response
+            .text()
+            .await
+            .map_err(|e| self.unreachable(operation, &e))?;
+        Ok(parse_site_view(&page))
+    }
+
     // ---- plumbing -------------------------------------------------------------------------
 
     fn url(&self, segments: &[&str], action: Option<&str>) -> Url {
@@ -706,6 +731,59 @@ impl SiteClient {
     }
 }
 
+/// One site as a node's `jgroups_site_view_status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SiteView {
+    /// 1: the site is in the cross-site view.
+    InView,
+    /// 0: it is not (the link is down or the site is gone).
+    NotInView,
+    /// 2 (a node that is not site master) or any other value.
+    Unknown,
+}
+
+/// `jgroups_site_view_status` per `site` label, with or without the `vendor_` prefix (16.0.4
+/// dropped it by default). Over several nodes a site is out of view when any node says 0 (as
+/// the alert's `min by` reads it), in view when a node says 1 and none says 0.
+pub fn parse_site_view(page: &str) -> BTreeMap<String, SiteView> {
+    let mut views: BTreeMap<String, SiteView> = BTreeMap::new();
+    for line in page.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((name, labels)) = series.split_once('{') else {
+            continue;
+        };
+        if !(name == "jgroups_site_view_status" || name == "vendor_jgroups_site_view_status") {
+            continue;
+        }
+        let Some(site) = labels
+            .trim_end_matches('}')
+            .split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| key.trim() == "site")
+            .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+        else {
+            continue;
+        };
+        let view = match value.trim().parse::<f64>() {
+            Ok(1.0) => SiteView::InView,
+            Ok(0.0) => SiteView::NotInView,
+            _ => SiteView::Unknown,
+        };
+        let merged = match (views.get(&site), view) {
+            (Some(SiteView::NotInView), _) | (_, SiteView::NotInView) => SiteView::NotInView,
+            (Some(SiteView::InView), _) | (_, SiteView::InView) => SiteView::InView,
+            _ => SiteView::Unknown,
+        };
+        views.insert(site, merged);
+    }
+    views
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -747,6 +825,32 @@ mod tests {
                 password: Secret::new("pw"),
             },
         )
+    }
+
+    #[test]
+    fn site_view_from_a_metrics_page() {
+        let page = "# HELP vendor_jgroups_site_view_status x\n\
+# TYPE vendor_jgroups_site_view_status gauge\n\
+vendor_jgroups_site_view_status{site=\"site-a\"} 1\n\
+vendor_jgroups_site_view_status{cluster=\"ispn\",site=\"site-b\"} 0\n\
+vendor_jgroups_site_view_status{cluster=\"ispn\",site=\"site-b\"} 2.0\n\
+jgroups_site_view_status{site=\"site-c\"} 2\n\
+jgroups_site_view_status{site=\"site-c\"} 1\n\
+vendor_cache_manager_default_cluster_size 3\n";
+        let views = parse_site_view(page);
+        assert_eq!(views.get("site-a"), Some(&SiteView::InView));
+        assert_eq!(
+            views.get("site-b"),
+            Some(&SiteView::NotInView),
+            "any node at 0"
+        );
+        assert_eq!(
+            views.get("site-c"),
+            Some(&SiteView::InView),
+            "non-masters say 2"
+        );
+        assert_eq!(views.len(), 3);
+        assert!(parse_site_view("").is_empty());
     }
 
     #[test]

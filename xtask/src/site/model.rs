@@ -70,11 +70,6 @@ impl PushState {
         }
     }
 
-    /// A push that ended without completing: the receiving site's copy is incomplete.
-    pub fn failed(&self) -> bool {
-        matches!(self, PushState::Error | PushState::Canceled)
-    }
-
     /// No push running and none failed: what a site in sync reports.
     pub fn settled(&self) -> bool {
         matches!(self, PushState::Idle | PushState::Ok)
@@ -110,14 +105,6 @@ impl Replication {
     pub fn all_backups(&self, state: &BackupState) -> bool {
         self.backups.values().all(|s| s == state)
     }
-
-    pub fn caches_where(&self, keep: impl Fn(&PushState) -> bool) -> Vec<String> {
-        self.push
-            .iter()
-            .filter(|(_, s)| keep(s))
-            .map(|(c, _)| c.clone())
-            .collect()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,9 +133,7 @@ impl Observed {
 
     /// The site that is not `name` (the deployment has exactly two).
     pub fn other(&self, name: &SiteName) -> Option<&SiteState> {
-        if self.site(name).is_none() {
-            return None;
-        }
+        self.site(name)?;
         self.sites.iter().find(|s| &s.name != name)
     }
 }
@@ -170,9 +155,9 @@ pub fn traffic(topology: &Topology, site: &SiteName) -> Traffic {
         .groups
         .iter()
         .filter(|g| {
-            g.endpoints.iter().any(|e| {
-                e.site.as_ref() == Some(site) && e.weight.unwrap_or(SITE_WEIGHT) > 0
-            })
+            g.endpoints
+                .iter()
+                .any(|e| e.site.as_ref() == Some(site) && e.weight.unwrap_or(SITE_WEIGHT) > 0)
         })
         .count();
     match groups {

@@ -222,7 +222,11 @@ impl fmt::Display for Verdict {
                     f,
                     "fenced: {out} out; the sites are in sync, next: cargo xtask site bring-online {out}"
                 ),
-                Some(first) if problems.iter().any(|p| matches!(p, Problem::LinkDown { .. })) => {
+                Some(first)
+                    if problems
+                        .iter()
+                        .any(|p| matches!(p, Problem::LinkDown { .. })) =>
+                {
                     write!(
                         f,
                         "fenced: {out} out; not in sync ({first}), next: heal the link, then cargo xtask site sync --from {survivor} --to {out}"
@@ -418,42 +422,74 @@ pub(crate) mod tests {
         let table: Vec<(&str, World, &str)> = vec![
             (
                 "seeded_topology_is_healthy",
-                World { groups: both(), a: Some(online()), b: Some(online()) },
+                World {
+                    groups: both(),
+                    a: Some(online()),
+                    b: Some(online()),
+                },
                 "healthy",
             ),
             (
                 "pushed_ok_not_yet_cleared_is_still_healthy",
-                World { groups: both(), a: Some(pushed_ok.clone()), b: Some(online()) },
+                World {
+                    groups: both(),
+                    a: Some(pushed_ok.clone()),
+                    b: Some(online()),
+                },
                 "healthy",
             ),
             (
                 "missing_metrics_do_not_spoil_health",
-                World { groups: both(), a: Some(no_metrics), b: Some(online()) },
+                World {
+                    groups: both(),
+                    a: Some(no_metrics),
+                    b: Some(online()),
+                },
                 "healthy",
             ),
             (
                 "after_the_fence_site_b_is_out_and_not_in_sync",
-                World { groups: only_a(), a: Some(offline()), b: Some(online()) },
+                World {
+                    groups: only_a(),
+                    a: Some(offline()),
+                    b: Some(online()),
+                },
                 "fenced: site-b out",
             ),
             (
                 "site_b_down_while_fenced_is_still_fenced",
-                World { groups: only_a(), a: Some(offline()), b: None },
+                World {
+                    groups: only_a(),
+                    a: Some(offline()),
+                    b: None,
+                },
                 "fenced: site-b out",
             ),
             (
                 "after_sync_site_b_out_and_in_sync",
-                World { groups: only_a(), a: Some(pushed_ok), b: Some(online()) },
+                World {
+                    groups: only_a(),
+                    a: Some(pushed_ok),
+                    b: Some(online()),
+                },
                 "fenced: site-b out, in sync",
             ),
             (
                 "push_still_running_is_not_in_sync",
-                World { groups: only_a(), a: Some(sending.clone()), b: Some(online()) },
+                World {
+                    groups: only_a(),
+                    a: Some(sending.clone()),
+                    b: Some(online()),
+                },
                 "fenced: site-b out",
             ),
             (
                 "one_cache_push_error_is_not_in_sync",
-                World { groups: only_a(), a: Some(one_push_error.clone()), b: Some(online()) },
+                World {
+                    groups: only_a(),
+                    a: Some(one_push_error.clone()),
+                    b: Some(online()),
+                },
                 "fenced: site-b out",
             ),
             (
@@ -479,39 +515,66 @@ pub(crate) mod tests {
             ),
             (
                 "both_in_with_a_backup_offline_is_split",
-                World { groups: both(), a: Some(offline()), b: Some(online()) },
+                World {
+                    groups: both(),
+                    a: Some(offline()),
+                    b: Some(online()),
+                },
                 "split",
             ),
             (
                 "both_in_with_the_link_down_is_split",
-                World { groups: both(), a: Some(blind.clone()), b: Some(blind) },
+                World {
+                    groups: both(),
+                    a: Some(blind.clone()),
+                    b: Some(blind),
+                },
                 "split",
             ),
             (
                 "both_in_with_one_cache_mixed_is_split",
-                World { groups: both(), a: Some(mixed), b: Some(online()) },
+                World {
+                    groups: both(),
+                    a: Some(mixed),
+                    b: Some(online()),
+                },
                 "split",
             ),
             (
                 "both_in_while_pushing_is_inconsistent",
-                World { groups: both(), a: Some(sending), b: Some(online()) },
+                World {
+                    groups: both(),
+                    a: Some(sending),
+                    b: Some(online()),
+                },
                 "inconsistent",
             ),
             (
                 "both_in_after_a_failed_push_is_inconsistent",
-                World { groups: both(), a: Some(one_push_error), b: Some(online()) },
+                World {
+                    groups: both(),
+                    a: Some(one_push_error),
+                    b: Some(online()),
+                },
                 "inconsistent",
             ),
             (
                 "both_in_with_an_unreadable_site_is_inconsistent",
-                World { groups: both(), a: Some(online()), b: None },
+                World {
+                    groups: both(),
+                    a: Some(online()),
+                    b: None,
+                },
                 "inconsistent",
             ),
             (
                 "site_b_in_one_group_of_two_is_inconsistent",
                 World {
                     groups: vec![
-                        vec![("site-a", 128, Health::Healthy), ("site-b", 128, Health::Healthy)],
+                        vec![
+                            ("site-a", 128, Health::Healthy),
+                            ("site-b", 128, Health::Healthy),
+                        ],
                         vec![("site-a", 128, Health::Healthy)],
                     ],
                     a: Some(online()),
@@ -521,12 +584,20 @@ pub(crate) mod tests {
             ),
             (
                 "no_site_anywhere_is_inconsistent",
-                World { groups: vec![vec![]], a: Some(online()), b: Some(online()) },
+                World {
+                    groups: vec![vec![]],
+                    a: Some(online()),
+                    b: Some(online()),
+                },
                 "inconsistent",
             ),
             (
                 "accelerator_without_groups_is_inconsistent",
-                World { groups: vec![], a: Some(online()), b: Some(online()) },
+                World {
+                    groups: vec![],
+                    a: Some(online()),
+                    b: Some(online()),
+                },
                 "inconsistent",
             ),
         ];
@@ -538,7 +609,11 @@ pub(crate) mod tests {
 
     #[test]
     fn the_verdict_line_names_the_next_command() {
-        let fenced = World { groups: only_a(), a: Some(offline()), b: Some(online()) };
+        let fenced = World {
+            groups: only_a(),
+            a: Some(offline()),
+            b: Some(online()),
+        };
         let line = verdict(&fenced.observed()).to_string();
         assert!(
             line.starts_with("fenced: site-b out")
@@ -551,10 +626,16 @@ pub(crate) mod tests {
             b: Some(online()),
         };
         let line = verdict(&synced.observed()).to_string();
-        assert!(line.contains("cargo xtask site bring-online site-b"), "{line}");
+        assert!(
+            line.contains("cargo xtask site bring-online site-b"),
+            "{line}"
+        );
         let partitioned = World {
             groups: only_a(),
-            a: Some(Side { sees: Some(false), ..offline() }),
+            a: Some(Side {
+                sees: Some(false),
+                ..offline()
+            }),
             b: Some(online()),
         };
         let line = verdict(&partitioned.observed()).to_string();

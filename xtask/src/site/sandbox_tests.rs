@@ -1,0 +1,489 @@
+//! The recovery after a fence, against a sandbox each test starts and stops: the real fence
+//! function fences site-b, then `site status`, `site sync`, `site bring-online`,
+//! `site take-offline` and `route53 failback` run as an operator runs them, through the same
+//! `sitefence.toml` the sandbox writes.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use aws_topology::route53::{self, HealthCheckId, HealthChecks};
+use common::site::SiteName;
+use sandbox::world::{FunctionOptions, SandboxInfo, World, WorldOptions};
+use serde_json::{Value, json};
+
+use super::apply::Waiting;
+use super::failback::{self, FailbackArgs};
+use super::model::{BackupState, PushState};
+use super::observe::Ctx;
+use super::verdict::{Problem, Verdict, verdict};
+use super::{Change, Outcome, Target};
+use crate::config::Deployment;
+use crate::workspace;
+
+const YES: Change = Change {
+    yes: true,
+    dry_run: false,
+};
+const ASK: Change = Change {
+    yes: false,
+    dry_run: false,
+};
+const DRY_RUN: Change = Change {
+    yes: false,
+    dry_run: true,
+};
+
+fn site(name: &str) -> SiteName {
+    SiteName::parse(name).unwrap()
+}
+
+fn waiting() -> Waiting {
+    Waiting {
+        timeout: Duration::from_secs(60),
+        poll: Duration::from_millis(100),
+    }
+}
+
+/// The fence function's bootstrap. A workspace test run (`cargo xtask test`) has built it
+/// already; building it here with this crate's features alone would rebuild its dependencies.
+fn fence_binary() -> anyhow::Result<PathBuf> {
+    let binary = workspace::target_dir()?.join("debug").join("fence-lambda");
+    if !binary.exists() {
+        workspace::run(Command::new(workspace::cargo()).args([
+            "build",
+            "--quiet",
+            "--package",
+            "fence-lambda",
+            "--bin",
+            "fence-lambda",
+        ]))?;
+    }
+    Ok(binary)
+}
+
+/// A running world with the fence function, described by `DIR/sitefence.toml`.
+struct Scene {
+    world: World,
+    dir: PathBuf,
+    config: PathBuf,
+    ctx: Ctx,
+    http: reqwest::Client,
+}
+
+impl Scene {
+    async fn start(test: &str, push_delay: Duration) -> anyhow::Result<Scene> {
+        let dir = std::env::temp_dir().join(format!(
+            "sitefence-site-{test}-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let mut options = WorldOptions::new(&dir);
+        options.fence = Some(FunctionOptions::bootstrap(fence_binary()?));
+        options.push_delay = push_delay;
+        let world = World::start(options)
+            .await
+            .with_context(|| format!("starting the sandbox in {}", dir.display()))?;
+        let config = dir.join("sitefence.toml");
+        std::fs::write(&config, Deployment::from_sandbox(world.info()).to_toml()?)?;
+        let ctx = Ctx::load(&config, &crate::aws::AwsArgs::default()).await?;
+        Ok(Scene {
+            world,
+            dir,
+            config,
+            ctx,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    fn info(&self) -> &SandboxInfo {
+        self.world.info()
+    }
+
+    async fn stop(self) {
+        self.world.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    async fn control(&self, site: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+        let url = format!("{}/{path}", self.info().sites[site].control_url);
+        let response = self.http.post(&url).json(&body).send().await?;
+        ensure!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn partition(&self, partitioned: bool) -> anyhow::Result<()> {
+        self.control("site-a", "partition", json!({ "partitioned": partitioned }))
+            .await
+            .map(drop)
+    }
+
+    async fn ispn_state(&self, site: &str) -> anyhow::Result<Value> {
+        let url = format!("{}/state", self.info().sites[site].control_url);
+        Ok(self.http.get(&url).send().await?.json().await?)
+    }
+
+    async fn ispn_calls(&self, site: &str, operation: &str) -> anyhow::Result<u64> {
+        let url = format!("{}/calls", self.info().sites[site].control_url);
+        let calls: Value = self.http.get(&url).send().await?.json().await?;
+        Ok(calls["by_operation"][operation].as_u64().unwrap_or(0))
+    }
+
+    /// What the Global Accelerator emulator counted of `operation`.
+    async fn ga_calls(&self, operation: &str) -> anyhow::Result<u64> {
+        let url = format!(
+            "{}/_sandbox/calls",
+            self.info().globalaccelerator_endpoint_url
+        );
+        let calls: Value = self.http.get(&url).send().await?.json().await?;
+        Ok(calls["by_operation"][operation].as_u64().unwrap_or(0))
+    }
+
+    /// The sample alert, aimed at this sandbox's accelerator, posted to the fence function's
+    /// Function URL with the webhook credentials, as Alertmanager posts it.
+    async fn fence_site_b(&self) -> anyhow::Result<()> {
+        let path = workspace::root().join("events/fence/site-b-offline-reported-by-site-a.json");
+        let sample = std::fs::read_to_string(&path)?;
+        let alert: Value = serde_json::from_str(&sample)?;
+        let body = sample.replace(
+            alert["commonLabels"]["accelerator"]
+                .as_str()
+                .context("the sample has an accelerator label")?,
+            &self.info().accelerator_dns,
+        );
+        let url = self
+            .info()
+            .fence
+            .function_url
+            .clone()
+            .context("the sandbox runs the fence function")?;
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(&self.info().fence.user, Some(&self.info().fence.password))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        ensure!(status.is_success(), "the fence answered {status}: {text}");
+        Ok(())
+    }
+
+    /// Each group's (site, weight), from the accelerator.
+    async fn endpoints(&self) -> anyhow::Result<Vec<Vec<(String, i32)>>> {
+        let topology = self.ctx.observe().await?.topology;
+        Ok(topology
+            .groups
+            .iter()
+            .map(|g| {
+                g.endpoints
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.site.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            e.weight.unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    async fn status_verdict(&self, state: &str) -> anyhow::Result<Verdict> {
+        println!("---- site status: {state}");
+        let observed = super::status(&self.ctx).await?;
+        Ok(verdict(&observed))
+    }
+}
+
+fn is_fenced(v: &Verdict, out: &str, in_sync: bool) -> bool {
+    matches!(v, Verdict::Fenced { out: o, problems, .. } if o.as_str() == out && problems.is_empty() == in_sync)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_recovery_after_a_fence() -> anyhow::Result<()> {
+    let scene = Scene::start("recovery", Duration::from_millis(300)).await?;
+    let result = recovery(&scene).await;
+    scene.stop().await;
+    result
+}
+
+async fn recovery(scene: &Scene) -> anyhow::Result<()> {
+    let (a, b) = (site("site-a"), site("site-b"));
+    let v = scene.status_verdict("seeded").await?;
+    ensure!(v == Verdict::Healthy, "seeded: {v}");
+
+    scene.partition(true).await?;
+    let v = scene
+        .status_verdict("partitioned, before the fence")
+        .await?;
+    ensure!(matches!(v, Verdict::Split { .. }), "partitioned: {v}");
+
+    scene.fence_site_b().await?;
+    let v = scene.status_verdict("fenced, still partitioned").await?;
+    ensure!(is_fenced(&v, "site-b", false), "after the fence: {v}");
+    ensure!(
+        matches!(&v, Verdict::Fenced { problems, .. } if problems.iter().any(|p| matches!(p, Problem::LinkDown { .. }))),
+        "the verdict names the link: {v}"
+    );
+
+    // Sync while the link is still cut: refused before anything changes.
+    let endpoints_before = scene.endpoints().await?;
+    let (adds, removes) = (
+        scene.ga_calls("AddEndpoints").await?,
+        scene.ga_calls("RemoveEndpoints").await?,
+    );
+    let err = super::sync(&scene.ctx, &a, &b, YES, waiting())
+        .await
+        .err()
+        .context("sync while partitioned must fail")?;
+    let message = format!("{err:#}");
+    ensure!(
+        message.contains("the cross-site link is down") && message.contains("nothing was changed"),
+        "{message}"
+    );
+    ensure!(
+        scene.endpoints().await? == endpoints_before,
+        "the GA changed"
+    );
+    ensure!(
+        scene.ga_calls("AddEndpoints").await? == adds
+            && scene.ga_calls("RemoveEndpoints").await? == removes,
+        "sync called the Global Accelerator"
+    );
+    for (site, operation) in [
+        ("site-b", "take-offline"),
+        ("site-b", "cache-clear"),
+        ("site-a", "start-push-state"),
+    ] {
+        ensure!(
+            scene.ispn_calls(site, operation).await? == 0,
+            "{site} got {operation}"
+        );
+    }
+
+    scene.partition(false).await?;
+    let v = scene.status_verdict("fenced, link healed").await?;
+    ensure!(is_fenced(&v, "site-b", false), "healed: {v}");
+
+    // No terminal and no --yes: refused; --dry-run: shown only.
+    let err = super::sync(&scene.ctx, &a, &b, ASK, waiting())
+        .await
+        .err()
+        .context("sync without --yes and without a terminal must refuse")?;
+    ensure!(
+        format!("{err:#}").contains("standard input is not a terminal"),
+        "{err:#}"
+    );
+    let dry = super::sync(&scene.ctx, &a, &b, DRY_RUN, waiting()).await?;
+    ensure!(matches!(dry, Outcome::DryRun(_)), "{dry:?}");
+    ensure!(scene.ispn_calls("site-b", "cache-clear").await? == 0);
+
+    let synced = super::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
+    let Outcome::Applied(_, applied) = &synced else {
+        bail!("sync applied nothing: {synced:?}");
+    };
+    ensure!(
+        applied.pushed.len() == scene.ctx.caches.len()
+            && applied.pushed.values().all(|s| *s == PushState::Ok),
+        "every cache pushed OK: {:?}",
+        applied.pushed
+    );
+    let observed = scene.ctx.observe().await?;
+    for state in &observed.sites {
+        let replication = state
+            .replication
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        ensure!(
+            replication.all_backups(&BackupState::Online),
+            "{}: {:?}",
+            state.name,
+            replication.backups
+        );
+        ensure!(
+            replication.push.values().all(|s| *s == PushState::Idle),
+            "push status cleared: {:?}",
+            replication.push
+        );
+    }
+    ensure!(
+        scene.ispn_calls("site-b", "cache-clear").await? == scene.ctx.caches.len() as u64,
+        "site-b's caches were cleared once each"
+    );
+    let b_state = scene.ispn_state("site-b").await?;
+    for cache in &scene.ctx.caches {
+        ensure!(
+            b_state["caches"][cache]["count"] == json!(100),
+            "site-b's {cache} is site-a's copy: {}",
+            b_state["caches"][cache]
+        );
+    }
+
+    let again = super::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
+    ensure!(
+        again == Outcome::NothingToDo,
+        "sync is idempotent: {again:?}"
+    );
+    let v = scene.status_verdict("synced, site-b still out").await?;
+    ensure!(is_fenced(&v, "site-b", true), "synced: {v}");
+
+    let online = super::bring_online(&scene.ctx, &b, false, YES).await?;
+    ensure!(matches!(online, Outcome::Applied(..)), "{online:?}");
+    let endpoints = scene.endpoints().await?;
+    ensure!(
+        endpoints == vec![vec![("site-a".to_owned(), 128), ("site-b".to_owned(), 128)]],
+        "{endpoints:?}"
+    );
+    let v = scene.status_verdict("site-b back online").await?;
+    ensure!(v == Verdict::Healthy, "after bring-online: {v}");
+    let again = super::bring_online(&scene.ctx, &b, false, YES).await?;
+    ensure!(
+        again == Outcome::NothingToDo,
+        "bring-online is idempotent: {again:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_ends_in_error_is_reported_and_a_rerun_finishes() -> anyhow::Result<()> {
+    let scene = Scene::start("push-error", Duration::from_secs(2)).await?;
+    let result = push_error(&scene).await;
+    scene.stop().await;
+    result
+}
+
+async fn push_error(scene: &Scene) -> anyhow::Result<()> {
+    let (a, b) = (site("site-a"), site("site-b"));
+    scene.fence_site_b().await?;
+    let v = scene.status_verdict("fenced").await?;
+    ensure!(is_fenced(&v, "site-b", false), "{v}");
+
+    // Cut the link while the push runs: every cache ends in ERROR.
+    let cut = async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = scene.ispn_state("site-a").await?;
+            if state["caches"]["work"]["push_state"] == json!("SENDING") {
+                return scene.partition(true).await;
+            }
+            if Instant::now() > deadline {
+                bail!("the push never started: {state}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (synced, cut) = tokio::join!(super::sync(&scene.ctx, &a, &b, YES, waiting()), cut);
+    cut?;
+    let message = format!(
+        "{:#}",
+        synced
+            .err()
+            .context("a push cut by a partition must fail")?
+    );
+    ensure!(
+        message.contains("did not end OK for 4 of 4 caches")
+            && message.contains("work")
+            && message.contains("ERROR")
+            && message.contains("cargo xtask site sync --from site-a --to site-b"),
+        "{message}"
+    );
+    println!("---- site sync, link cut during the push:\n{message}");
+    let v = scene.status_verdict("push ended in ERROR").await?;
+    ensure!(is_fenced(&v, "site-b", false), "{v}");
+    ensure!(
+        scene.endpoints().await? == vec![vec![("site-a".to_owned(), 128)]],
+        "site-b stays out"
+    );
+    let refused = super::bring_online(&scene.ctx, &b, false, YES)
+        .await
+        .err()
+        .context("bring-online must refuse while not in sync")?;
+    ensure!(
+        format!("{refused:#}").contains("the sites are not in sync"),
+        "{refused:#}"
+    );
+
+    scene.partition(false).await?;
+    let rerun = super::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
+    ensure!(
+        matches!(&rerun, Outcome::Applied(_, applied) if applied.pushed.values().all(|s| *s == PushState::Ok)),
+        "{rerun:?}"
+    );
+    ensure!(matches!(
+        super::bring_online(&scene.ctx, &b, false, YES).await?,
+        Outcome::Applied(..)
+    ));
+
+    // Chapter 16 on the way back: ask, dry-run, apply, idempotent, never the last endpoint.
+    let asked = super::take_offline(&scene.ctx, &b, ASK).await;
+    ensure!(asked.is_err(), "take-offline without --yes must refuse");
+    let dry = super::take_offline(&scene.ctx, &b, DRY_RUN).await?;
+    ensure!(matches!(dry, Outcome::DryRun(_)), "{dry:?}");
+    ensure!(
+        scene.endpoints().await?[0].len() == 2,
+        "dry-run changed the GA"
+    );
+    ensure!(matches!(
+        super::take_offline(&scene.ctx, &b, YES).await?,
+        Outcome::Applied(..)
+    ));
+    ensure!(scene.endpoints().await? == vec![vec![("site-a".to_owned(), 128)]]);
+    ensure!(super::take_offline(&scene.ctx, &b, YES).await? == Outcome::NothingToDo);
+    let last = super::take_offline(&scene.ctx, &a, YES)
+        .await
+        .err()
+        .context("removing the last endpoint must be refused")?;
+    ensure!(format!("{last:#}").contains("would leave"), "{last:#}");
+    let v = scene
+        .status_verdict("site-b taken offline for maintenance")
+        .await?;
+    ensure!(is_fenced(&v, "site-b", true), "{v}");
+
+    route53_failback(scene).await
+}
+
+async fn route53_failback(scene: &Scene) -> anyhow::Result<()> {
+    let id: HealthCheckId = scene.info().route53.health_check_id.parse()?;
+    let config = crate::aws::load(
+        &crate::aws::AwsArgs::default(),
+        Some(scene.info().aws_endpoint_url.clone()),
+        sandbox::world::ROUTE53_REGION.to_owned(),
+    )
+    .await;
+    let client = aws_sdk_route53::Client::new(&config);
+    route53::pin(&client, &id, route53::FAILED_OVER_PATH).await?;
+    let args = |change| FailbackArgs {
+        health_check_id: id.to_string(),
+        force: false,
+        target: Target {
+            config: scene.config.clone(),
+            aws: crate::aws::AwsArgs::default(),
+        },
+        change,
+    };
+    ensure!(failback::failback(&args(ASK)).await.is_err(), "asks first");
+    ensure!(failback::failback(&args(DRY_RUN)).await?.is_none());
+    ensure!(client.read(&id).await?.resource_path.as_deref() == Some(route53::FAILED_OVER_PATH));
+    ensure!(failback::failback(&args(YES)).await?.is_some());
+    ensure!(client.read(&id).await?.resource_path.as_deref() == Some(route53::ORIGINAL_PATH));
+    ensure!(
+        failback::failback(&args(YES)).await?.is_none(),
+        "idempotent"
+    );
+    let mut other = args(YES);
+    other.health_check_id = "0000-not-ours".to_owned();
+    let refused = failback::failback(&other).await.err().context("not ours")?;
+    ensure!(
+        format!("{refused:#}").contains("is not one of route53.health_check_ids"),
+        "{refused:#}"
+    );
+    Ok(())
+}
