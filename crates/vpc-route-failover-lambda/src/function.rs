@@ -617,6 +617,7 @@ mod tests {
                 Outcome::RoutesMoved,
                 &failed_over,
             ),
+            ("primary-pending.json", Outcome::Ignored, &untouched),
             ("primary-running.json", Outcome::Ignored, &untouched),
             ("other-instance-stopped.json", Outcome::Ignored, &untouched),
         ];
