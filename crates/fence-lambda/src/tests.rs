@@ -321,6 +321,18 @@ async fn seed_defects_table() {
             outcome: untouched,
         },
         Case {
+            name: "seed_accepted_wrong_user_right_password",
+            setup: no_setup,
+            request: || {
+                with_auth(
+                    event("site-b-offline-reported-by-site-a"),
+                    &basic(&format!("admin:{PASSWORD}")),
+                )
+            },
+            status: 401,
+            outcome: untouched,
+        },
+        Case {
             name: "seed_answered_403_without_www_authenticate_on_missing_auth",
             setup: no_setup,
             request: || event("site-b-offline-reported-by-site-a"),
@@ -389,6 +401,28 @@ async fn seed_defects_table() {
             request: || {
                 set_labels(authorized("site-b-offline-reported-by-site-a"), |l| {
                     l.as_object_mut().unwrap().remove("reporter");
+                })
+            },
+            status: 400,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_crashed_on_missing_site_label",
+            setup: no_setup,
+            request: || {
+                set_labels(authorized("site-b-offline-reported-by-site-a"), |l| {
+                    l.as_object_mut().unwrap().remove("site");
+                })
+            },
+            status: 400,
+            outcome: untouched,
+        },
+        Case {
+            name: "seed_crashed_on_missing_accelerator_label",
+            setup: no_setup,
+            request: || {
+                set_labels(authorized("site-b-offline-reported-by-site-a"), |l| {
+                    l.as_object_mut().unwrap().remove("accelerator");
                 })
             },
             status: 400,

@@ -4,62 +4,66 @@
 
 mod support;
 
-use support::{FAILED_OVER_PATH, ORIGINAL_PATH, Sandbox, sample, with_sandbox};
-
-const UPDATE_HEALTH_CHECK: &str = "route53.UpdateHealthCheck";
+use sandbox::harness::Sandbox;
+use support::{
+    FAILED_OVER_PATH, FUNCTION, ORIGINAL_PATH, UPDATE_HEALTH_CHECK, health_check_id,
+    health_check_path, sample, with_sandbox,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_check_is_pinned_once_and_only_on_alarm() -> anyhow::Result<()> {
     with_sandbox("alarm", |sandbox: Sandbox| async move {
-        let id = sandbox.health_check_id().to_owned();
+        let id = health_check_id(&sandbox).to_owned();
         assert_eq!(
-            sandbox.health_check_path().await?.as_deref(),
+            health_check_path(&sandbox).await?.as_deref(),
             Some(ORIGINAL_PATH)
         );
 
         for name in ["sns-ok.json", "sns-insufficient-data.json"] {
-            let response = sandbox.invoke(&sample(name, &id)?).await?;
+            let response = sandbox.invoke(FUNCTION, &sample(name, &id)?).await?;
             assert_eq!(
                 response["records"][0]["reason"], "not_in_alarm",
                 "{name}: {response}"
             );
             assert_eq!(
-                sandbox.health_check_path().await?.as_deref(),
+                health_check_path(&sandbox).await?.as_deref(),
                 Some(ORIGINAL_PATH),
                 "{name} must never move the health check"
             );
         }
-        assert_eq!(sandbox.aws_calls(UPDATE_HEALTH_CHECK).await?, 0);
+        assert_eq!(sandbox.aws_calls().await?.operation(UPDATE_HEALTH_CHECK), 0);
 
         let alarm = sample("sns-alarm.json", &id)?;
-        let response = sandbox.invoke(&alarm).await?;
+        let response = sandbox.invoke(FUNCTION, &alarm).await?;
         assert_eq!(response["trigger"], "sns", "{response}");
         assert_eq!(response["records"][0]["action"], "pinned", "{response}");
         assert_eq!(response["records"][0]["health_check_id"], id.as_str());
         assert_eq!(response["records"][0]["from_path"], ORIGINAL_PATH);
         assert_eq!(
-            sandbox.health_check_path().await?.as_deref(),
+            health_check_path(&sandbox).await?.as_deref(),
             Some(FAILED_OVER_PATH)
         );
 
         // SNS delivers at least once, and the alarm may fire again: the health check stays put.
-        let again = sandbox.invoke(&alarm).await?;
+        let again = sandbox.invoke(FUNCTION, &alarm).await?;
         assert_eq!(
             again["records"][0]["action"], "already_failed_over",
             "{again}"
         );
         assert_eq!(
-            sandbox.health_check_path().await?.as_deref(),
+            health_check_path(&sandbox).await?.as_deref(),
             Some(FAILED_OVER_PATH)
         );
 
         // Recovery of the primary (OK) must not fail back on its own either.
-        sandbox.invoke(&sample("sns-ok.json", &id)?).await?;
+        sandbox
+            .invoke(FUNCTION, &sample("sns-ok.json", &id)?)
+            .await?;
         assert_eq!(
-            sandbox.health_check_path().await?.as_deref(),
+            health_check_path(&sandbox).await?.as_deref(),
             Some(FAILED_OVER_PATH)
         );
-        assert_eq!(sandbox.aws_calls(UPDATE_HEALTH_CHECK).await?, 1);
+        assert_eq!(sandbox.aws_calls().await?.operation(UPDATE_HEALTH_CHECK), 1);
         Ok(())
     })
     .await
@@ -68,15 +72,15 @@ async fn health_check_is_pinned_once_and_only_on_alarm() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_invoking_the_function_directly_pins_the_health_check() -> anyhow::Result<()> {
     with_sandbox("direct", |sandbox: Sandbox| async move {
-        let event = sample("cloudwatch-alarm-direct.json", sandbox.health_check_id())?;
-        let response = sandbox.invoke(&event).await?;
+        let event = sample("cloudwatch-alarm-direct.json", health_check_id(&sandbox))?;
+        let response = sandbox.invoke(FUNCTION, &event).await?;
         assert_eq!(response["trigger"], "cloudwatch_alarm", "{response}");
         assert_eq!(response["records"][0]["action"], "pinned", "{response}");
         assert_eq!(
-            sandbox.health_check_path().await?.as_deref(),
+            health_check_path(&sandbox).await?.as_deref(),
             Some(FAILED_OVER_PATH)
         );
-        assert_eq!(sandbox.aws_calls(UPDATE_HEALTH_CHECK).await?, 1);
+        assert_eq!(sandbox.aws_calls().await?.operation(UPDATE_HEALTH_CHECK), 1);
         Ok(())
     })
     .await
@@ -87,9 +91,9 @@ async fn unreadable_record_is_reported_and_the_alarm_beside_it_still_pins() -> a
     with_sandbox("batch", |sandbox: Sandbox| async move {
         let event = sample(
             "sns-batch-alarm-and-test-message.json",
-            sandbox.health_check_id(),
+            health_check_id(&sandbox),
         )?;
-        let response = sandbox.invoke(&event).await?;
+        let response = sandbox.invoke(FUNCTION, &event).await?;
         let records = response["records"].as_array().cloned().unwrap_or_default();
         assert_eq!(records.len(), 2, "{response}");
         assert_eq!(records[0]["action"], "pinned", "{response}");
@@ -100,7 +104,7 @@ async fn unreadable_record_is_reported_and_the_alarm_beside_it_still_pins() -> a
             "the bad record says what is wrong with it: {response}"
         );
         assert_eq!(
-            sandbox.health_check_path().await?.as_deref(),
+            health_check_path(&sandbox).await?.as_deref(),
             Some(FAILED_OVER_PATH)
         );
         Ok(())

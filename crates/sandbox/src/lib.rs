@@ -7,12 +7,16 @@
 //! * [`moto`] and [`aws_front`]: moto server for the rest of AWS, behind a counting front that
 //!   adds latency and faults on demand. [`venv`] installs Python tools into the project's virtualenv.
 //! * [`world`]: starts all of them, seeds the two-site topology and describes it (`sandbox.json`).
+//! * `harness` (feature `harness`): what the function crates' integration tests share — a world
+//!   started and always stopped around a scenario, and helpers to drive and read it.
 //!
 //! The emulators implement the wire protocols on their own: this crate shares no code or types
 //! with `common`, `aws-topology` or `ispn-client`.
 
 pub mod aws_front;
 pub mod ga;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod ispn;
 pub mod lambda_host;
 pub mod moto;

@@ -582,7 +582,7 @@ mod tests {
             .filter(|name| name.ends_with(".json"))
             .collect();
         names.sort();
-        assert_eq!(names.len(), 6, "{names:?}");
+        assert_eq!(names.len(), 7, "{names:?}");
         for name in names {
             parse_event(&sample(&name)).unwrap_or_else(|err| panic!("{name}: {err}"));
         }
@@ -617,6 +617,7 @@ mod tests {
                 Outcome::RoutesMoved,
                 &failed_over,
             ),
+            ("primary-pending.json", Outcome::Ignored, &untouched),
             ("primary-running.json", Outcome::Ignored, &untouched),
             ("other-instance-stopped.json", Outcome::Ignored, &untouched),
         ];

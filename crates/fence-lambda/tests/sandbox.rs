@@ -1,0 +1,265 @@
+//! The real bootstrap binary behind the sandbox's Function URL front, sent the Alertmanager
+//! notifications of `events/fence/`, against the Global Accelerator and Infinispan emulators:
+//! the outcomes an operator relies on, read back from the emulators. Every scenario ends by
+//! checking that no password reached `DIR/logs/`.
+
+mod support;
+
+use std::time::Duration;
+
+use sandbox::harness::Sandbox;
+use serde_json::json;
+use support::{
+    FUNCTION, FenceState, assert_site_b_fenced, endpoint, send, send_sample, with_fence,
+};
+
+const SITE_B_OFFLINE: &str = "site-b-offline-reported-by-site-a";
+const SITE_A_OFFLINE: &str = "site-a-offline-reported-by-site-b";
+const REMOVE_ENDPOINTS: &str = "RemoveEndpoints";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::Result<()> {
+    with_fence("fenced", 1, |sandbox: Sandbox| async move {
+        let answer = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let body = answer.json()?;
+        assert_eq!(body["alerts"][0]["survivor"], "site-a", "{body}");
+        assert_eq!(body["alerts"][0]["fenced"], "site-b", "{body}");
+        let fenced = assert_site_b_fenced(&sandbox).await?;
+        assert_eq!(sandbox.ga_calls().await?.operation(REMOVE_ENDPOINTS), 1);
+
+        // Alertmanager repeats a firing alert (repeat_interval) and retries: nothing moves.
+        let again = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert!((200..300).contains(&again.status), "{}", again.body);
+        assert_eq!(FenceState::read(&sandbox).await?, fenced);
+        assert_eq!(
+            sandbox.ga_calls().await?.operation(REMOVE_ENDPOINTS),
+            1,
+            "the repeated alert removed something: {}",
+            again.body
+        );
+
+        // Resolved never re-adds; another alert name is not ours.
+        for name in ["resolved", "other-alertname"] {
+            let answer = send_sample(&sandbox, name).await?;
+            assert_eq!(answer.status, 200, "{name}: {}", answer.body);
+            assert_eq!(answer.json()?["alerts"][0]["outcome"], "ignored", "{name}");
+            assert_eq!(FenceState::read(&sandbox).await?, fenced, "{name}");
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_the_front_base64_encodes_is_decoded_and_fenced() -> anyhow::Result<()> {
+    with_fence("base64", 1, |sandbox: Sandbox| async move {
+        // Without a Content-Type the Function URL hands the body over base64-encoded.
+        let body = support::notification(&sandbox, "site-b-offline-reported-by-site-a.base64")?;
+        let fence = &sandbox.info.fence;
+        let url = sandbox
+            .function(FUNCTION)?
+            .function_url
+            .clone()
+            .unwrap_or_default();
+        let response = sandbox
+            .http()
+            .post(url)
+            .basic_auth(&fence.user, Some(&fence.password))
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        assert_eq!(status, 200, "{text}");
+        assert_site_b_fenced(&sandbox).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_credentials_are_401_and_change_nothing() -> anyhow::Result<()> {
+    with_fence("auth", 1, |sandbox: Sandbox| async move {
+        let before = FenceState::read(&sandbox).await?;
+        let body = support::notification(&sandbox, SITE_B_OFFLINE)?;
+        let user = sandbox.info.fence.user.clone();
+        let password = sandbox.info.fence.password.clone();
+        let rows = [
+            ("right user, wrong password", Some((user.as_str(), "nope"))),
+            ("username only", Some((user.as_str(), ""))),
+            (
+                "wrong user, right password",
+                Some(("admin", password.as_str())),
+            ),
+            ("no credentials", None),
+        ];
+        for (name, credentials) in rows {
+            let answer = sandbox
+                .post_function_url(FUNCTION, &body, credentials)
+                .await?;
+            assert_eq!(answer.status, 401, "{name}: {}", answer.body);
+        }
+        let not_json = send(&sandbox, "this is not json").await?;
+        assert_eq!(not_json.status, 400, "{}", not_json.body);
+        assert_eq!(FenceState::read(&sandbox).await?, before);
+        assert_eq!(sandbox.ga_calls().await?.operation(REMOVE_ENDPOINTS), 0);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinispan_down_is_5xx_with_the_accelerator_fenced_and_the_retry_completes()
+-> anyhow::Result<()> {
+    with_fence("ispn-down", 1, |sandbox: Sandbox| async move {
+        sandbox
+            .ispn_control("site-a", "down", &json!({"down": true}))
+            .await?;
+        let answer = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert!(
+            (500..600).contains(&answer.status),
+            "Alertmanager must retry: {} {}",
+            answer.status,
+            answer.body
+        );
+        let state = sandbox.ga_group_endpoints().await?;
+        assert_eq!(
+            state,
+            vec![vec![endpoint(&sandbox, "site-a")]],
+            "Global Accelerator first"
+        );
+
+        sandbox
+            .ispn_control("site-a", "down", &json!({"down": false}))
+            .await?;
+        // The backups are still online: the failed call changed nothing in Infinispan.
+        assert!(
+            FenceState::read(&sandbox)
+                .await?
+                .all_backups("site-a", "online")
+        );
+        // Alertmanager's retry finishes the fence.
+        let retry = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert_eq!(retry.status, 200, "{}", retry.body);
+        assert_eq!(
+            retry.json()?["alerts"][0]["rule"],
+            "offline_site_already_removed"
+        );
+        assert_site_b_fenced(&sandbox).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_in_progress_twice_is_retried_and_fences() -> anyhow::Result<()> {
+    with_fence("transaction", 1, |sandbox: Sandbox| async move {
+        sandbox
+            .ga_control(
+                "fault",
+                &json!({"operation": REMOVE_ENDPOINTS, "error": "TransactionInProgressException", "count": 2}),
+            )
+            .await?;
+        let answer = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_site_b_fenced(&sandbox).await?;
+        assert_eq!(
+            sandbox.ga_calls().await?.operation(REMOVE_ENDPOINTS),
+            3,
+            "two conflicts, then the removal"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Rounds of the split-brain race; each starts from the seeded world.
+const SPLIT_BRAIN_ROUNDS: usize = 30;
+/// Each report waits up to this long before it is sent, so the two land in every order and
+/// overlap by every amount.
+const MAX_REPORT_DELAY_MS: u64 = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn split_brain_reports_at_the_same_moment_keep_one_site_always_the_same() -> anyhow::Result<()>
+{
+    with_fence("split-brain", 2, |sandbox: Sandbox| async move {
+        let site_a = endpoint(&sandbox, "site-a");
+        let by_a = support::notification(&sandbox, SITE_B_OFFLINE)?;
+        let by_b = support::notification(&sandbox, SITE_A_OFFLINE)?;
+        let mut survivors = std::collections::BTreeMap::<String, usize>::new();
+        for round in 0..SPLIT_BRAIN_ROUNDS {
+            sandbox.reset().await?;
+
+            // Watch the group while the two reports race: it must never be empty.
+            let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+            let watcher = {
+                let sandbox = sandbox.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    loop {
+                        seen.push(sandbox.ga_group_endpoints().await?);
+                        if stopped.try_recv().is_ok() {
+                            return anyhow::Ok(seen);
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                })
+            };
+            let report = |body: String| {
+                let sandbox = sandbox.clone();
+                let delay = Duration::from_millis(fastrand::u64(0..=MAX_REPORT_DELAY_MS));
+                async move {
+                    tokio::time::sleep(delay).await;
+                    send(&sandbox, &body).await
+                }
+            };
+            let (a, b) = tokio::join!(report(by_a.clone()), report(by_b.clone()));
+            let _ = stop.send(());
+            let seen = watcher.await??;
+            let (a, b) = (a?, b?);
+
+            for (reporter, answer) in [("site-a", &a), ("site-b", &b)] {
+                assert!(
+                    (200..300).contains(&answer.status),
+                    "round {round}, report by {reporter}: {} {}",
+                    answer.status,
+                    answer.body
+                );
+                if let Some(survivor) = answer.json()?["alerts"][0]["survivor"].as_str() {
+                    *survivors.entry(survivor.to_owned()).or_default() += 1;
+                }
+            }
+            assert!(
+                seen.iter().all(|groups| groups.iter().all(|g| !g.is_empty())),
+                "round {round}: a group was emptied: {seen:?}"
+            );
+            let state = FenceState::read(&sandbox).await?;
+            assert_eq!(
+                state.groups,
+                vec![vec![site_a.clone()]],
+                "round {round}: site-a survives, site-b is fenced"
+            );
+            assert!(
+                state.all_backups("site-a", "offline") && state.all_backups("site-b", "online"),
+                "round {round}: only the survivor's backup to the fenced site goes offline: {state:?}"
+            );
+        }
+        assert_eq!(
+            survivors.keys().collect::<Vec<_>>(),
+            vec!["site-a"],
+            "{survivors:?}"
+        );
+        let stats = sandbox.host_stats(FUNCTION).await?;
+        let per_instance: Vec<&serde_json::Value> = stats["instances"]
+            .as_array()
+            .map(|instances| instances.iter().map(|i| &i["invocations"]).collect())
+            .unwrap_or_default();
+        println!(
+            "split brain: {SPLIT_BRAIN_ROUNDS} rounds, survivors {survivors:?}, invocations per instance {per_instance:?}"
+        );
+        assert_eq!(stats["throttles"], 0, "{stats}");
+        Ok(())
+    })
+    .await
+}
