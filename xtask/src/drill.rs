@@ -139,7 +139,15 @@ async fn drill(args: &DrillArgs, dir: &Path) -> anyhow::Result<Vec<judge::Row>> 
         let sandbox = observe::Sandbox::connect(info, dir).await?;
         let mut rows = Vec::new();
         for scenario in args.scenarios() {
-            rows.push(scenario::run(&sandbox, scenario, args.profile, dir).await?);
+            // A scenario that cannot run is a failed row; the others still run.
+            let row = match scenario::run(&sandbox, scenario, args.profile, dir).await {
+                Ok(row) => row,
+                Err(error) => {
+                    println!("  ERROR: {error:#}");
+                    judge::Row::failed(scenario.name(), &format!("{error:#}"))
+                }
+            };
+            rows.push(row);
         }
         anyhow::Ok(rows)
     };

@@ -337,6 +337,19 @@ impl Row {
     }
 }
 
+impl Row {
+    /// A scenario the drill could not run to the end.
+    pub fn failed(scenario: &str, error: &str) -> Row {
+        Row {
+            scenario: scenario.to_string(),
+            expected: "(the scenario did not run to the end)".to_string(),
+            observed: format!("drill error: {error}"),
+            passed: false,
+            time_to_fence_s: None,
+        }
+    }
+}
+
 /// The final table: one block per scenario (the outcomes are sentences, too long for columns).
 pub fn render_table(profile: &str, rows: &[Row]) -> String {
     let mut out = String::new();

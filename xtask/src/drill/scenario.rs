@@ -178,7 +178,11 @@ async fn fence(
     let mut log = sandbox.fence_log();
     let mut last_accelerator = sandbox.sites_in_accelerator().await?;
     let mut last_backups = sandbox.backups().await;
-    let mut observation = FenceObservation::default();
+    let mut observation = FenceObservation {
+        in_accelerator: last_accelerator.clone(),
+        ..FenceObservation::default()
+    };
+    merge_backups(&mut observation.backups, &last_backups);
     let mut timeline = Timeline::default();
 
     // The fault.
