@@ -36,6 +36,8 @@ enum Command {
     Sandbox(SandboxCommand),
     /// Alerting manifests per site: Kubernetes (Prometheus operator) and plain Prometheus/Alertmanager.
     Manifests(manifests::ManifestArgs),
+    /// Rehearse the failures end to end: sandbox, real Prometheus and Alertmanager, faults, timeline.
+    Drill(drill::DrillArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
     /// After a fence or for maintenance: status, take-offline, sync, bring-online (HA guide).
@@ -64,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Drill(args) => drill::run(&args),
         Command::Test(args) => test_cmd::run(&args),
         Command::Site(command) => site::run(command),
         Command::Route53(command) => site::failback::run(command),

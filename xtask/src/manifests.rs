@@ -243,6 +243,85 @@ pub fn render(inputs: &Inputs) -> anyhow::Result<Vec<File>> {
     Ok(files)
 }
 
+/// Where one site's Prometheus sends its alerts and finds its rules.
+pub struct PrometheusSetup<'a> {
+    /// `host:port` of the site's own Alertmanager.
+    pub alertmanager: &'a str,
+    /// The site's rules file (as `render` writes it), relative to the configuration file.
+    pub rules_file: &'a str,
+}
+
+/// A plain `prometheus.yml` for `site`'s Prometheus (clusters without the Prometheus operator,
+/// and the drill): the profile's timings, the site's rules, its own Alertmanager, and a scrape of
+/// the site's own Infinispan `/metrics` over HTTPS, trusting the deployment's CA bundle and
+/// labelled with the site's namespace as a ServiceMonitor would label it (the rule matches on it).
+pub fn prometheus_config(
+    deployment: &Deployment,
+    site: &str,
+    profile: Profile,
+    setup: &PrometheusSetup,
+) -> anyhow::Result<String> {
+    let config = deployment
+        .sites
+        .get(site)
+        .with_context(|| format!("`{site}` is not a site of the deployment"))?;
+    let metrics = config
+        .metrics_url
+        .clone()
+        .unwrap_or_else(|| format!("{}/metrics", config.infinispan_url.trim_end_matches('/')));
+    let metrics = if metrics.contains("://") {
+        metrics
+    } else {
+        format!("https://{metrics}")
+    };
+    let url = reqwest::Url::parse(&metrics)
+        .with_context(|| format!("`{metrics}` is not a metrics URL"))?;
+    let host = url
+        .host_str()
+        .with_context(|| format!("`{metrics}` has no host"))?;
+    let port = url
+        .port_or_known_default()
+        .with_context(|| format!("`{metrics}` has no port"))?;
+    let timings = profile.timings();
+
+    let mut out = String::new();
+    writeln!(
+        out,
+        "# Prometheus configuration for {site} (clusters without the Prometheus operator)."
+    )?;
+    writeln!(
+        out,
+        "global:\n  scrape_interval: {}\n  evaluation_interval: {}",
+        timings.scrape_interval, timings.evaluation_interval
+    )?;
+    writeln!(out, "rule_files:\n  - {}", q(setup.rules_file))?;
+    writeln!(
+        out,
+        "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{}]",
+        q(setup.alertmanager)
+    )?;
+    writeln!(
+        out,
+        "scrape_configs:\n  - job_name: \"infinispan\"\n    scheme: {}\n    metrics_path: {}",
+        q(url.scheme()),
+        q(url.path())
+    )?;
+    if let Some(ca) = &deployment.fence.ca_bundle {
+        writeln!(
+            out,
+            "    tls_config:\n      ca_file: {}",
+            q(&ca.display().to_string())
+        )?;
+    }
+    writeln!(
+        out,
+        "    static_configs:\n      - targets: [{}]\n        labels:\n          namespace: {}",
+        q(&format!("{host}:{port}")),
+        q(&config.namespace)
+    )?;
+    Ok(out)
+}
+
 fn write_rule(
     out: &mut String,
     indent: &str,
@@ -400,6 +479,72 @@ mod tests {
                 .filter(|f| f.secret)
                 .all(|f| f.path.ends_with("webhook-password") || f.path.starts_with("kubernetes"))
         );
+    }
+
+    #[test]
+    fn prometheus_scrapes_its_own_site_over_https_with_the_ca() {
+        let mut deployment = example();
+        let site = deployment.sites.keys().next().cloned().unwrap_or_default();
+        if let Some(config) = deployment.sites.get_mut(&site) {
+            config.metrics_url = Some("https://127.0.0.1:8443/metrics".to_string());
+        }
+        deployment.fence.ca_bundle = Some(PathBuf::from("ca dir/ca.pem"));
+        let config = prometheus_config(
+            &deployment,
+            &site,
+            Profile::Fast,
+            &PrometheusSetup {
+                alertmanager: "127.0.0.1:9093",
+                rules_file: "site-a.rules.yml",
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(config.contains("scrape_interval: 1s"), "{config}");
+        assert!(
+            config.contains(r#"targets: ["127.0.0.1:8443"]"#),
+            "{config}"
+        );
+        assert!(config.contains(r#"scheme: "https""#), "{config}");
+        assert!(config.contains(r#"ca_file: "ca dir/ca.pem""#), "{config}");
+        assert!(config.contains(r#"namespace: "keycloak""#), "{config}");
+        assert!(
+            config.contains(r#"targets: ["127.0.0.1:9093"]"#),
+            "{config}"
+        );
+        assert!(
+            prometheus_config(
+                &deployment,
+                "site-x",
+                Profile::Fast,
+                &PrometheusSetup {
+                    alertmanager: "127.0.0.1:9093",
+                    rules_file: "x",
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn prometheus_defaults_to_the_infinispan_url_metrics_path() {
+        let deployment = example();
+        let site = deployment.sites.keys().next().cloned().unwrap_or_default();
+        let config = prometheus_config(
+            &deployment,
+            &site,
+            Profile::Seed,
+            &PrometheusSetup {
+                alertmanager: "127.0.0.1:9093",
+                rules_file: "r.yml",
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(config.contains(r#"metrics_path: "/metrics""#), "{config}");
+        assert!(
+            config.contains(":443\"]"),
+            "a bare host is scraped on 443: {config}"
+        );
+        assert!(config.contains("scrape_interval: 30s"), "{config}");
     }
 
     #[test]

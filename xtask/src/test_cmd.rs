@@ -52,6 +52,10 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
             name: "unit and integration tests",
             run: Box::new(run_tests),
         },
+        Stage {
+            name: "drill (fast profile)",
+            run: Box::new(|| crate::drill::run(&crate::drill::DrillArgs::fast_all())),
+        },
     ];
 
     let started = Instant::now();
