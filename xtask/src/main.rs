@@ -38,6 +38,8 @@ enum Command {
     Manifests(manifests::ManifestArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
+    /// Interleavings, bad input, fault survival, fuzzing and the secrets check, with figures.
+    Reliability(reliability::ReliabilityArgs),
 }
 
 #[derive(Subcommand)]
@@ -59,5 +61,6 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test(args) => test_cmd::run(&args),
+        Command::Reliability(args) => reliability::run(&args),
     }
 }

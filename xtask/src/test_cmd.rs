@@ -10,6 +10,9 @@ pub struct TestArgs {
     /// Stop at the first failing stage.
     #[arg(long)]
     pub fail_fast: bool,
+    /// The long reliability run: 10,000 interleaving rounds and minutes of fuzzing per target.
+    #[arg(long)]
+    pub reliability: bool,
 }
 
 struct Stage {
@@ -51,6 +54,15 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
         Stage {
             name: "unit and integration tests",
             run: Box::new(run_tests),
+        },
+        Stage {
+            name: "reliability",
+            run: Box::new({
+                let long = args.reliability;
+                move || {
+                    crate::reliability::run(&crate::reliability::ReliabilityArgs::for_test(long))
+                }
+            }),
         },
     ];
 
