@@ -200,7 +200,9 @@ fn catalogue(lab: &Lab) -> Vec<Case> {
             "missing status",
             {
                 let mut body = valid.clone();
-                body.as_object_mut().map(|o| o.remove("status"));
+                if let Some(fields) = body.as_object_mut() {
+                    fields.remove("status");
+                }
                 json_body(&body)
             },
             400,
