@@ -134,7 +134,7 @@ fn catalogue(lab: &Lab) -> Vec<Case> {
         case("whitespace body", b"  \n ".to_vec(), 400),
         case(
             "truncated JSON",
-            valid.to_string()[..120].as_bytes().to_vec(),
+            valid.to_string().as_bytes()[..120].to_vec(),
             400,
         ),
         case("JSON array instead of an object", b"[1,2,3]".to_vec(), 400),

@@ -16,7 +16,9 @@ use crate::workspace;
 
 /// Each target, and where its seeds come from (files under the workspace root whose name
 /// passes the filter).
-const TARGETS: [(&str, &str, fn(&str) -> bool); 7] = [
+type SeedFilter = fn(&str) -> bool;
+
+const TARGETS: [(&str, &str, SeedFilter); 7] = [
     ("alertmanager_webhook", "events/fence", |name| {
         !name.contains("function-url") && name.ends_with(".json")
     }),

@@ -484,7 +484,12 @@ mod tests {
 
     #[test]
     fn the_rule_the_suite_holds_the_fence_to() {
-        let table: &[(Condition, &[&'static str], Option<(&str, &str)>)] = &[
+        type Row = (
+            Condition,
+            &'static [&'static str],
+            Option<(&'static str, &'static str)>,
+        );
+        let table: &[Row] = &[
             (Condition::Healthy, &[A, B], Some((A, B))),
             (Condition::Healthy, &[B], Some((A, B))),
             (Condition::Down(A), &[A, B], Some((B, A))),
