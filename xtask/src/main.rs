@@ -46,6 +46,8 @@ enum Command {
     /// Route 53 health checks: fail back after a failover.
     #[command(subcommand)]
     Route53(site::failback::Route53Command),
+    /// Interleavings, bad input, fault survival, fuzzing and the secrets check, with figures.
+    Reliability(reliability::ReliabilityArgs),
 }
 
 #[derive(Subcommand)]
@@ -70,5 +72,6 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => test_cmd::run(&args),
         Command::Site(command) => site::run(command),
         Command::Route53(command) => site::failback::run(command),
+        Command::Reliability(args) => reliability::run(&args),
     }
 }

@@ -10,6 +10,9 @@ pub struct TestArgs {
     /// Stop at the first failing stage.
     #[arg(long)]
     pub fail_fast: bool,
+    /// The long reliability run: 10,000 interleaving rounds and minutes of fuzzing per target.
+    #[arg(long)]
+    pub reliability: bool,
 }
 
 struct Stage {
@@ -55,6 +58,15 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
         Stage {
             name: "drill (fast profile)",
             run: Box::new(|| crate::drill::run(&crate::drill::DrillArgs::fast_all())),
+        },
+        Stage {
+            name: "reliability",
+            run: Box::new({
+                let long = args.reliability;
+                move || {
+                    crate::reliability::run(&crate::reliability::ReliabilityArgs::for_test(long))
+                }
+            }),
         },
     ];
 

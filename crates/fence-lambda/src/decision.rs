@@ -46,13 +46,16 @@ pub enum SurvivorRule {
     /// The offline site has no endpoint left in the accelerator (fenced earlier): finish the
     /// fence (resumable).
     OfflineSiteAlreadyRemoved,
-    /// Both healthy and the reporter is the preferred site.
+    /// Both healthy, the reporter is the preferred site and its Infinispan answers.
     ReporterPreferred,
     /// Both healthy, the offline site is preferred and its Infinispan answers: the reporter is
     /// the one cut off.
     PreferredSiteAlive,
-    /// Both healthy, the offline site is preferred but its Infinispan does not answer.
+    /// Both healthy, but the preferred site's Infinispan does not answer: the other survives.
     PreferredSiteUnreachable,
+    /// The reporter has no endpoint left in the accelerator (fenced earlier): finish that
+    /// fence, the other site's backup to it goes offline (resumable).
+    ReporterAlreadyRemoved,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -136,30 +139,52 @@ pub fn plan(
     if reporter == offline {
         return Plan::Reject(format!("site `{reporter}` reports itself offline"));
     }
-    match site_health(topology, reporter) {
-        SiteHealth::Absent => {
+    let (survivor, rule) = match (
+        site_health(topology, reporter),
+        site_health(topology, offline),
+    ) {
+        (SiteHealth::Absent, SiteHealth::Absent) => {
             return Plan::Skip(format!(
-                "reporter `{reporter}` has no endpoint in the accelerator: it was fenced"
+                "neither `{reporter}` nor `{offline}` has an endpoint in the accelerator"
             ));
         }
-        SiteHealth::Unhealthy => {
+        // The reporter was fenced earlier, possibly by this very report whose Infinispan step
+        // failed (Alertmanager resends it): finish that fence, the survivor's backup to the
+        // reporter must go offline. Skipping here left it online for good.
+        (SiteHealth::Absent, _) => (offline, SurvivorRule::ReporterAlreadyRemoved),
+        (SiteHealth::Unhealthy, _) => {
             return Plan::Skip(format!(
                 "reporter `{reporter}` is UNHEALTHY in the accelerator; the other site's report decides"
             ));
         }
-        SiteHealth::Healthy => {}
-    }
-    let (survivor, rule) = match site_health(topology, offline) {
-        SiteHealth::Absent => (reporter, SurvivorRule::OfflineSiteAlreadyRemoved),
-        SiteHealth::Unhealthy => (reporter, SurvivorRule::OfflineSiteUnhealthy),
-        SiteHealth::Healthy if policy.stronger(reporter, offline) == reporter => {
-            (reporter, SurvivorRule::ReporterPreferred)
+        (SiteHealth::Healthy, SiteHealth::Absent) => {
+            (reporter, SurvivorRule::OfflineSiteAlreadyRemoved)
         }
-        SiteHealth::Healthy => match probe {
-            None => return Plan::Probe(offline.clone()),
-            Some(Liveness::Alive) => (offline, SurvivorRule::PreferredSiteAlive),
-            Some(Liveness::Unreachable) => (reporter, SurvivorRule::PreferredSiteUnreachable),
-        },
+        (SiteHealth::Healthy, SiteHealth::Unhealthy) => {
+            (reporter, SurvivorRule::OfflineSiteUnhealthy)
+        }
+        // Both healthy: the preferred site wins if its Infinispan answers, whichever site
+        // reports. Both reports of one split-brain must decide on the same fact: trusting the
+        // preferred reporter without a probe while the other report probes it made the two
+        // disagree when the preferred site's Infinispan was down (the sandbox's interleaving
+        // suite emptied the endpoint group that way), and left a survivor whose backup could
+        // never be taken offline.
+        (SiteHealth::Healthy, SiteHealth::Healthy) => {
+            let preferred = policy.stronger(reporter, offline);
+            let other = if preferred == reporter {
+                offline
+            } else {
+                reporter
+            };
+            match probe {
+                None => return Plan::Probe(preferred.clone()),
+                Some(Liveness::Alive) if preferred == reporter => {
+                    (reporter, SurvivorRule::ReporterPreferred)
+                }
+                Some(Liveness::Alive) => (preferred, SurvivorRule::PreferredSiteAlive),
+                Some(Liveness::Unreachable) => (other, SurvivorRule::PreferredSiteUnreachable),
+            }
+        }
     };
     let loser = if survivor == reporter {
         offline
@@ -402,25 +427,50 @@ mod tests {
     }
 
     #[test]
-    fn reporter_already_fenced_skips() {
+    fn reporter_fenced_by_its_own_report_still_gets_the_backup_offline() {
+        // site-b reported site-a, lost (site-a answered the probe), its endpoints were removed,
+        // then taking site-a's backup offline failed: Alertmanager resends site-b's report.
         let t = topology(vec![group("g1", &[("lb-a", "site-a", H)])]);
+        let f = fence(plan(&t, &alert("site-b", "site-a"), &policy(), None));
+        assert_eq!((f.survivor, f.loser), (site("site-a"), site("site-b")));
+        assert_eq!(f.rule, SurvivorRule::ReporterAlreadyRemoved);
+        assert!(f.removals.is_empty() && f.kept.is_empty());
+    }
+
+    #[test]
+    fn both_sites_gone_from_the_accelerator_skips() {
+        let t = topology(vec![group("g1", &[("i-1", "", H)])]);
         let p = plan(&t, &alert("site-b", "site-a"), &policy(), None);
         assert!(
-            matches!(p, Plan::Skip(ref why) if why.contains("fenced")),
+            matches!(p, Plan::Skip(ref why) if why.contains("neither")),
             "{p:?}"
         );
     }
 
     #[test]
-    fn preferred_reporter_wins_a_split_brain_without_probe() {
-        let f = fence(plan(
-            &two_sites(H, H),
-            &alert("site-a", "site-b"),
-            &policy(),
-            None,
-        ));
+    fn preferred_reporter_wins_a_split_brain_when_its_infinispan_answers() {
+        let t = two_sites(H, H);
+        let a = alert("site-a", "site-b");
+        assert_eq!(plan(&t, &a, &policy(), None), Plan::Probe(site("site-a")));
+        let f = fence(plan(&t, &a, &policy(), Some(Liveness::Alive)));
         assert_eq!(f.survivor, site("site-a"));
         assert_eq!(f.rule, SurvivorRule::ReporterPreferred);
+    }
+
+    #[test]
+    fn preferred_site_down_both_reports_pick_the_other_site() {
+        // site-a (preferred) has its Infinispan down and both sites report each other: before,
+        // site-a's report fenced site-b unprobed while site-b's fenced site-a, and run at once
+        // they emptied the endpoint group.
+        let t = two_sites(H, H);
+        for a in [alert("site-a", "site-b"), alert("site-b", "site-a")] {
+            let f = fence(plan(&t, &a, &policy(), Some(Liveness::Unreachable)));
+            assert_eq!(
+                (f.survivor.as_str(), f.loser.as_str()),
+                ("site-b", "site-a")
+            );
+            assert_eq!(f.rule, SurvivorRule::PreferredSiteUnreachable);
+        }
     }
 
     #[test]

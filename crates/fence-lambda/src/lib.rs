@@ -9,15 +9,17 @@
 //! 1. R and O must be different sites known to the function (the keys of
 //!    `INFINISPAN_SITE_ENDPOINTS`); otherwise the alert is rejected (4xx).
 //! 2. Health first. A site is unhealthy when all its endpoints in the accelerator are
-//!    `UNHEALTHY`. R unhealthy → nothing to do (the other site's report handles it), 2xx; R with
-//!    no endpoint left → it was fenced already, 2xx. O unhealthy, or O with no endpoint left
-//!    (fenced earlier: the fence is finished, it is resumable), and R healthy → R survives.
+//!    `UNHEALTHY`. R unhealthy → nothing to do (the other site's report handles it), 2xx. R with
+//!    no endpoint left → it was fenced already, possibly by this very report whose Infinispan
+//!    step failed: finish that fence (O's backup to R goes offline). O unhealthy, or O with no
+//!    endpoint left (fenced earlier: the fence is finished, it is resumable), and R healthy → R
+//!    survives.
 //! 3. Both healthy: a true split-brain, or a site failure the accelerator has not seen yet. The
-//!    preferred site P wins (`PREFERRED_SITE`, default the alphabetically first site). If P is R,
-//!    R survives. If P is O, O's Infinispan is probed directly (short timeout): if it answers, O
-//!    survives and the reporter is fenced; if not, R survives. Both reports of one split-brain
-//!    therefore pick the same survivor, whatever their order and concurrency, and only the rare
-//!    path pays for the probe.
+//!    preferred site P wins (`PREFERRED_SITE`, default the alphabetically first site) if its
+//!    Infinispan answers a short, direct probe; if not, the other site survives. Both reports of
+//!    one split-brain decide on the same fact whichever site sends them, so they pick the same
+//!    survivor whatever their order and concurrency (a survivor whose Infinispan cannot be
+//!    reached could not have its backup taken offline anyway).
 //! 4. The loser's endpoints are removed from every endpoint group of the accelerator that keeps
 //!    at least one endpoint of another site (a group that would be emptied is left alone and
 //!    reported), then the survivor's Infinispan backup to the loser is taken offline for every

@@ -284,22 +284,74 @@ impl CacheResults {
     pub fn caches(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
+}
 
-    fn from_json(value: serde_json::Value) -> Result<CacheResults, String> {
-        let serde_json::Value::Object(map) = value else {
+/// The readers of Infinispan's answers, apart from the HTTP calls, so that tests and the fuzz
+/// targets feed them any body: none panics, each says what it could not read.
+pub mod response {
+    use std::collections::BTreeMap;
+
+    use serde_json::Value;
+
+    use super::{BackupStatus, CacheResults, Health, MAX_ERROR_BODY, truncate};
+
+    /// A response body as JSON; an empty body (or 204) is an empty object.
+    pub fn json_body(no_content: bool, text: &str) -> Result<Value, String> {
+        if no_content || text.trim().is_empty() {
+            return Ok(Value::Object(Default::default()));
+        }
+        serde_json::from_str(text)
+            .map_err(|_| format!("not JSON: {}", truncate(text, MAX_ERROR_BODY)))
+    }
+
+    /// A container-level action's answer: cache → `ok` or that cache's error text.
+    pub fn cache_results(value: Value) -> Result<CacheResults, String> {
+        let Value::Object(map) = value else {
             return Err("not a JSON object of cache results".to_owned());
         };
         Ok(CacheResults(
             map.into_iter()
                 .map(|(cache, outcome)| {
                     let outcome = match outcome {
-                        serde_json::Value::String(s) => s,
+                        Value::String(s) => s,
                         other => other.to_string(),
                     };
                     (cache, outcome)
                 })
                 .collect(),
         ))
+    }
+
+    /// `GET /rest/v2/container/x-site/backups`: remote site → status over all caches.
+    pub fn backup_statuses(value: Value) -> Result<BTreeMap<String, BackupStatus>, String> {
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
+    /// `GET /rest/v2/caches/{cache}/x-site/backups/`: remote site → status.
+    pub fn cache_backup_statuses(value: Value) -> Result<BTreeMap<String, String>, String> {
+        let Value::Object(map) = value else {
+            return Err("not a JSON object".to_owned());
+        };
+        Ok(map
+            .into_iter()
+            .map(|(site, value)| {
+                let status = match &value {
+                    Value::String(s) => s.clone(),
+                    Value::Object(o) => o
+                        .get("status")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or("unknown")
+                        .to_owned(),
+                    other => other.to_string(),
+                };
+                (site, status)
+            })
+            .collect())
+    }
+
+    /// The health status body.
+    pub fn health(text: &str) -> Health {
+        Health::parse(text)
     }
 }
 
@@ -414,7 +466,7 @@ impl SiteClient {
             .await?;
         let json = self.json(response, operation).await?;
         let result =
-            CacheResults::from_json(json).map_err(|reason| self.invalid(operation, reason))?;
+            response::cache_results(json).map_err(|reason| self.invalid(operation, reason))?;
         if result.all_ok() {
             Ok(result)
         } else {
@@ -453,7 +505,7 @@ impl SiteClient {
             .container_call(Method::GET, &["backups"], None, operation)
             .await?;
         let json = self.json(response, operation).await?;
-        serde_json::from_value(json).map_err(|e| self.invalid(operation, e.to_string()))
+        response::backup_statuses(json).map_err(|reason| self.invalid(operation, reason))
     }
 
     // ---- cache level ----------------------------------------------------------------------
@@ -493,24 +545,7 @@ impl SiteClient {
         );
         let response = self.send(Method::GET, url, operation).await?;
         let json = self.json(response, operation).await?;
-        let serde_json::Value::Object(map) = json else {
-            return Err(self.invalid(operation, "not a JSON object".to_owned()));
-        };
-        Ok(map
-            .into_iter()
-            .map(|(site, value)| {
-                let status = match &value {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Object(o) => o
-                        .get("status")
-                        .and_then(|s| s.as_str())
-                        .unwrap_or("unknown")
-                        .to_owned(),
-                    other => other.to_string(),
-                };
-                (site, status)
-            })
-            .collect())
+        response::cache_backup_statuses(json).map_err(|reason| self.invalid(operation, reason))
     }
 
     /// Push-state status of `cache`, remote site → `IDLE`/`SENDING`/`OK`/`ERROR`/`CANCELED`.
@@ -526,7 +561,7 @@ impl SiteClient {
         let response = self.send(Method::GET, url, operation).await?;
         let json = self.json(response, operation).await?;
         let result =
-            CacheResults::from_json(json).map_err(|reason| self.invalid(operation, reason))?;
+            response::cache_results(json).map_err(|reason| self.invalid(operation, reason))?;
         Ok(result.0)
     }
 
@@ -703,15 +738,8 @@ impl SiteClient {
             .text()
             .await
             .map_err(|e| self.unreachable(operation, &e))?;
-        if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
-            return Ok(serde_json::Value::Object(Default::default()));
-        }
-        serde_json::from_str(&text).map_err(|_| {
-            self.invalid(
-                operation,
-                format!("not JSON: {}", truncate(&text, MAX_ERROR_BODY)),
-            )
-        })
+        response::json_body(status == StatusCode::NO_CONTENT, &text)
+            .map_err(|reason| self.invalid(operation, reason))
     }
 
     fn unreachable(&self, operation: &'static str, err: &reqwest::Error) -> IspnError {
@@ -918,7 +946,7 @@ vendor_cache_manager_default_cluster_size 3\n";
 
     #[test]
     fn seed_ignored_the_per_cache_failure_map() {
-        let result = CacheResults::from_json(serde_json::json!({
+        let result = response::cache_results(serde_json::json!({
             "actionTokens": "ok", "work": "Incorrect site name: site-x", "sessions": "OK"
         }))
         .unwrap();
@@ -940,8 +968,8 @@ vendor_cache_manager_default_cluster_size 3\n";
             err.to_string().contains("work=Incorrect site name: site-x"),
             "{err}"
         );
-        assert!(CacheResults::from_json(serde_json::json!(["ok"])).is_err());
-        let all_ok = CacheResults::from_json(serde_json::json!({"a": "ok", "b": "ok"})).unwrap();
+        assert!(response::cache_results(serde_json::json!(["ok"])).is_err());
+        let all_ok = response::cache_results(serde_json::json!({"a": "ok", "b": "ok"})).unwrap();
         assert!(all_ok.all_ok());
     }
 

@@ -122,6 +122,8 @@ struct FaultRequest {
     message: Option<String>,
     cache_failures: Option<BTreeMap<String, String>>,
     count: Option<u32>,
+    /// The call waits this long, then is served normally (a server that hangs mid-call).
+    delay_ms: Option<u64>,
     latency_ms: Option<u64>,
     #[serde(default)]
     reset: bool,
@@ -143,16 +145,19 @@ impl FaultRequest {
                 self.status,
                 self.message,
                 self.cache_failures,
+                self.delay_ms,
                 self.count,
             )?),
             None => {
                 if self.status.is_some()
                     || self.cache_failures.is_some()
+                    || self.delay_ms.is_some()
                     || self.count.is_some()
                     || self.message.is_some()
                 {
                     return Err(
-                        "status, message, cache_failures and count need an operation".to_string(),
+                        "status, message, cache_failures, delay_ms and count need an operation"
+                            .to_string(),
                     );
                 }
                 None
@@ -160,7 +165,7 @@ impl FaultRequest {
         };
         if fault.is_none() && self.latency_ms.is_none() && !self.reset {
             return Err(
-                "nothing to do: give operation (with status or cache_failures), latency_ms or reset"
+                "nothing to do: give operation (with status, cache_failures or delay_ms), latency_ms or reset"
                     .to_string(),
             );
         }
@@ -177,6 +182,7 @@ fn fault(
     status: Option<u16>,
     message: Option<String>,
     cache_failures: Option<BTreeMap<String, String>>,
+    delay_ms: Option<u64>,
     count: Option<u32>,
 ) -> Result<Fault, String> {
     let operation = Operation::from_name(name).ok_or_else(|| {
@@ -187,12 +193,22 @@ fn fault(
     if remaining == 0 {
         return Err("count must be at least 1".to_string());
     }
-    let effect = match (status, cache_failures) {
-        (Some(_), Some(_)) => {
-            return Err("give either status or cache_failures, not both".to_string());
+    let effect = match (status, cache_failures, delay_ms) {
+        (None, None, Some(delay)) => {
+            if message.is_some() {
+                return Err("message goes with status, not with delay_ms".to_string());
+            }
+            FaultEffect::Delay(Duration::from_millis(delay))
         }
-        (None, None) => return Err(format!("operation '{name}' needs status or cache_failures")),
-        (Some(status), None) => {
+        (None, None, None) => {
+            return Err(format!(
+                "operation '{name}' needs status, cache_failures or delay_ms"
+            ));
+        }
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err("give one of status, cache_failures or delay_ms".to_string());
+        }
+        (Some(status), None, None) => {
             if !(400..=599).contains(&status) {
                 return Err(format!(
                     "status {status} is not an HTTP error status (400-599)"
@@ -204,7 +220,7 @@ fn fault(
                     .unwrap_or_else(|| format!("Injected fault: {name} failed with HTTP {status}")),
             }
         }
-        (None, Some(failures)) => {
+        (None, Some(failures), None) => {
             if !matches!(operation, Operation::Container(_)) {
                 return Err(format!(
                     "cache_failures applies to container-level actions only \
@@ -275,6 +291,9 @@ fn state_json(pair: &Pair, side: Side) -> Value {
                     value["message"] = json!(message);
                 }
                 FaultEffect::CacheFailures(failures) => value["cache_failures"] = json!(failures),
+                FaultEffect::Delay(delay) => {
+                    value["delay_ms"] = json!(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                }
             }
             value
         })
@@ -337,7 +356,7 @@ mod tests {
             ),
             (
                 r#"{"operation": "take-offline"}"#,
-                "needs status or cache_failures",
+                "needs status, cache_failures or delay_ms",
             ),
             (
                 r#"{"operation": "take-offline", "status": 200}"#,
@@ -353,6 +372,18 @@ mod tests {
             let error = change(body).unwrap_err();
             assert!(error.contains(expected), "{body}: {error}");
         }
+    }
+
+    #[test]
+    fn a_delay_holds_one_call_of_one_operation() {
+        let fault = change(r#"{"operation": "take-offline", "delay_ms": 8000}"#)
+            .unwrap()
+            .fault
+            .unwrap();
+        assert_eq!(fault.effect, FaultEffect::Delay(Duration::from_secs(8)));
+        assert_eq!(fault.remaining, 1);
+        let both = change(r#"{"operation": "take-offline", "delay_ms": 5, "status": 500}"#);
+        assert!(both.unwrap_err().contains("one of"));
     }
 
     #[test]

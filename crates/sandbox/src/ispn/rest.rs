@@ -71,6 +71,10 @@ pub(crate) async fn handle(pair: Arc<Pair>, side: Side, request: Request) -> Rep
     let cache_failures = match fault {
         Some(FaultEffect::Status { status, message }) => return server::text(status, message),
         Some(FaultEffect::CacheFailures(failures)) => failures,
+        Some(FaultEffect::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            BTreeMap::new()
+        }
         None => BTreeMap::new(),
     };
     dispatch(&pair, side, request.method(), route, &cache_failures)

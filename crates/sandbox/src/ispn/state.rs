@@ -172,6 +172,8 @@ pub(crate) enum FaultEffect {
     /// A container-level call answers 200 with these caches failed (cache → error text); the
     /// caches named are left unchanged.
     CacheFailures(BTreeMap<String, String>),
+    /// The call waits this long, then is served normally.
+    Delay(Duration),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

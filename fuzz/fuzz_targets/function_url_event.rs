@@ -1,0 +1,106 @@
+//! The fence's whole request path from the raw Function URL event (payload 2.0): the event as
+//! `lambda_http` decodes it (headers, base64 bodies), then authentication, content type, the
+//! webhook and every alert, the survivor rule and the answer, against a fixed two-site world.
+#![no_main]
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_topology::globalaccelerator::{Endpoint, EndpointGroup, Health, Removal, Topology};
+use common::auth::BasicCredentials;
+use common::secret::Secret;
+use common::site::{AcceleratorDns, SiteName};
+use fence_lambda::decision::{Liveness, Policy};
+use fence_lambda::handler::{Failure, Settings, World};
+use ispn_client::CacheResults;
+use libfuzzer_sys::fuzz_target;
+
+struct FixedWorld {
+    topology: Topology,
+}
+
+impl World for FixedWorld {
+    async fn webhook_credentials(&self) -> Result<BasicCredentials, Failure> {
+        Ok(BasicCredentials {
+            user: "sitefence".to_owned(),
+            password: Secret::new("webhook-password"),
+        })
+    }
+    async fn topology(&self, _: &AcceleratorDns) -> Result<Option<Topology>, Failure> {
+        Ok(Some(self.topology.clone()))
+    }
+    fn forget_topology(&self, _: &AcceleratorDns) {}
+    async fn probe(&self, _: &SiteName) -> Liveness {
+        Liveness::Alive
+    }
+    async fn remove_endpoints(
+        &self,
+        _: &str,
+        endpoint_ids: &[String],
+        _: Instant,
+    ) -> Result<Removal, Failure> {
+        Ok(Removal {
+            removed: endpoint_ids.to_vec(),
+            ..Removal::default()
+        })
+    }
+    async fn take_offline(&self, _: &SiteName, _: &SiteName) -> Result<CacheResults, Failure> {
+        Ok(CacheResults::default())
+    }
+    async fn notify(&self, _: &str, _: &serde_json::Value) {}
+}
+
+fn site(name: &str) -> SiteName {
+    SiteName::parse(name).expect("a valid site name")
+}
+
+fn world() -> &'static (FixedWorld, Settings, tokio::runtime::Runtime) {
+    static WORLD: OnceLock<(FixedWorld, Settings, tokio::runtime::Runtime)> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let endpoint = |id: &str, s: &str| Endpoint {
+            id: id.to_owned(),
+            site: Some(site(s)),
+            weight: Some(128),
+            health: Health::Healthy,
+        };
+        let topology = Topology {
+            accelerator_arn: "arn:aws:globalaccelerator::1:accelerator/a".to_owned(),
+            groups: vec![EndpointGroup {
+                arn: "arn:aws:globalaccelerator::1:accelerator/a/listener/l/endpoint-group/g"
+                    .to_owned(),
+                region: "eu-west-1".to_owned(),
+                endpoints: vec![endpoint("lb-a", "site-a"), endpoint("lb-b", "site-b")],
+            }],
+        };
+        let settings = Settings {
+            alert_name: "SiteOffline".to_owned(),
+            policy: Policy {
+                sites: BTreeSet::from([site("site-a"), site("site-b")]),
+                preferred: site("site-a"),
+            },
+            retry_budget: Duration::from_secs(1),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        (FixedWorld { topology }, settings, runtime)
+    })
+}
+
+fuzz_target!(|event: &[u8]| {
+    let Ok(text) = std::str::from_utf8(event) else {
+        return;
+    };
+    let Ok(request) = lambda_http::request::from_str(text) else {
+        return;
+    };
+    let (world, settings, runtime) = world();
+    let response = runtime.block_on(fence_lambda::lambda::handle_request(world, settings, request));
+    let status = response.status().as_u16();
+    assert!(
+        matches!(status, 200 | 400 | 401 | 413 | 415 | 500 | 503),
+        "unexpected status {status}"
+    );
+});
