@@ -38,6 +38,8 @@ enum Command {
     Manifests(manifests::ManifestArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
+    /// Rust vs the seeds' Python, side by side on the sandbox: cold start, warm latency, calls, RSS.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -59,5 +61,6 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test(args) => test_cmd::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
