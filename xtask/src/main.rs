@@ -48,6 +48,8 @@ enum Command {
     Route53(site::failback::Route53Command),
     /// Interleavings, bad input, fault survival, fuzzing and the secrets check, with figures.
     Reliability(reliability::ReliabilityArgs),
+    /// Rust vs the seeds' Python, side by side on the sandbox: cold start, warm latency, calls, RSS.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -73,5 +75,6 @@ fn main() -> anyhow::Result<()> {
         Command::Site(command) => site::run(command),
         Command::Route53(command) => site::failback::run(command),
         Command::Reliability(args) => reliability::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

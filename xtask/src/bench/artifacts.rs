@@ -90,9 +90,6 @@ mod tests {
             release_profile(manifest),
             serde_json::json!({"lto": "fat", "codegen-units": 1, "strip": true})
         );
-        assert_eq!(
-            release_profile("[workspace]\n"),
-            serde_json::Value::Null
-        );
+        assert_eq!(release_profile("[workspace]\n"), serde_json::Value::Null);
     }
 }

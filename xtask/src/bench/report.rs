@@ -154,10 +154,7 @@ pub struct Comparison {
 
 impl Comparison {
     /// Ratios for every function measured on both sides.
-    pub fn new(
-        rust: BTreeMap<String, Figures>,
-        python: BTreeMap<String, Figures>,
-    ) -> Comparison {
+    pub fn new(rust: BTreeMap<String, Figures>, python: BTreeMap<String, Figures>) -> Comparison {
         let ratios = rust
             .iter()
             .filter_map(|(function, ours)| {
@@ -545,7 +542,10 @@ mod tests {
         ] {
             assert!(json["ratios"]["fence"][key].is_number(), "{key}");
         }
-        assert_eq!(json["by_latency"]["20"]["python"]["fence"]["latency_ms"], 20);
+        assert_eq!(
+            json["by_latency"]["20"]["python"]["fence"]["latency_ms"],
+            20
+        );
         assert_eq!(json["by_latency"]["0"]["rust"]["fence"]["latency_ms"], 0);
         let back: Result<Report, _> = serde_json::from_value(json);
         assert_eq!(back.ok(), Some(report));
@@ -623,7 +623,9 @@ mod tests {
             ),
         )]);
         let checks = check_targets(&runs);
-        let warm = checks.iter().find(|c| c.target.starts_with("warm fence p50"));
+        let warm = checks
+            .iter()
+            .find(|c| c.target.starts_with("warm fence p50"));
         assert_eq!(warm.map(|c| c.met), Some(false));
         let rss = checks.iter().find(|c| c.target.contains("peak RSS"));
         assert_eq!(rss.map(|c| c.met), Some(false));
@@ -662,9 +664,18 @@ mod tests {
             invocations: 100,
         };
         let table = markdown(&report);
-        assert!(table.contains("| warm p50 (ms) | 2.00 | 300.00 | 150.0× |"), "{table}");
-        assert!(table.contains("| remote calls, warm | 3 | 11 |  |"), "{table}");
-        assert!(table.contains("| cold start (ms) | 40.0 | 1600.0 | 40.0× |"), "{table}");
+        assert!(
+            table.contains("| warm p50 (ms) | 2.00 | 300.00 | 150.0× |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| remote calls, warm | 3 | 11 |  |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| cold start (ms) | 40.0 | 1600.0 | 40.0× |"),
+            "{table}"
+        );
         assert!(!table.contains("**no**"), "{table}");
     }
 

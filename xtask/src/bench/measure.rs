@@ -1,0 +1,511 @@
+//! The bench's I/O: one sandbox world running the Rust functions and the seeds' Python side by
+//! side, each invocation prepared (fresh state, latency, zeroed call counts), timed from the
+//! caller, checked for its effect, and its remote calls read from the emulators' own counts.
+
+use super::report::Samples;
+use anyhow::{Context, bail};
+use sandbox::lambda_host::FunctionHost;
+use sandbox::world::{SandboxInfo, World};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The health check's path before a failover, as the sandbox seeds it.
+const SEEDED_HEALTH_CHECK_PATH: &str = "/lb-check";
+/// Where the Route 53 function pins it (its default and the seed's constant).
+const FAILED_OVER_PATH: &str = "/lb-check-failed-over";
+/// How long a killed instance may take to be reaped by the host.
+const REAP_WAIT: Duration = Duration::from_secs(10);
+/// One invocation, cold or warm; the seed's cold start on a busy machine takes seconds.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Side {
+    Rust,
+    Python,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    Fence,
+    Route53,
+}
+
+/// One implementation of one function, running behind its own Runtime API host.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub side: Side,
+    pub function: Function,
+    /// Index into [`World::functions`].
+    pub host: usize,
+    /// The fence's Function URL, or the Route 53 function's Invoke API URL.
+    pub url: String,
+}
+
+/// What one invocation took and what it cost, as the emulators counted it.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub elapsed: Duration,
+    pub calls: BTreeMap<String, u64>,
+}
+
+/// The running world plus what the bench needs to drive it.
+pub struct Bench<'w> {
+    world: &'w World,
+    info: SandboxInfo,
+    http: reqwest::Client,
+    /// Route 53 straight at moto (not through the counting front), to undo a failover.
+    route53: aws_sdk_route53::Client,
+    globalaccelerator: aws_sdk_globalaccelerator::Client,
+    fence_event: String,
+    route53_event: String,
+    latency_ms: u64,
+}
+
+impl<'w> Bench<'w> {
+    pub async fn new(world: &'w World, fence_event: &str, route53_event: &str) -> Bench<'w> {
+        let info = world.info().clone();
+        let credentials = aws_sdk_route53::config::Credentials::new(
+            sandbox::world::SANDBOX_ACCESS_KEY,
+            sandbox::world::SANDBOX_SECRET_KEY,
+            None,
+            None,
+            "sandbox",
+        );
+        let route53 = aws_sdk_route53::Client::from_conf(
+            aws_sdk_route53::Config::builder()
+                .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+                .region(aws_sdk_route53::config::Region::new(
+                    sandbox::world::ROUTE53_REGION,
+                ))
+                .endpoint_url(&info.moto_url)
+                .credentials_provider(credentials.clone())
+                .build(),
+        );
+        let globalaccelerator = aws_sdk_globalaccelerator::Client::from_conf(
+            aws_sdk_globalaccelerator::Config::builder()
+                .behavior_version(aws_sdk_globalaccelerator::config::BehaviorVersion::latest())
+                .region(aws_sdk_globalaccelerator::config::Region::new(
+                    sandbox::world::ACCELERATOR_REGION,
+                ))
+                .endpoint_url(&info.globalaccelerator_endpoint_url)
+                .credentials_provider(credentials)
+                .build(),
+        );
+        Bench {
+            world,
+            fence_event: fence_event.replace(FENCE_EVENT_ACCELERATOR, &info.accelerator_dns),
+            route53_event: route53_event
+                .replace(ROUTE53_EVENT_HEALTH_CHECK, &info.route53.health_check_id),
+            info,
+            http: reqwest::Client::new(),
+            route53,
+            globalaccelerator,
+            latency_ms: 0,
+        }
+    }
+
+    /// The functions the world runs, by side, in the order [`World::start`] starts them.
+    pub fn subjects(&self, with_seed: bool) -> anyhow::Result<Vec<Subject>> {
+        let functions = &self.world.functions;
+        let host = |index: usize| -> anyhow::Result<&FunctionHost> {
+            functions
+                .get(index)
+                .with_context(|| format!("the world runs no function #{index}"))
+        };
+        let function_url = |index: usize| -> anyhow::Result<String> {
+            host(index)?
+                .function_url()
+                .with_context(|| format!("function #{index} has no Function URL"))
+        };
+        let mut subjects = vec![
+            Subject {
+                side: Side::Rust,
+                function: Function::Fence,
+                host: 0,
+                url: function_url(0)?,
+            },
+            Subject {
+                side: Side::Rust,
+                function: Function::Route53,
+                host: 1,
+                url: host(1)?.invoke_url(),
+            },
+        ];
+        if with_seed {
+            subjects.push(Subject {
+                side: Side::Python,
+                function: Function::Fence,
+                host: 2,
+                url: function_url(2)?,
+            });
+            subjects.push(Subject {
+                side: Side::Python,
+                function: Function::Route53,
+                host: 3,
+                url: host(3)?.invoke_url(),
+            });
+        }
+        Ok(subjects)
+    }
+
+    /// Every emulator adds `latency_ms` to each remote call from now on.
+    pub async fn set_latency(&mut self, latency_ms: u64) -> anyhow::Result<()> {
+        self.latency_ms = latency_ms;
+        self.apply_latency().await
+    }
+
+    async fn apply_latency(&self) -> anyhow::Result<()> {
+        let body = serde_json::json!({ "latency_ms": self.latency_ms });
+        let mut controls = vec![
+            format!(
+                "{}/_sandbox/fault",
+                self.info.globalaccelerator_endpoint_url
+            ),
+            format!("{}/_sandbox/fault", self.info.aws_endpoint_url),
+        ];
+        controls.extend(
+            self.info
+                .sites
+                .values()
+                .map(|site| format!("{}/fault", site.control_url)),
+        );
+        for url in controls {
+            self.control(&url, &body).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts the world back where a fresh failure finds it, keeps the latency, zeroes the
+    /// call counts. For the fence: the Global Accelerator's seeded topology (same ARNs, so a
+    /// warm function's cached topology stays valid) and every backup online; for Route 53: the
+    /// health check on its primary path.
+    async fn prepare(&self, function: Function) -> anyhow::Result<()> {
+        match function {
+            Function::Fence => {
+                let reset = serde_json::json!({});
+                self.control(
+                    &format!(
+                        "{}/_sandbox/reset",
+                        self.info.globalaccelerator_endpoint_url
+                    ),
+                    &reset,
+                )
+                .await?;
+                for site in self.info.sites.values() {
+                    self.control(&format!("{}/reset", site.control_url), &reset)
+                        .await?;
+                }
+                // Both resets clear the latency too.
+                self.apply_latency().await?;
+            }
+            Function::Route53 => {
+                self.route53
+                    .update_health_check()
+                    .health_check_id(&self.info.route53.health_check_id)
+                    .resource_path(SEEDED_HEALTH_CHECK_PATH)
+                    .send()
+                    .await
+                    .context("putting the health check back on its primary path")?;
+            }
+        }
+        let empty = serde_json::json!({});
+        self.control(
+            &format!(
+                "{}/_sandbox/calls/reset",
+                self.info.globalaccelerator_endpoint_url
+            ),
+            &empty,
+        )
+        .await?;
+        self.control(
+            &format!("{}/_sandbox/calls/reset", self.info.aws_endpoint_url),
+            &empty,
+        )
+        .await?;
+        for site in self.info.sites.values() {
+            self.control(&format!("{}/calls/reset", site.control_url), &empty)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn control(&self, url: &str, body: &serde_json::Value) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!(
+                "POST {url}: {status} {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    async fn get_json(&self, url: &str) -> anyhow::Result<serde_json::Value> {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?
+            .error_for_status()?
+            .json()
+            .await
+            .with_context(|| format!("reading {url}"))
+    }
+
+    /// Every remote call since the last [`Bench::prepare`], by `service.Operation`, as the
+    /// emulators counted them: Global Accelerator, the AWS front (moto) and both Infinispans.
+    async fn calls(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        let mut calls = BTreeMap::new();
+        let ga = self
+            .get_json(&format!(
+                "{}/_sandbox/calls",
+                self.info.globalaccelerator_endpoint_url
+            ))
+            .await?;
+        add_counts(&mut calls, "globalaccelerator.", &ga["by_operation"]);
+        let aws = self
+            .get_json(&format!("{}/_sandbox/calls", self.info.aws_endpoint_url))
+            .await?;
+        add_counts(&mut calls, "", &aws["by_operation"]);
+        for site in self.info.sites.values() {
+            let ispn = self
+                .get_json(&format!("{}/calls", site.control_url))
+                .await?;
+            add_counts(&mut calls, "infinispan.", &ispn["by_operation"]);
+        }
+        Ok(calls)
+    }
+
+    /// One invocation of a prepared world: timed request → whole response, then the remote
+    /// calls it made and a check that it did the job (a benchmark of a function that answered
+    /// without fencing would be worthless).
+    pub async fn invoke(&self, subject: &Subject) -> anyhow::Result<Invocation> {
+        self.prepare(subject.function).await?;
+        let request = match subject.function {
+            Function::Fence => self
+                .http
+                .post(&subject.url)
+                .basic_auth(&self.info.fence.user, Some(&self.info.fence.password))
+                .header("content-type", "application/json")
+                .body(self.fence_event.clone()),
+            Function::Route53 => self
+                .http
+                .post(&subject.url)
+                .body(self.route53_event.clone()),
+        };
+        let started = Instant::now();
+        let response = request
+            .timeout(INVOKE_TIMEOUT)
+            .send()
+            .await
+            .with_context(|| format!("invoking {subject:?}"))?;
+        let status = response.status();
+        let function_error = response.headers().contains_key("x-amz-function-error");
+        let body = response.text().await?;
+        let elapsed = started.elapsed();
+        if !status.is_success() || function_error {
+            bail!("{subject:?} answered {status}: {body}");
+        }
+        let calls = self.calls().await?;
+        self.check_effect(subject).await?;
+        Ok(Invocation { elapsed, calls })
+    }
+
+    async fn check_effect(&self, subject: &Subject) -> anyhow::Result<()> {
+        match subject.function {
+            Function::Fence => {
+                let group = self
+                    .globalaccelerator
+                    .describe_endpoint_group()
+                    .endpoint_group_arn(self.info.endpoint_group_arns.first().context("no group")?)
+                    .send()
+                    .await
+                    .context("DescribeEndpointGroup")?;
+                let endpoints: Vec<&str> = group
+                    .endpoint_group()
+                    .map(|g| {
+                        g.endpoint_descriptions()
+                            .iter()
+                            .filter_map(|e| e.endpoint_id())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let survivor = self
+                    .info
+                    .sites
+                    .get(SURVIVOR)
+                    .with_context(|| format!("the sandbox has no {SURVIVOR}"))?;
+                if endpoints != [survivor.endpoint_id.as_str()] {
+                    bail!(
+                        "{subject:?} did not fence the other site: the group holds {endpoints:?}"
+                    );
+                }
+                let state = self
+                    .get_json(&format!("{}/state", survivor.control_url))
+                    .await?;
+                let online: Vec<&String> = state["caches"]
+                    .as_object()
+                    .map(|caches| {
+                        caches
+                            .iter()
+                            .filter(|(_, cache)| cache["backup"] != "offline")
+                            .map(|(name, _)| name)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !online.is_empty() {
+                    bail!("{subject:?} left {SURVIVOR}'s backup online for {online:?}");
+                }
+            }
+            Function::Route53 => {
+                let check = self
+                    .route53
+                    .get_health_check()
+                    .health_check_id(&self.info.route53.health_check_id)
+                    .send()
+                    .await
+                    .context("GetHealthCheck")?;
+                let path = check
+                    .health_check()
+                    .and_then(|h| h.health_check_config())
+                    .and_then(|c| c.resource_path());
+                if path != Some(FAILED_OVER_PATH) {
+                    bail!("{subject:?} did not pin the health check: path is {path:?}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills the subject's instances and waits until the host has reaped them, so that the
+    /// next invocation starts a new process: a real cold start.
+    async fn kill_instances(&self, subject: &Subject) -> anyhow::Result<()> {
+        let host = &self.world.functions[subject.host];
+        for pid in host.pids() {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: SIGKILL to a process this bench's host started; no memory is touched.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        let deadline = Instant::now() + REAP_WAIT;
+        while host.stats().instances.iter().any(|i| i.alive) {
+            if Instant::now() > deadline {
+                bail!("{subject:?}: killed instances were not reaped within {REAP_WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// A cold start: a new process takes the invocation. Returns the host's process start →
+    /// first response, and the remote calls of that first invocation.
+    pub async fn cold_start(&self, subject: &Subject) -> anyhow::Result<(f64, u64)> {
+        self.kill_instances(subject).await?;
+        let invocation = self.invoke(subject).await?;
+        let stats = self.world.functions[subject.host].stats();
+        let newest = stats
+            .instances
+            .iter()
+            .max_by_key(|i| i.spawned_at_ms)
+            .context("the host started no instance")?;
+        let cold_start_ms = newest
+            .cold_start_ms
+            .with_context(|| format!("{subject:?}: the host measured no cold start"))?;
+        Ok((cold_start_ms, invocation.calls.values().sum()))
+    }
+
+    /// The largest peak RSS of any of the subject's processes so far, in KiB.
+    pub fn peak_rss_kb(&self, subject: &Subject) -> u64 {
+        self.world.functions[subject.host].stats().peak_rss_kb
+    }
+}
+
+/// The sample fence event reports site-b offline from site-a: site-a survives.
+const SURVIVOR: &str = "site-a";
+
+/// The placeholders of the sample events in `events/` (see their READMEs).
+pub const FENCE_EVENT_ACCELERATOR: &str = "a1234567890abcdef.awsglobalaccelerator.com";
+pub const ROUTE53_EVENT_HEALTH_CHECK: &str = "{{HEALTH_CHECK_ID}}";
+
+fn add_counts(into: &mut BTreeMap<String, u64>, prefix: &str, counts: &serde_json::Value) {
+    if let Some(counts) = counts.as_object() {
+        for (operation, count) in counts {
+            if let Some(count) = count.as_u64().filter(|c| *c > 0) {
+                *into.entry(format!("{prefix}{operation}")).or_default() += count;
+            }
+        }
+    }
+}
+
+/// Measures one pair (Rust and, when present, Python) of one function at the bench's current
+/// latency: cold starts, then warm invocations, A/B alternating and the order swapped every
+/// round so that neither side always runs right after the other.
+pub async fn measure_pair(
+    bench: &Bench<'_>,
+    pair: &[Subject],
+    cold_starts: usize,
+    invocations: usize,
+) -> anyhow::Result<Vec<Samples>> {
+    let mut samples = vec![Samples::default(); pair.len()];
+    let ordered = |round: usize| -> Vec<usize> {
+        let mut order: Vec<usize> = (0..pair.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        order
+    };
+    for round in 0..cold_starts {
+        for index in ordered(round) {
+            let (cold_ms, calls) = bench.cold_start(&pair[index]).await?;
+            samples[index].cold_start_ms.push(cold_ms);
+            samples[index].cold_calls.push(calls);
+        }
+    }
+    for round in 0..invocations {
+        for index in ordered(round) {
+            let invocation = bench.invoke(&pair[index]).await?;
+            samples[index]
+                .warm_ms
+                .push(invocation.elapsed.as_secs_f64() * 1000.0);
+            samples[index].warm_calls.push(invocation.calls);
+        }
+    }
+    for (index, subject) in pair.iter().enumerate() {
+        samples[index].peak_rss_kb = bench.peak_rss_kb(subject);
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_prefixed_and_summed_and_zeroes_dropped() {
+        let mut calls = BTreeMap::new();
+        add_counts(
+            &mut calls,
+            "infinispan.",
+            &serde_json::json!({"take-offline": 1, "status": 0}),
+        );
+        add_counts(
+            &mut calls,
+            "infinispan.",
+            &serde_json::json!({"take-offline": 2}),
+        );
+        add_counts(&mut calls, "", &serde_json::json!(null));
+        assert_eq!(
+            calls,
+            BTreeMap::from([("infinispan.take-offline".to_owned(), 3)])
+        );
+    }
+}
