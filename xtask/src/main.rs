@@ -36,6 +36,14 @@ enum Command {
     Sandbox(SandboxCommand),
     /// Alerting manifests per site: Kubernetes (Prometheus operator) and plain Prometheus/Alertmanager.
     Manifests(manifests::ManifestArgs),
+    /// The three functions as Lambda ZIPs (cargo-lambda), with sizes and SHA-256.
+    Build(build::BuildArgs),
+    /// Create or update everything the functions need in AWS (idempotent; `--dry-run` shows the plan).
+    Deploy(deploy::DeployArgs),
+    /// Remove everything `deploy` created (and nothing else).
+    Destroy(deploy::DestroyArgs),
+    /// Lint the generated IAM policies, alerting manifests and the CI workflows.
+    Lint(lint::LintArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
 }
@@ -59,5 +67,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Test(args) => test_cmd::run(&args),
+        Command::Build(args) => build::run(&args).map(|artifacts| build::print(&artifacts)),
+        Command::Deploy(args) => deploy::run(&args),
+        Command::Destroy(args) => deploy::destroy(&args),
+        Command::Lint(args) => lint::run(&args),
     }
 }
