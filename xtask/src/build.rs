@@ -33,6 +33,7 @@ impl Arch {
     }
 
     /// The architecture of the machine running xtask (what a dev build produces).
+    #[cfg(test)]
     pub fn host() -> Arch {
         if cfg!(target_arch = "aarch64") {
             Arch::Arm64
