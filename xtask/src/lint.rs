@@ -30,6 +30,9 @@ pub struct LintArgs {
     pub out: Option<PathBuf>,
 }
 
+/// One linter run; its summary on success.
+type Check<'a> = Box<dyn Fn() -> anyhow::Result<String> + 'a>;
+
 /// The files generated for the linters.
 struct Generated {
     policies: Vec<PathBuf>,
@@ -45,7 +48,7 @@ pub fn run(args: &LintArgs) -> anyhow::Result<()> {
         None => workspace::target_dir()?.join("lint"),
     };
     let generated = generate(&out)?;
-    let checks: Vec<(&str, Box<dyn Fn() -> anyhow::Result<String>>)> = vec![
+    let checks: Vec<(&str, Check)> = vec![
         (
             "parliament (IAM policies)",
             Box::new(|| parliament(&generated.policies)),

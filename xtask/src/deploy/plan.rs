@@ -249,9 +249,10 @@ impl Resource {
                 if let Some(arn) = source_arn {
                     set("source_arn", arn.clone());
                 }
-                if *url_auth_none {
-                    set("function_url_auth_type", "NONE".to_string());
-                }
+                // `FunctionUrlAuthType` is sent with the permission (apply) but not compared: moto
+                // 5.2.5 drops it from the stored statement, so comparing it would re-apply the
+                // permission on every deploy there.
+                let _ = url_auth_none;
             }
             Resource::Topic { .. } => set("owner", owner.to_string()),
             Resource::Alarm {
