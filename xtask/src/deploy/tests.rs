@@ -330,7 +330,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
             .any(|d| d.name() == Some("HealthCheckId")
                 && d.value() == Some(info.route53.health_check_id.as_str()))
     );
-    anyhow::ensure!(alarm.alarm_actions() == [topic.clone()]);
+    anyhow::ensure!(alarm.alarm_actions() == std::slice::from_ref(&topic));
     let elsewhere = aws_sdk_cloudwatch::Client::new(&regional)
         .describe_alarms()
         .alarm_names(&alarm_name)
