@@ -1,1 +1,366 @@
-//! placeholder: owned by the deploy engineer
+//! `cargo xtask deploy` and `cargo xtask destroy`.
+//!
+//! deploy: the desired state of a deployment (`plan::desired`, pure) is compared with what AWS
+//! holds (`observe`), the difference is printed as a diff (`plan::diff`), and unless `--dry-run`
+//! each change is applied in order (`apply`). Everything created carries the tag
+//! `sitefence:deployment=<name>`; destroy deletes what carries it and nothing else.
+
+mod apply;
+mod destroy;
+mod observe;
+pub mod plan;
+pub mod policy;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod zip;
+
+use crate::aws::{self, AwsArgs};
+use crate::build::{self, Arch};
+use crate::config::Deployment;
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use plan::{Change, Function, Inputs, Plan};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeployArgs {
+    /// The deployment description.
+    #[arg(long, default_value = "sitefence.toml")]
+    pub config: PathBuf,
+    /// Print the plan as a diff and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Directory of prebuilt ZIPs, `DIR/<function>/bootstrap.zip` (default: `cargo xtask build`'s output for --arch).
+    #[arg(long)]
+    pub zips: Option<PathBuf>,
+    /// CPU architecture of the ZIPs.
+    #[arg(long, value_enum, default_value_t = Arch::Arm64)]
+    pub arch: Arch,
+    /// Seconds to wait for the Route 53 health-check alarms to be OK before subscribing the function.
+    #[arg(long, default_value_t = 120)]
+    pub alarm_wait: u64,
+    /// Print the passwords generated for secrets that did not exist.
+    #[arg(long)]
+    pub show_secrets: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DestroyArgs {
+    /// The deployment description.
+    #[arg(long, default_value = "sitefence.toml")]
+    pub config: PathBuf,
+    /// Delete without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// List what would be deleted and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// The SDK clients of one deployment: most services in its region, SNS and CloudWatch in the
+/// region of the Route 53 health-check alarms (us-east-1).
+pub struct Clients {
+    pub iam: aws_sdk_iam::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    regional: aws_config::SdkConfig,
+}
+
+impl Clients {
+    pub async fn load(args: &AwsArgs, deployment: &Deployment) -> Clients {
+        let endpoint = deployment.endpoint_url.clone();
+        let regional = aws::load(args, endpoint.clone(), deployment.region.clone()).await;
+        let alarms_region = deployment
+            .route53
+            .as_ref()
+            .map(|r| r.region.clone())
+            .unwrap_or_else(|| sandbox::world::ROUTE53_REGION.to_string());
+        let alarms = aws::load(args, endpoint, alarms_region).await;
+        Clients {
+            iam: aws_sdk_iam::Client::new(&regional),
+            lambda: aws_sdk_lambda::Client::new(&regional),
+            secrets: aws_sdk_secretsmanager::Client::new(&regional),
+            events: aws_sdk_eventbridge::Client::new(&regional),
+            sns: aws_sdk_sns::Client::new(&alarms),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&alarms),
+            regional,
+        }
+    }
+}
+
+/// The config file with the command line's overrides applied.
+pub fn load_deployment(path: &Path, args: &AwsArgs) -> anyhow::Result<Deployment> {
+    let mut deployment = Deployment::load(path)?;
+    if let Some(region) = &args.region {
+        deployment.region = region.clone();
+    }
+    if let Some(endpoint) = &args.endpoint_url {
+        deployment.endpoint_url = Some(endpoint.clone());
+    }
+    if let Some(ca) = &deployment.fence.ca_bundle
+        && ca.is_relative()
+    {
+        // Relative to the config file, so the file works from any directory.
+        let base = path.parent().unwrap_or(Path::new("."));
+        deployment.fence.ca_bundle = Some(base.join(ca));
+    }
+    Ok(deployment)
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub zips: PathBuf,
+    pub arch: Arch,
+    pub dry_run: bool,
+    pub alarm_wait: Duration,
+    pub show_secrets: bool,
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub plan: Plan,
+    pub deferred: Vec<String>,
+    pub function_url: Option<String>,
+}
+
+pub fn run(args: &DeployArgs) -> anyhow::Result<()> {
+    let deployment = load_deployment(&args.config, &args.aws)?;
+    let options = Options {
+        zips: match &args.zips {
+            Some(dir) => dir.clone(),
+            None => build::default_out(args.arch)?,
+        },
+        arch: args.arch,
+        dry_run: args.dry_run,
+        alarm_wait: Duration::from_secs(args.alarm_wait),
+        show_secrets: args.show_secrets,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(deploy(&deployment, &options, &args.aws))?;
+    if let Some(url) = &report.function_url {
+        println!("fence Function URL: {url}");
+    }
+    if !report.deferred.is_empty() {
+        eprintln!("deploy: {} change(s) deferred:", report.deferred.len());
+        for note in &report.deferred {
+            eprintln!("  {note}");
+        }
+    }
+    Ok(())
+}
+
+/// Where resources are: account (STS), partition, and the accelerator's ARN (looked up by its DNS
+/// name, so that the fence's policy names exactly that accelerator).
+async fn scope(
+    deployment: &Deployment,
+    clients: &Clients,
+    args: &AwsArgs,
+) -> anyhow::Result<policy::Scope> {
+    let identity = aws_sdk_sts::Client::new(&clients.regional)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_sts::error::DisplayErrorContext(e)))
+        .context("asking STS which account the credentials belong to")?;
+    let account = identity
+        .account()
+        .context("STS returned no account")?
+        .to_string();
+    let ga_config = aws::load(
+        args,
+        deployment
+            .accelerator
+            .endpoint_url
+            .clone()
+            .or_else(|| deployment.endpoint_url.clone()),
+        deployment.accelerator.region.clone(),
+    )
+    .await;
+    let dns = common::site::AcceleratorDns::parse(&deployment.accelerator.dns_name)
+        .map_err(|e| anyhow::anyhow!("accelerator.dns_name: {e}"))?;
+    let accelerator_arn = aws_topology::globalaccelerator::GlobalAccelerator::new(&ga_config)
+        .find_accelerator(&dns)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("looking up the accelerator")?
+        .with_context(|| {
+            format!(
+                "no Global Accelerator has the DNS name {}",
+                deployment.accelerator.dns_name
+            )
+        })?;
+    Ok(policy::Scope {
+        partition: policy::partition_of(&deployment.region).to_string(),
+        account,
+        region: deployment.region.clone(),
+        accelerator_arn,
+    })
+}
+
+/// The ZIP of each function of the deployment, with the SHA-256 Lambda will report.
+fn code(
+    deployment: &Deployment,
+    zips: &Path,
+    arch: Arch,
+) -> anyhow::Result<BTreeMap<Function, plan::Code>> {
+    let mut code = BTreeMap::new();
+    for function in plan::functions(deployment) {
+        let zip = build::zip_path(zips, function.crate_name());
+        let bytes = std::fs::read(&zip).with_context(|| {
+            format!(
+                "no ZIP for {} at {}: run `cargo xtask build --arch {}` or pass --zips DIR",
+                function.crate_name(),
+                zip.display(),
+                arch.lambda_name()
+            )
+        })?;
+        let sha256_base64 = base64::engine::general_purpose::STANDARD.encode(build::sha256(&bytes));
+        code.insert(function, plan::Code { zip, sha256_base64 });
+    }
+    Ok(code)
+}
+
+/// Lambda's limit on a function's environment (keys and values together).
+const ENVIRONMENT_LIMIT: usize = 4096;
+
+pub async fn deploy(
+    deployment: &Deployment,
+    options: &Options,
+    args: &AwsArgs,
+) -> anyhow::Result<Report> {
+    let owner = deployment.name.clone();
+    eprintln!("deploy: reading the current state of `{owner}`");
+    let clients = Clients::load(args, deployment).await;
+    let ca_bundle_pem = match &deployment.fence.ca_bundle {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading fence.ca_bundle {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let inputs = Inputs {
+        scope: scope(deployment, &clients, args).await?,
+        architecture: options.arch.lambda_name().to_string(),
+        code: code(deployment, &options.zips, options.arch)?,
+        ca_bundle_pem,
+    };
+    let desired = plan::desired(deployment, &inputs)?;
+    for resource in &desired {
+        if let plan::Resource::Function {
+            name, environment, ..
+        } = resource
+        {
+            let size: usize = environment.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if size > ENVIRONMENT_LIMIT {
+                bail!(
+                    "the environment of {name} is {size} bytes, over Lambda's {ENVIRONMENT_LIMIT} (a large fence.ca_bundle? keep only the CA that signs the Infinispan routes)"
+                );
+            }
+        }
+    }
+    let observed = observe::observe(&desired, &clients).await?;
+    let plan = plan::diff(&desired, &observed, &owner);
+    print!("{plan}");
+    if !plan.conflicts.is_empty() {
+        bail!(
+            "{} resource(s) with this deployment's names belong to someone else; rename the deployment (`name`) or remove them",
+            plan.conflicts.len()
+        );
+    }
+    let mut report = Report {
+        plan,
+        deferred: Vec::new(),
+        function_url: None,
+    };
+    if options.dry_run {
+        eprintln!("deploy: dry run, nothing changed");
+        return Ok(report);
+    }
+    let settings = apply::Settings {
+        owner,
+        alarm_wait: options.alarm_wait,
+        show_secrets: options.show_secrets,
+    };
+    let total = report.plan.changes.len();
+    let started = Instant::now();
+    for (i, change) in report.plan.changes.iter().enumerate() {
+        let sign = match change {
+            Change::Create(_) => '+',
+            Change::Update { .. } => '~',
+        };
+        eprintln!("[{}/{total}] {sign} {}", i + 1, change.resource().key());
+        let step = Instant::now();
+        match apply::apply(change, &clients, &settings)
+            .await
+            .with_context(|| format!("applying {sign} {}", change.resource().key()))?
+        {
+            apply::Outcome::Done => {
+                eprintln!("      done in {:.1} s", step.elapsed().as_secs_f64())
+            }
+            apply::Outcome::Deferred(why) => {
+                eprintln!("      deferred: {why}");
+                report
+                    .deferred
+                    .push(format!("{}: {why}", change.resource().key()));
+            }
+        }
+    }
+    if total > 0 {
+        eprintln!(
+            "deploy: {total} change(s) applied in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    report.function_url = clients
+        .lambda
+        .get_function_url_config()
+        .function_name(Function::Fence.name(deployment))
+        .send()
+        .await
+        .ok()
+        .map(|u| u.function_url);
+    Ok(report)
+}
+
+pub fn destroy(args: &DestroyArgs) -> anyhow::Result<()> {
+    let deployment = load_deployment(&args.config, &args.aws)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let clients = Clients::load(&args.aws, &deployment).await;
+        let owned = destroy::discover(&deployment, &clients).await?;
+        if owned.is_empty() {
+            println!("nothing of deployment `{}` to delete", deployment.name);
+            return Ok(());
+        }
+        for resource in &owned {
+            println!("- {resource}");
+        }
+        if args.dry_run {
+            eprintln!("destroy: dry run, nothing deleted");
+            return Ok(());
+        }
+        if !args.yes && !confirm(&deployment.name, owned.len())? {
+            bail!("destroy: not confirmed, nothing deleted");
+        }
+        destroy::delete(&owned, &clients).await
+    })
+}
+
+fn confirm(name: &str, count: usize) -> anyhow::Result<bool> {
+    use std::io::{BufRead, Write};
+    eprint!("delete these {count} resource(s) of deployment `{name}`? type `yes`: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}

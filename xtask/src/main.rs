@@ -38,6 +38,14 @@ enum Command {
     Manifests(manifests::ManifestArgs),
     /// Rehearse the failures end to end: sandbox, real Prometheus and Alertmanager, faults, timeline.
     Drill(drill::DrillArgs),
+    /// The three functions as Lambda ZIPs (cargo-lambda), with sizes and SHA-256.
+    Build(build::BuildArgs),
+    /// Create or update everything the functions need in AWS (idempotent; `--dry-run` shows the plan).
+    Deploy(deploy::DeployArgs),
+    /// Remove everything `deploy` created (and nothing else).
+    Destroy(deploy::DestroyArgs),
+    /// Lint the generated IAM policies, alerting manifests and the CI workflows.
+    Lint(lint::LintArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
     /// After a fence or for maintenance: status, take-offline, sync, bring-online (HA guide).
@@ -76,5 +84,9 @@ fn main() -> anyhow::Result<()> {
         Command::Route53(command) => site::failback::run(command),
         Command::Reliability(args) => reliability::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Build(args) => build::run(&args).map(|artifacts| build::print(&artifacts)),
+        Command::Deploy(args) => deploy::run(&args),
+        Command::Destroy(args) => deploy::destroy(&args),
+        Command::Lint(args) => lint::run(&args),
     }
 }

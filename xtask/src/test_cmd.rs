@@ -52,6 +52,10 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
             }),
         },
         Stage {
+            name: "linters",
+            run: Box::new(|| crate::lint::run(&crate::lint::LintArgs::default())),
+        },
+        Stage {
             name: "unit and integration tests",
             run: Box::new(run_tests),
         },

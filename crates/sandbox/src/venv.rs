@@ -95,6 +95,16 @@ pub const SEED_PYTHON: &[Requirement] = &[
     Requirement::any("boto3"),
 ];
 
+/// cargo-lambda, which cross-builds the functions' Lambda ZIPs with zig (`cargo xtask build`).
+pub const CARGO_LAMBDA: &[Requirement] = &[Requirement::pinned("cargo-lambda", "1.9.2")];
+
+/// The IAM policy linter run on every policy `cargo xtask deploy` generates.
+pub const PARLIAMENT: &[Requirement] = &[Requirement::pinned("parliament", "1.6.4")];
+
+/// Validates Kubernetes core resources (the webhook Secret) offline against bundled schemas.
+pub const KUBERNETES_VALIDATE: &[Requirement] =
+    &[Requirement::pinned("kubernetes-validate", "1.37.0")];
+
 const MARKER_FILE: &str = "sitefence-installed.txt";
 const LOCK_FILE: &str = "sitefence.lock";
 const PIP_LOG_FILE: &str = "sitefence-pip.log";

@@ -1,0 +1,369 @@
+//! `cargo xtask destroy`: finds every resource carrying `sitefence:deployment=<name>` among the
+//! kinds deploy creates (by name prefix first, then by the tag) and deletes them, dependents
+//! first. A resource without the tag — the operator's own secret, someone's function with a
+//! similar name — is never touched.
+
+use super::Clients;
+use super::plan::{OWNER_TAG, ROLE_PATH, last_segment};
+use anyhow::Context;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owned {
+    Alarm(String),
+    Topic(String),
+    Rule(String),
+    Function(String),
+    Role(String),
+    Secret(String),
+}
+
+impl fmt::Display for Owned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owned::Alarm(name) => write!(f, "cloudwatch alarm   {name}"),
+            Owned::Topic(arn) => write!(f, "sns topic          {arn} (and its subscriptions)"),
+            Owned::Rule(name) => write!(f, "eventbridge rule   {name} (and its targets)"),
+            Owned::Function(name) => {
+                write!(
+                    f,
+                    "lambda function    {name} (with its URL and permissions)"
+                )
+            }
+            Owned::Role(name) => write!(f, "iam role           {name} (and its inline policies)"),
+            Owned::Secret(name) => write!(f, "secret             {name}"),
+        }
+    }
+}
+
+fn ours(tags: &[(String, String)], owner: &str) -> bool {
+    tags.iter().any(|(k, v)| k == OWNER_TAG && v == owner)
+}
+
+fn error<
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+>(
+    e: aws_sdk_lambda::error::SdkError<E, R>,
+) -> anyhow::Error {
+    anyhow::Error::msg(aws_sdk_lambda::error::DisplayErrorContext(e).to_string())
+}
+
+/// Everything of deployment `deployment.name`, in deletion order.
+pub async fn discover(
+    deployment: &crate::config::Deployment,
+    c: &Clients,
+) -> anyhow::Result<Vec<Owned>> {
+    let owner = deployment.name.as_str();
+    let prefix = format!("{owner}-");
+    let mut owned = Vec::new();
+
+    let mut alarms = c
+        .cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix(&prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = alarms.next().await {
+        for alarm in page
+            .map_err(error)
+            .context("DescribeAlarms")?
+            .metric_alarms()
+        {
+            let (Some(name), Some(arn)) = (alarm.alarm_name(), alarm.alarm_arn()) else {
+                continue;
+            };
+            let tags: Vec<(String, String)> = c
+                .cloudwatch
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .map_err(error)
+                .context("ListTagsForResource (alarm)")?
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            if ours(&tags, owner) {
+                owned.push(Owned::Alarm(name.to_string()));
+            }
+        }
+    }
+
+    let mut topics = c.sns.list_topics().into_paginator().send();
+    while let Some(page) = topics.next().await {
+        for arn in page
+            .map_err(error)
+            .context("ListTopics")?
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .filter(|arn| last_segment(arn).starts_with(&prefix))
+        {
+            let tags: Vec<(String, String)> = c
+                .sns
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .map_err(error)
+                .context("ListTagsForResource (topic)")?
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            if ours(&tags, owner) {
+                owned.push(Owned::Topic(arn.to_string()));
+            }
+        }
+    }
+
+    let rules = c
+        .events
+        .list_rules()
+        .name_prefix(&prefix)
+        .send()
+        .await
+        .map_err(error)
+        .context("ListRules")?;
+    for rule in rules.rules() {
+        let (Some(name), Some(arn)) = (rule.name(), rule.arn()) else {
+            continue;
+        };
+        let tags: Vec<(String, String)> = c
+            .events
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(error)
+            .context("ListTagsForResource (rule)")?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        if ours(&tags, owner) {
+            owned.push(Owned::Rule(name.to_string()));
+        }
+    }
+
+    let mut functions = c.lambda.list_functions().into_paginator().send();
+    while let Some(page) = functions.next().await {
+        for function in page.map_err(error).context("ListFunctions")?.functions() {
+            let (Some(name), Some(arn)) = (function.function_name(), function.function_arn())
+            else {
+                continue;
+            };
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            let tags: Vec<(String, String)> = c
+                .lambda
+                .list_tags()
+                .resource(arn)
+                .send()
+                .await
+                .map_err(error)
+                .context("ListTags (function)")?
+                .tags()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if ours(&tags, owner) {
+                owned.push(Owned::Function(name.to_string()));
+            }
+        }
+    }
+
+    let mut roles = c
+        .iam
+        .list_roles()
+        .path_prefix(ROLE_PATH)
+        .into_paginator()
+        .send();
+    while let Some(page) = roles.next().await {
+        for role in page.map_err(error).context("ListRoles")?.roles() {
+            let name = role.role_name();
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            let tags: Vec<(String, String)> = c
+                .iam
+                .list_role_tags()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(error)
+                .context("ListRoleTags")?
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            if ours(&tags, owner) {
+                owned.push(Owned::Role(name.to_string()));
+            }
+        }
+    }
+
+    let mut secrets = c.secrets.list_secrets().into_paginator().send();
+    while let Some(page) = secrets.next().await {
+        for secret in page.map_err(error).context("ListSecrets")?.secret_list() {
+            let tags: Vec<(String, String)> = secret
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            if let Some(name) = secret.name()
+                && secret.deleted_date().is_none()
+                && ours(&tags, owner)
+            {
+                owned.push(Owned::Secret(name.to_string()));
+            }
+        }
+    }
+    Ok(owned)
+}
+
+pub async fn delete(owned: &[Owned], c: &Clients) -> anyhow::Result<()> {
+    let total = owned.len();
+    for (i, resource) in owned.iter().enumerate() {
+        eprintln!("[{}/{total}] - {resource}", i + 1);
+        match resource {
+            Owned::Alarm(name) => {
+                c.cloudwatch
+                    .delete_alarms()
+                    .alarm_names(name)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("DeleteAlarms")?;
+            }
+            Owned::Topic(arn) => {
+                let subscriptions = c
+                    .sns
+                    .list_subscriptions_by_topic()
+                    .topic_arn(arn)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("ListSubscriptionsByTopic")?;
+                for subscription in subscriptions
+                    .subscriptions()
+                    .iter()
+                    .filter_map(|s| s.subscription_arn())
+                    // Pending confirmations have no ARN yet.
+                    .filter(|arn| arn.starts_with("arn:"))
+                {
+                    c.sns
+                        .unsubscribe()
+                        .subscription_arn(subscription)
+                        .send()
+                        .await
+                        .map_err(error)
+                        .context("Unsubscribe")?;
+                }
+                c.sns
+                    .delete_topic()
+                    .topic_arn(arn)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("DeleteTopic")?;
+            }
+            Owned::Rule(name) => {
+                let targets = c
+                    .events
+                    .list_targets_by_rule()
+                    .rule(name)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("ListTargetsByRule")?;
+                let ids: Vec<String> = targets
+                    .targets()
+                    .iter()
+                    .map(|t| t.id().to_string())
+                    .collect();
+                if !ids.is_empty() {
+                    c.events
+                        .remove_targets()
+                        .rule(name)
+                        .set_ids(Some(ids))
+                        .send()
+                        .await
+                        .map_err(error)
+                        .context("RemoveTargets")?;
+                }
+                c.events
+                    .delete_rule()
+                    .name(name)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("DeleteRule")?;
+            }
+            Owned::Function(name) => {
+                c.lambda
+                    .delete_function()
+                    .function_name(name)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("DeleteFunction")?;
+            }
+            Owned::Role(name) => {
+                let policies = c
+                    .iam
+                    .list_role_policies()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("ListRolePolicies")?;
+                for policy in policies.policy_names() {
+                    c.iam
+                        .delete_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .send()
+                        .await
+                        .map_err(error)
+                        .context("DeleteRolePolicy")?;
+                }
+                c.iam
+                    .delete_role()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("DeleteRole")?;
+            }
+            Owned::Secret(name) => {
+                // The password was generated by deploy: a recovery window would only block the
+                // next deploy from creating the secret again.
+                c.secrets
+                    .delete_secret()
+                    .secret_id(name)
+                    .force_delete_without_recovery(true)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("DeleteSecret")?;
+            }
+        }
+    }
+    eprintln!("destroy: {total} resource(s) deleted");
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! Reads what is in AWS into the attribute maps `plan::diff` compares with the desired state.
+//! Each reader answers `None` when the resource does not exist; any other error stops the plan.
+
+use super::Clients;
+use super::plan::{Attributes, Key, OWNER_TAG, Observed, Resource, canonical_text, last_segment};
+use anyhow::Context;
+use aws_sdk_lambda::error::SdkError;
+use serde_json::Value;
+
+/// Not found → `Ok(None)`; anything else is an error.
+fn absent<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    not_found: impl Fn(&E) -> bool,
+    what: &str,
+) -> anyhow::Result<Option<T>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(SdkError::ServiceError(e)) if not_found(e.err()) => Ok(None),
+        Err(e) => Err(anyhow::Error::msg(
+            aws_sdk_lambda::error::DisplayErrorContext(e).to_string(),
+        ))
+        .with_context(|| what.to_string()),
+    }
+}
+
+pub async fn observe(resources: &[Resource], clients: &Clients) -> anyhow::Result<Observed> {
+    let mut observed = Observed::new();
+    for resource in resources {
+        let key: Key = resource.key();
+        let found = read(resource, clients)
+            .await
+            .with_context(|| format!("reading {}", key.name))?;
+        observed.insert(key, found);
+    }
+    Ok(observed)
+}
+
+fn owner_of<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    tags.into_iter()
+        .find(|(k, _)| *k == OWNER_TAG)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+async fn read(resource: &Resource, c: &Clients) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    match resource {
+        Resource::Secret { name } => {
+            let found = absent(
+                c.secrets.describe_secret().secret_id(name).send().await,
+                |e| e.is_resource_not_found_exception(),
+                "DescribeSecret",
+            )?;
+            // A secret scheduled for deletion cannot be used: treat it as absent.
+            Ok(found.filter(|s| s.deleted_date().is_none()).map(|_| a))
+        }
+        Resource::Role { name } => {
+            let Some(role) = absent(
+                c.iam.get_role().role_name(name).send().await,
+                |e| e.is_no_such_entity_exception(),
+                "GetRole",
+            )?
+            else {
+                return Ok(None);
+            };
+            let trust = role
+                .role()
+                .and_then(|r| r.assume_role_policy_document())
+                .unwrap_or_default();
+            a.insert("trust_policy".into(), canonical_text(trust));
+            let tags = c.iam.list_role_tags().role_name(name).send().await?;
+            a.insert(
+                "owner".into(),
+                owner_of(tags.tags().iter().map(|t| (t.key(), t.value()))),
+            );
+            Ok(Some(a))
+        }
+        Resource::RolePolicy { role, .. } => {
+            let found = absent(
+                c.iam
+                    .get_role_policy()
+                    .role_name(role)
+                    .policy_name(role)
+                    .send()
+                    .await,
+                |e| e.is_no_such_entity_exception(),
+                "GetRolePolicy",
+            )?;
+            Ok(found.map(|p| {
+                a.insert("document".into(), canonical_text(p.policy_document()));
+                a
+            }))
+        }
+        Resource::Function { name, .. } => {
+            let Some(function) = absent(
+                c.lambda.get_function().function_name(name).send().await,
+                |e| e.is_resource_not_found_exception(),
+                "GetFunction",
+            )?
+            else {
+                return Ok(None);
+            };
+            let Some(config) = function.configuration() else {
+                return Ok(Some(a));
+            };
+            let mut set = |k: &str, v: Option<String>| {
+                a.insert(k.into(), v.unwrap_or_default());
+            };
+            set("runtime", config.runtime().map(|r| r.as_str().to_string()));
+            set(
+                "architecture",
+                config
+                    .architectures()
+                    .first()
+                    .map(|r| r.as_str().to_string()),
+            );
+            set("handler", config.handler().map(str::to_string));
+            set("role", config.role().map(str::to_string));
+            set("code_sha256", config.code_sha256().map(str::to_string));
+            set("timeout", config.timeout().map(|t| t.to_string()));
+            set("memory", config.memory_size().map(|m| m.to_string()));
+            let env: std::collections::BTreeMap<String, String> = config
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            set("environment", Some(serde_json::json!(env).to_string()));
+            let tags = function.tags();
+            set(
+                "owner",
+                Some(owner_of(
+                    tags.into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                )),
+            );
+            Ok(Some(a))
+        }
+        Resource::ReservedConcurrency { function, .. } => {
+            let found = absent(
+                c.lambda
+                    .get_function_concurrency()
+                    .function_name(function)
+                    .send()
+                    .await,
+                |e| e.is_resource_not_found_exception(),
+                "GetFunctionConcurrency",
+            )?;
+            Ok(found
+                .and_then(|r| r.reserved_concurrent_executions())
+                .map(|n| {
+                    a.insert("reserved".into(), n.to_string());
+                    a
+                }))
+        }
+        Resource::FunctionUrl { function } => {
+            let found = absent(
+                c.lambda
+                    .get_function_url_config()
+                    .function_name(function)
+                    .send()
+                    .await,
+                |e| e.is_resource_not_found_exception(),
+                "GetFunctionUrlConfig",
+            )?;
+            Ok(found.map(|url| {
+                a.insert("auth_type".into(), url.auth_type().as_str().to_string());
+                a
+            }))
+        }
+        Resource::Permission {
+            function,
+            statement_id,
+            ..
+        } => {
+            let Some(policy) = absent(
+                c.lambda.get_policy().function_name(function).send().await,
+                |e| e.is_resource_not_found_exception(),
+                "GetPolicy",
+            )?
+            else {
+                return Ok(None);
+            };
+            let document: Value =
+                serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap_or_default();
+            Ok(permission_attributes(&document, statement_id))
+        }
+        Resource::Topic { name, .. } => {
+            let Some(arn) = find_topic(c, name).await? else {
+                return Ok(None);
+            };
+            let tags = c
+                .sns
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await?;
+            a.insert(
+                "owner".into(),
+                owner_of(tags.tags().iter().map(|t| (t.key(), t.value()))),
+            );
+            Ok(Some(a))
+        }
+        Resource::Alarm { name, .. } => {
+            let alarms = c
+                .cloudwatch
+                .describe_alarms()
+                .alarm_names(name)
+                .send()
+                .await
+                .context("DescribeAlarms")?;
+            let Some(alarm) = alarms.metric_alarms().first() else {
+                return Ok(None);
+            };
+            let dimension = alarm
+                .dimensions()
+                .first()
+                .map(|d| {
+                    format!(
+                        "{}={}",
+                        d.name().unwrap_or_default(),
+                        d.value().unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            let topic = alarm.alarm_actions().join(",");
+            // Read back the same settings the desired alarm states, from the alarm's own fields.
+            let now: Vec<(&str, String)> = vec![
+                (
+                    "namespace",
+                    alarm.namespace().unwrap_or_default().to_string(),
+                ),
+                (
+                    "metric",
+                    alarm.metric_name().unwrap_or_default().to_string(),
+                ),
+                ("dimension", dimension.clone()),
+                (
+                    "statistic",
+                    alarm
+                        .statistic()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                ),
+                ("period", alarm.period().unwrap_or_default().to_string()),
+                (
+                    "evaluation_periods",
+                    alarm.evaluation_periods().unwrap_or_default().to_string(),
+                ),
+                (
+                    "threshold",
+                    alarm.threshold().unwrap_or_default().to_string(),
+                ),
+                (
+                    "comparison",
+                    alarm
+                        .comparison_operator()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                ),
+                (
+                    "treat_missing_data",
+                    alarm.treat_missing_data().unwrap_or_default().to_string(),
+                ),
+                ("alarm_actions", topic.clone()),
+            ];
+            for (k, v) in now {
+                a.insert(k.into(), v);
+            }
+            let tags = match alarm.alarm_arn() {
+                Some(arn) => c
+                    .cloudwatch
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .context("ListTagsForResource (alarm)")?
+                    .tags()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            a.insert(
+                "owner".into(),
+                owner_of(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            );
+            Ok(Some(a))
+        }
+        Resource::Subscription {
+            topic_arn,
+            function_arn,
+            ..
+        } => {
+            if find_topic(c, last_segment(topic_arn)).await?.is_none() {
+                return Ok(None);
+            }
+            Ok(find_subscription(c, topic_arn, function_arn)
+                .await?
+                .map(|_| a))
+        }
+        Resource::Rule { name, .. } => {
+            let Some(rule) = absent(
+                c.events.describe_rule().name(name).send().await,
+                |e| e.is_resource_not_found_exception(),
+                "DescribeRule",
+            )?
+            else {
+                return Ok(None);
+            };
+            a.insert(
+                "pattern".into(),
+                canonical_text(rule.event_pattern().unwrap_or_default()),
+            );
+            a.insert(
+                "state".into(),
+                rule.state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            );
+            let tags = match rule.arn() {
+                Some(arn) => c
+                    .events
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await
+                    .context("ListTagsForResource (rule)")?
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+                None => Vec::new(),
+            };
+            a.insert(
+                "owner".into(),
+                owner_of(
+                    tags.iter()
+                        .map(|(k, v): &(String, String)| (k.as_str(), v.as_str())),
+                ),
+            );
+            Ok(Some(a))
+        }
+        Resource::RuleTarget { rule, .. } => {
+            let Some(targets) = absent(
+                c.events.list_targets_by_rule().rule(rule).send().await,
+                |e| e.is_resource_not_found_exception(),
+                "ListTargetsByRule",
+            )?
+            else {
+                return Ok(None);
+            };
+            Ok(targets
+                .targets()
+                .iter()
+                .find(|t| t.id() == super::plan::RULE_TARGET_ID)
+                .map(|t| {
+                    a.insert("arn".into(), t.arn().to_string());
+                    a
+                }))
+        }
+    }
+}
+
+/// A Lambda resource policy's statement in the attribute form of `Resource::Permission`.
+pub fn permission_attributes(policy: &Value, statement_id: &str) -> Option<Attributes> {
+    let statement = policy["Statement"]
+        .as_array()?
+        .iter()
+        .find(|s| s["Sid"] == statement_id)?;
+    let mut a = Attributes::new();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    a.insert(
+        "action".into(),
+        text(&statement["Action"]).unwrap_or_default(),
+    );
+    let principal = match &statement["Principal"] {
+        Value::String(p) => p.clone(),
+        Value::Object(map) => map
+            .get("Service")
+            .or_else(|| map.get("AWS"))
+            .and_then(text)
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    a.insert("principal".into(), principal);
+    let condition = &statement["Condition"];
+    if let Some(arn) = text(&condition["ArnLike"]["AWS:SourceArn"]) {
+        a.insert("source_arn".into(), arn);
+    }
+    if let Some(auth) = text(&condition["StringEquals"]["lambda:FunctionUrlAuthType"]) {
+        a.insert("function_url_auth_type".into(), auth);
+    }
+    Some(a)
+}
+
+pub async fn find_topic(c: &Clients, name: &str) -> anyhow::Result<Option<String>> {
+    let mut pages = c.sns.list_topics().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.context("ListTopics")?;
+        if let Some(arn) = page
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .find(|arn| last_segment(arn) == name)
+        {
+            return Ok(Some(arn.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+/// The ARN of the Lambda subscription of `function_arn` to the topic, if any.
+pub async fn find_subscription(
+    c: &Clients,
+    topic_arn: &str,
+    function_arn: &str,
+) -> anyhow::Result<Option<String>> {
+    let mut pages = c
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(topic_arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.context("ListSubscriptionsByTopic")?;
+        if let Some(arn) = page
+            .subscriptions()
+            .iter()
+            .find(|s| s.protocol() == Some("lambda") && s.endpoint() == Some(function_arn))
+            .and_then(|s| s.subscription_arn())
+        {
+            return Ok(Some(arn.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_function_url_and_service_statements() {
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "url", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunctionUrl",
+             "Resource": "arn:aws:lambda:eu-west-1:1:function:f",
+             "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}}},
+            {"Sid": "sns", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+             "Action": "lambda:InvokeFunction", "Resource": "arn:aws:lambda:eu-west-1:1:function:f",
+             "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:sns:us-east-1:1:t"}}}
+        ]});
+        let url = permission_attributes(&policy, "url").unwrap_or_default();
+        assert_eq!(
+            url.get("function_url_auth_type").map(String::as_str),
+            Some("NONE")
+        );
+        assert_eq!(url.get("principal").map(String::as_str), Some("*"));
+        let sns = permission_attributes(&policy, "sns").unwrap_or_default();
+        assert_eq!(
+            sns.get("principal").map(String::as_str),
+            Some("sns.amazonaws.com")
+        );
+        assert_eq!(
+            sns.get("source_arn").map(String::as_str),
+            Some("arn:aws:sns:us-east-1:1:t")
+        );
+        assert!(permission_attributes(&policy, "other").is_none());
+    }
+}

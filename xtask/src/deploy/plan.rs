@@ -1,0 +1,886 @@
+//! What a deployment should look like in AWS (`desired`), and the difference to what is there
+//! (`diff`): pure functions, tested as tables. `observe` reads the actual state into the same
+//! attribute maps; `apply` carries out the changes.
+
+use super::policy::{self, Scope};
+use crate::config::Deployment;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Tag on every resource `deploy` creates: its value is the deployment's `name`. `destroy`
+/// deletes only what carries it.
+pub const OWNER_TAG: &str = "sitefence:deployment";
+/// IAM path of the roles, so that `destroy` lists only candidates.
+pub const ROLE_PATH: &str = "/sitefence/";
+pub const RUNTIME: &str = "provided.al2023";
+pub const HANDLER: &str = "bootstrap";
+pub const FUNCTION_URL_STATEMENT: &str = "sitefence-function-url";
+pub const SNS_STATEMENT: &str = "sitefence-sns-alarm";
+pub const EVENTS_STATEMENT: &str = "sitefence-eventbridge";
+pub const RULE_TARGET_ID: &str = "vpc-route-failover";
+/// The instance states that take an appliance out of service (what the VPC function acts on;
+/// seed 003 also listed `pending`, which the function ignores anyway).
+pub const OUT_OF_SERVICE_STATES: [&str; 4] = ["stopping", "stopped", "shutting-down", "terminated"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    Fence,
+    Route53,
+    Vpc,
+}
+
+impl Function {
+    pub const ALL: [Function; 3] = [Function::Fence, Function::Route53, Function::Vpc];
+
+    pub fn crate_name(self) -> &'static str {
+        match self {
+            Function::Fence => "fence-lambda",
+            Function::Route53 => "route53-failover-lambda",
+            Function::Vpc => "vpc-route-failover-lambda",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Function::Fence => "fence",
+            Function::Route53 => "route53-failover",
+            Function::Vpc => "vpc-route-failover",
+        }
+    }
+
+    /// The function's (and its role's) name in a deployment.
+    pub fn name(self, deployment: &Deployment) -> String {
+        format!("{}-{}", deployment.name, self.suffix())
+    }
+
+    fn timeout_seconds(self) -> i32 {
+        match self {
+            // Retries of Global Accelerator conflicts (20 s budget) plus the Infinispan calls.
+            Function::Fence => 60,
+            Function::Route53 | Function::Vpc => 30,
+        }
+    }
+}
+
+/// The ZIP deployed for a function: where it is and its SHA-256 as Lambda reports it (base64).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Code {
+    pub zip: PathBuf,
+    pub sha256_base64: String,
+}
+
+/// Everything outside `sitefence.toml` the desired state depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    pub scope: Scope,
+    /// Lambda's architecture name (`arm64`, `x86_64`).
+    pub architecture: String,
+    pub code: BTreeMap<Function, Code>,
+    /// The CA bundle's PEM text, passed to the fence in `INFINISPAN_CA_BUNDLE`.
+    pub ca_bundle_pem: Option<String>,
+}
+
+/// One resource `deploy` manages. Resources refer to each other by name; ARNs are derived from
+/// the scope, so the plan is complete before anything exists.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    Secret {
+        name: String,
+    },
+    Role {
+        name: String,
+    },
+    RolePolicy {
+        role: String,
+        document: Value,
+    },
+    Function {
+        function: Function,
+        name: String,
+        role_arn: String,
+        architecture: String,
+        code: Code,
+        environment: BTreeMap<String, String>,
+    },
+    ReservedConcurrency {
+        function: String,
+        value: i32,
+    },
+    FunctionUrl {
+        function: String,
+    },
+    Permission {
+        function: String,
+        statement_id: &'static str,
+        action: &'static str,
+        principal: &'static str,
+        source_arn: Option<String>,
+        url_auth_none: bool,
+    },
+    Topic {
+        name: String,
+        region: String,
+    },
+    Alarm {
+        name: String,
+        region: String,
+        health_check_id: String,
+        topic_arn: String,
+    },
+    /// Created only once the alarms are `OK` (DESIGN.md): a fresh alarm must not fail the
+    /// primary over on its first evaluation.
+    Subscription {
+        topic_arn: String,
+        region: String,
+        function_arn: String,
+        alarms: Vec<String>,
+    },
+    Rule {
+        name: String,
+        pattern: Value,
+    },
+    RuleTarget {
+        rule: String,
+        function_arn: String,
+    },
+}
+
+/// A resource's identity: kind and name, as printed in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<26} {}", self.kind, self.name)
+    }
+}
+
+pub type Attributes = BTreeMap<String, String>;
+
+impl Resource {
+    pub fn key(&self) -> Key {
+        let (kind, name) = match self {
+            Resource::Secret { name } => ("secret", name.clone()),
+            Resource::Role { name } => ("iam role", name.clone()),
+            Resource::RolePolicy { role, .. } => ("iam inline policy", role.clone()),
+            Resource::Function { name, .. } => ("lambda function", name.clone()),
+            Resource::ReservedConcurrency { function, .. } => {
+                ("lambda reserved concurrency", function.clone())
+            }
+            Resource::FunctionUrl { function } => ("lambda function url", function.clone()),
+            Resource::Permission {
+                function,
+                statement_id,
+                ..
+            } => ("lambda permission", format!("{function}/{statement_id}")),
+            Resource::Topic { name, region } => ("sns topic", format!("{region}/{name}")),
+            Resource::Alarm { name, region, .. } => {
+                ("cloudwatch alarm", format!("{region}/{name}"))
+            }
+            Resource::Subscription {
+                topic_arn,
+                function_arn,
+                ..
+            } => (
+                "sns subscription",
+                format!(
+                    "{} -> {}",
+                    last_segment(topic_arn),
+                    last_segment(function_arn)
+                ),
+            ),
+            Resource::Rule { name, .. } => ("eventbridge rule", name.clone()),
+            Resource::RuleTarget { rule, .. } => {
+                ("eventbridge target", format!("{rule}/{RULE_TARGET_ID}"))
+            }
+        };
+        Key { kind, name }
+    }
+
+    /// What `diff` compares: the same keys `observe` reads back. The owner tag is one of them.
+    pub fn attributes(&self, owner: &str) -> Attributes {
+        let mut a = Attributes::new();
+        let mut set = |k: &str, v: String| {
+            a.insert(k.to_string(), v);
+        };
+        match self {
+            // A secret is compared by existence only: its value is never read, and an existing
+            // secret (the operator's own) is used as it is.
+            Resource::Secret { .. } => {}
+            Resource::Role { .. } => {
+                set("trust_policy", canonical(&policy::lambda_trust_policy()));
+                set("owner", owner.to_string());
+            }
+            Resource::RolePolicy { document, .. } => set("document", canonical(document)),
+            Resource::Function {
+                role_arn,
+                architecture,
+                code,
+                environment,
+                function,
+                ..
+            } => {
+                set("runtime", RUNTIME.to_string());
+                set("architecture", architecture.clone());
+                set("handler", HANDLER.to_string());
+                set("role", role_arn.clone());
+                set("code_sha256", code.sha256_base64.clone());
+                set("timeout", function.timeout_seconds().to_string());
+                set("memory", "128".to_string());
+                set("environment", json!(environment).to_string());
+                set("owner", owner.to_string());
+            }
+            Resource::ReservedConcurrency { value, .. } => set("reserved", value.to_string()),
+            Resource::FunctionUrl { .. } => set("auth_type", "NONE".to_string()),
+            Resource::Permission {
+                action,
+                principal,
+                source_arn,
+                url_auth_none,
+                ..
+            } => {
+                set("action", action.to_string());
+                set("principal", principal.to_string());
+                if let Some(arn) = source_arn {
+                    set("source_arn", arn.clone());
+                }
+                // `FunctionUrlAuthType` is sent with the permission (apply) but not compared: moto
+                // 5.2.5 drops it from the stored statement, so comparing it would re-apply the
+                // permission on every deploy there.
+                let _ = url_auth_none;
+            }
+            Resource::Topic { .. } => set("owner", owner.to_string()),
+            Resource::Alarm {
+                health_check_id,
+                topic_arn,
+                ..
+            } => {
+                for (k, v) in alarm_settings(health_check_id, topic_arn) {
+                    set(k, v);
+                }
+                set("owner", owner.to_string());
+            }
+            Resource::Subscription { .. } => {}
+            Resource::Rule { pattern, .. } => {
+                set("pattern", canonical(pattern));
+                set("state", "ENABLED".to_string());
+                set("owner", owner.to_string());
+            }
+            Resource::RuleTarget { function_arn, .. } => set("arn", function_arn.clone()),
+        }
+        a
+    }
+}
+
+/// Seed 000's alarm, with its flaws fixed: missing data is not breaching (a fresh or paused
+/// health check does not fail over), and the health check is named by its dimension.
+pub fn alarm_settings(health_check_id: &str, topic_arn: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("namespace", "AWS/Route53".to_string()),
+        ("metric", "HealthCheckStatus".to_string()),
+        ("dimension", format!("HealthCheckId={health_check_id}")),
+        ("statistic", "Minimum".to_string()),
+        ("period", "60".to_string()),
+        ("evaluation_periods", "1".to_string()),
+        ("threshold", "1".to_string()),
+        ("comparison", "LessThanThreshold".to_string()),
+        ("treat_missing_data", "notBreaching".to_string()),
+        ("alarm_actions", topic_arn.to_string()),
+    ]
+}
+
+/// JSON with object keys sorted at every level, so that documents AWS hands back in another
+/// key order compare equal.
+pub fn canonical(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let ordered: BTreeMap<&String, Value> =
+                    map.iter().map(|(k, v)| (k, sorted(v))).collect();
+                json!(ordered)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// A JSON document as AWS returns it (IAM URL-encodes them), in canonical form.
+pub fn canonical_text(text: &str) -> String {
+    let decoded = percent_decode(text);
+    serde_json::from_str::<Value>(&decoded)
+        .map(|v| canonical(&v))
+        .unwrap_or(decoded)
+}
+
+fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_string();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn last_segment(arn: &str) -> &str {
+    arn.rsplit([':', '/']).next().unwrap_or(arn)
+}
+
+pub fn topic_name(deployment: &Deployment) -> String {
+    format!("{}-route53-failover", deployment.name)
+}
+
+pub fn alarm_name(deployment: &Deployment, health_check_id: &str) -> String {
+    format!("{}-health-check-{health_check_id}", deployment.name)
+}
+
+pub fn rule_name(deployment: &Deployment) -> String {
+    format!("{}-vpc-appliance-state", deployment.name)
+}
+
+/// Seed 003's EventBridge pattern, limited to the states that take an appliance out of service.
+pub fn rule_pattern(vpc: &crate::config::Vpc) -> Value {
+    json!({
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Instance State-change Notification"],
+        "detail": {
+            "state": OUT_OF_SERVICE_STATES,
+            "instance-id": [vpc.primary_instance_id, vpc.standby_instance_id]
+        }
+    })
+}
+
+pub fn role_arn(scope: &Scope, name: &str) -> String {
+    format!(
+        "arn:{}:iam::{}:role{ROLE_PATH}{name}",
+        scope.partition, scope.account
+    )
+}
+
+pub fn function_arn(scope: &Scope, name: &str) -> String {
+    scope.arn("lambda", &scope.region, &format!("function:{name}"))
+}
+
+/// The functions a deployment has: the fence always, the others when configured.
+pub fn functions(deployment: &Deployment) -> Vec<Function> {
+    let mut functions = vec![Function::Fence];
+    if deployment.route53.is_some() {
+        functions.push(Function::Route53);
+    }
+    if deployment.vpc.is_some() {
+        functions.push(Function::Vpc);
+    }
+    functions
+}
+
+pub fn environment(
+    deployment: &Deployment,
+    function: Function,
+    inputs: &Inputs,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let mut set = |k: &str, v: &str| {
+        env.insert(k.to_string(), v.to_string());
+    };
+    match function {
+        Function::Fence => {
+            let fence = &deployment.fence;
+            let sites: BTreeMap<&str, &str> = deployment
+                .sites
+                .iter()
+                .map(|(name, site)| (name.as_str(), site.infinispan_url.as_str()))
+                .collect();
+            set("WEBHOOK_USER", &fence.webhook_user);
+            set("WEBHOOK_USER_SECRET", &fence.webhook_secret);
+            set("INFINISPAN_USER", &fence.infinispan_user);
+            set("INFINISPAN_USER_SECRET", &fence.infinispan_secret);
+            set("INFINISPAN_SITE_ENDPOINTS", &json!(sites).to_string());
+            set("SECRETS_REGION", &deployment.region);
+            set("ACCELERATOR_REGION", &deployment.accelerator.region);
+            set("ALERT_NAME", &fence.alert_name);
+            if let Some(preferred) = &fence.preferred_site {
+                set("PREFERRED_SITE", preferred);
+            }
+            if let Some(pem) = &inputs.ca_bundle_pem {
+                set("INFINISPAN_CA_BUNDLE", pem);
+            }
+        }
+        Function::Route53 => {
+            if let Some(route53) = &deployment.route53 {
+                set("FAILED_OVER_PATH", &route53.failed_over_path);
+                set("HEALTH_CHECK_IDS", &route53.health_check_ids.join(","));
+            }
+        }
+        Function::Vpc => {
+            if let Some(vpc) = &deployment.vpc {
+                set("PRIMARY_ENI", &vpc.primary_eni);
+                set("STANDBY_ENI", &vpc.standby_eni);
+                set("VPC_ID", &vpc.vpc_id);
+                if !vpc.route_table_ids.is_empty() {
+                    set("ROUTE_TABLE_IDS", &vpc.route_table_ids.join(","));
+                }
+            }
+        }
+    }
+    if let Some(topic) = &deployment.notify_topic_arn {
+        set("NOTIFY_TOPIC_ARN", topic);
+    }
+    env
+}
+
+/// The IAM policy of a function (what `lint` checks too).
+pub fn function_policy(deployment: &Deployment, function: Function, scope: &Scope) -> Value {
+    let name = function.name(deployment);
+    match function {
+        Function::Fence => policy::fence_policy(deployment, scope, &name),
+        Function::Route53 => {
+            let ids = deployment
+                .route53
+                .as_ref()
+                .map(|r| r.health_check_ids.clone())
+                .unwrap_or_default();
+            policy::route53_policy(deployment, &ids, scope, &name)
+        }
+        Function::Vpc => match &deployment.vpc {
+            Some(vpc) => policy::vpc_policy(deployment, vpc, scope, &name),
+            None => json!({}),
+        },
+    }
+}
+
+/// Every resource of the deployment, in the order they can be created.
+pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<Resource>> {
+    let scope = &inputs.scope;
+    let mut resources = vec![
+        Resource::Secret {
+            name: deployment.fence.webhook_secret.clone(),
+        },
+        Resource::Secret {
+            name: deployment.fence.infinispan_secret.clone(),
+        },
+    ];
+    for function in functions(deployment) {
+        let name = function.name(deployment);
+        let code = inputs.code.get(&function).cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no ZIP for {} (run `cargo xtask build`)",
+                function.crate_name()
+            )
+        })?;
+        resources.push(Resource::Role { name: name.clone() });
+        resources.push(Resource::RolePolicy {
+            role: name.clone(),
+            document: function_policy(deployment, function, scope),
+        });
+        resources.push(Resource::Function {
+            function,
+            name: name.clone(),
+            role_arn: role_arn(scope, &name),
+            architecture: inputs.architecture.clone(),
+            code,
+            environment: environment(deployment, function, inputs),
+        });
+        let arn = function_arn(scope, &name);
+        match function {
+            Function::Fence => {
+                // One fence at a time: a second concurrent alert is throttled (429) rather than
+                // racing the first (DESIGN.md; the fence is also safe without it).
+                resources.push(Resource::ReservedConcurrency {
+                    function: name.clone(),
+                    value: 1,
+                });
+                resources.push(Resource::FunctionUrl {
+                    function: name.clone(),
+                });
+                // Alertmanager cannot sign requests: auth NONE, HTTP Basic checked in code.
+                resources.push(Resource::Permission {
+                    function: name.clone(),
+                    statement_id: FUNCTION_URL_STATEMENT,
+                    action: "lambda:InvokeFunctionUrl",
+                    principal: "*",
+                    source_arn: None,
+                    url_auth_none: true,
+                });
+            }
+            Function::Route53 => {
+                let Some(route53) = &deployment.route53 else {
+                    continue;
+                };
+                let topic = topic_name(deployment);
+                let topic_arn = scope.arn("sns", &route53.region, &topic);
+                resources.push(Resource::Topic {
+                    name: topic,
+                    region: route53.region.clone(),
+                });
+                let mut alarms = Vec::new();
+                for id in &route53.health_check_ids {
+                    let alarm = alarm_name(deployment, id);
+                    alarms.push(alarm.clone());
+                    resources.push(Resource::Alarm {
+                        name: alarm,
+                        region: route53.region.clone(),
+                        health_check_id: id.clone(),
+                        topic_arn: topic_arn.clone(),
+                    });
+                }
+                resources.push(Resource::Permission {
+                    function: name.clone(),
+                    statement_id: SNS_STATEMENT,
+                    action: "lambda:InvokeFunction",
+                    principal: "sns.amazonaws.com",
+                    source_arn: Some(topic_arn.clone()),
+                    url_auth_none: false,
+                });
+                resources.push(Resource::Subscription {
+                    topic_arn,
+                    region: route53.region.clone(),
+                    function_arn: arn,
+                    alarms,
+                });
+            }
+            Function::Vpc => {
+                let Some(vpc) = &deployment.vpc else { continue };
+                let rule = rule_name(deployment);
+                resources.push(Resource::Rule {
+                    name: rule.clone(),
+                    pattern: rule_pattern(vpc),
+                });
+                resources.push(Resource::Permission {
+                    function: name.clone(),
+                    statement_id: EVENTS_STATEMENT,
+                    action: "lambda:InvokeFunction",
+                    principal: "events.amazonaws.com",
+                    source_arn: Some(scope.arn("events", &scope.region, &format!("rule/{rule}"))),
+                    url_auth_none: false,
+                });
+                resources.push(Resource::RuleTarget {
+                    rule,
+                    function_arn: arn,
+                });
+            }
+        }
+    }
+    Ok(resources)
+}
+
+/// What is there now, per resource; `None` when absent.
+pub type Observed = BTreeMap<Key, Option<Attributes>>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Create(Resource),
+    Update {
+        resource: Resource,
+        /// (attribute, now, wanted)
+        differences: Vec<(String, String, String)>,
+    },
+}
+
+impl Change {
+    pub fn resource(&self) -> &Resource {
+        match self {
+            Change::Create(resource) | Change::Update { resource, .. } => resource,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub unchanged: usize,
+    /// Resources with our names that belong to someone else: deploy refuses to take them over.
+    pub conflicts: Vec<String>,
+}
+
+pub fn diff(desired: &[Resource], observed: &Observed, owner: &str) -> Plan {
+    let mut plan = Plan::default();
+    for resource in desired {
+        let key = resource.key();
+        let wanted = resource.attributes(owner);
+        match observed.get(&key).cloned().flatten() {
+            None => plan.changes.push(Change::Create(resource.clone())),
+            Some(now) => {
+                if let Some(other) = now.get("owner")
+                    && other != owner
+                {
+                    plan.conflicts.push(format!(
+                        "{key} exists and is not owned by deployment `{owner}` ({OWNER_TAG}={})",
+                        if other.is_empty() { "<none>" } else { other }
+                    ));
+                    continue;
+                }
+                let differences: Vec<(String, String, String)> = wanted
+                    .iter()
+                    .filter(|(k, v)| now.get(*k) != Some(*v))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            now.get(k).cloned().unwrap_or_else(|| "<none>".to_string()),
+                            v.clone(),
+                        )
+                    })
+                    .collect();
+                if differences.is_empty() {
+                    plan.unchanged += 1;
+                } else {
+                    plan.changes.push(Change::Update {
+                        resource: resource.clone(),
+                        differences,
+                    });
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// Attribute values can be long (policies, environment): show them whole, but one per line.
+fn shown(key: &str, value: &str) -> String {
+    if key == "environment" {
+        // Never show the CA bundle's bytes; the rest of the environment holds no secret.
+        if let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(value) {
+            if let Some(pem) = map.get_mut("INFINISPAN_CA_BUNDLE") {
+                *pem = json!(format!("<PEM, {} bytes>", pem.as_str().map_or(0, str::len)));
+            }
+            return Value::Object(map).to_string();
+        }
+    }
+    value.to_string()
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for conflict in &self.conflicts {
+            writeln!(f, "! {conflict}")?;
+        }
+        for change in &self.changes {
+            match change {
+                Change::Create(resource) => {
+                    let note = match resource {
+                        Resource::Secret { .. } => "  (generated password)",
+                        Resource::Subscription { .. } => "  (once the alarm is OK)",
+                        _ => "",
+                    };
+                    writeln!(f, "+ {}{note}", resource.key())?;
+                }
+                Change::Update {
+                    resource,
+                    differences,
+                } => {
+                    writeln!(f, "~ {}", resource.key())?;
+                    for (attribute, now, wanted) in differences {
+                        writeln!(f, "    - {attribute}: {}", shown(attribute, now))?;
+                        writeln!(f, "    + {attribute}: {}", shown(attribute, wanted))?;
+                    }
+                }
+            }
+        }
+        if self.changes.is_empty() && self.conflicts.is_empty() {
+            writeln!(f, "no changes ({} resources up to date)", self.unchanged)
+        } else {
+            writeln!(
+                f,
+                "{} to create, {} to update, {} unchanged",
+                self.changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::Create(_)))
+                    .count(),
+                self.changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::Update { .. }))
+                    .count(),
+                self.unchanged
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Deployment {
+        Deployment::load(&crate::workspace::root().join("infra/sitefence.example.toml"))
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    fn inputs() -> Inputs {
+        let code = Function::ALL
+            .iter()
+            .map(|f| {
+                (
+                    *f,
+                    Code {
+                        zip: PathBuf::from(format!("{}.zip", f.crate_name())),
+                        sha256_base64: "c2hh".into(),
+                    },
+                )
+            })
+            .collect();
+        Inputs {
+            scope: Scope {
+                partition: "aws".into(),
+                account: "123456789012".into(),
+                region: "eu-west-1".into(),
+                accelerator_arn: "arn:aws:globalaccelerator::123456789012:accelerator/abc".into(),
+            },
+            architecture: "arm64".into(),
+            code,
+            ca_bundle_pem: None,
+        }
+    }
+
+    fn observed_as_desired(resources: &[Resource], owner: &str) -> Observed {
+        resources
+            .iter()
+            .map(|r| (r.key(), Some(r.attributes(owner))))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_there_means_create_everything_in_order() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let plan = diff(&resources, &Observed::new(), "keycloak-fence");
+        assert_eq!(plan.changes.len(), resources.len());
+        let kinds: Vec<&str> = plan
+            .changes
+            .iter()
+            .map(|c| c.resource().key().kind)
+            .collect();
+        let position = |kind| kinds.iter().position(|k| *k == kind).unwrap_or(usize::MAX);
+        assert!(position("iam role") < position("lambda function"));
+        assert!(position("cloudwatch alarm") < position("sns subscription"));
+        assert!(position("eventbridge rule") < position("eventbridge target"));
+    }
+
+    #[test]
+    fn everything_as_desired_means_no_changes() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let plan = diff(
+            &resources,
+            &observed_as_desired(&resources, "keycloak-fence"),
+            "keycloak-fence",
+        );
+        assert!(plan.changes.is_empty() && plan.conflicts.is_empty());
+        assert!(plan.to_string().starts_with("no changes"), "{plan}");
+    }
+
+    #[test]
+    fn new_code_is_an_update_of_that_attribute_only() {
+        let before = desired(&example(), &inputs()).unwrap_or_default();
+        let mut newer = inputs();
+        if let Some(code) = newer.code.get_mut(&Function::Fence) {
+            code.sha256_base64 = "bmV3".into();
+        }
+        let after = desired(&example(), &newer).unwrap_or_default();
+        let plan = diff(
+            &after,
+            &observed_as_desired(&before, "keycloak-fence"),
+            "keycloak-fence",
+        );
+        assert_eq!(plan.changes.len(), 1, "{plan}");
+        match &plan.changes[0] {
+            Change::Update { differences, .. } => {
+                assert_eq!(differences.len(), 1);
+                assert_eq!(differences[0].0, "code_sha256");
+            }
+            other => panic!("expected an update, got {other:?}"),
+        }
+        assert!(plan.to_string().contains("~ lambda function"), "{plan}");
+    }
+
+    #[test]
+    fn someone_elses_function_with_our_name_is_a_conflict_not_an_update() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let observed = observed_as_desired(&resources, "another-team");
+        let plan = diff(&resources, &observed, "keycloak-fence");
+        assert!(
+            plan.conflicts
+                .iter()
+                .any(|c| c.contains("keycloak-fence-fence") && c.contains("another-team")),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn an_existing_foreign_secret_is_used_as_it_is() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let mut observed = Observed::new();
+        observed.insert(
+            Key {
+                kind: "secret",
+                name: "keycloak-fence/infinispan-password".into(),
+            },
+            Some(Attributes::new()),
+        );
+        let plan = diff(&resources, &observed, "keycloak-fence");
+        assert!(plan.conflicts.is_empty());
+        assert!(!plan.changes.iter().any(|c| matches!(
+            c.resource(),
+            Resource::Secret { name } if name == "keycloak-fence/infinispan-password"
+        )));
+    }
+
+    #[test]
+    fn fence_environment_uses_the_functions_variable_names() {
+        let env = environment(&example(), Function::Fence, &inputs());
+        let sites: Value =
+            serde_json::from_str(env.get("INFINISPAN_SITE_ENDPOINTS").map_or("", |s| s))
+                .unwrap_or_default();
+        assert_eq!(
+            sites["site-b"],
+            "https://infinispan-external-keycloak.apps.site-b.example.com"
+        );
+        for name in [
+            "WEBHOOK_USER_SECRET",
+            "INFINISPAN_USER_SECRET",
+            "SECRETS_REGION",
+        ] {
+            assert!(env.contains_key(name), "{name} missing: {env:?}");
+        }
+    }
+
+    #[test]
+    fn documents_compare_whatever_the_key_order_and_encoding() {
+        let ours = canonical(&json!({"b": 1, "a": {"d": [1, 2], "c": "x y"}}));
+        assert_eq!(canonical_text(r#"{"a":{"c":"x y","d":[1,2]},"b":1}"#), ours);
+        assert_eq!(
+            canonical_text(
+                "%7B%22a%22%3A%7B%22c%22%3A%22x%20y%22%2C%22d%22%3A%5B1%2C2%5D%7D%2C%22b%22%3A1%7D"
+            ),
+            ours
+        );
+    }
+
+    #[test]
+    fn rule_pattern_names_both_appliances_and_only_out_of_service_states() {
+        let vpc = example().vpc.unwrap_or_else(|| panic!("example has [vpc]"));
+        let pattern = rule_pattern(&vpc);
+        assert_eq!(
+            pattern["detail"]["instance-id"].as_array().map(Vec::len),
+            Some(2)
+        );
+        let states = pattern["detail"]["state"].to_string();
+        assert!(!states.contains("pending") && !states.contains("running"));
+    }
+}

@@ -1,0 +1,291 @@
+//! The IAM documents of the three functions: a trust policy for Lambda and, per function, an
+//! inline policy naming exactly the resources it touches (no `*` action, no managed policy).
+//! `Resource: "*"` appears only for actions that have no resource-level permissions (the
+//! List/Describe calls); `cargo xtask lint` runs parliament on every document generated here.
+
+use crate::config::Deployment;
+use serde_json::{Value, json};
+
+/// Where the resources live: account, partition and the regions of the deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub partition: String,
+    pub account: String,
+    /// Region of the functions, secrets, load balancers, rule.
+    pub region: String,
+    /// ARN of the Global Accelerator the fence changes.
+    pub accelerator_arn: String,
+}
+
+impl Scope {
+    pub fn arn(&self, service: &str, region: &str, resource: &str) -> String {
+        format!(
+            "arn:{}:{service}:{region}:{}:{resource}",
+            self.partition, self.account
+        )
+    }
+}
+
+/// `aws`, `aws-cn` or `aws-us-gov`, from a region name.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+pub fn lambda_trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+fn document(statements: Vec<Value>) -> Value {
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+fn allow(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
+    json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources})
+}
+
+/// Writing its own log group, what `AWSLambdaBasicExecutionRole` grants for every log group.
+fn logs(scope: &Scope, function_name: &str) -> Value {
+    allow(
+        "WriteOwnLogs",
+        &[
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        ],
+        vec![scope.arn(
+            "logs",
+            &scope.region,
+            &format!("log-group:/aws/lambda/{function_name}:*"),
+        )],
+    )
+}
+
+fn notify(deployment: &Deployment) -> Option<Value> {
+    deployment
+        .notify_topic_arn
+        .as_ref()
+        .map(|topic| allow("NotifyActions", &["sns:Publish"], vec![topic.clone()]))
+}
+
+/// A secret given by name: Secrets Manager appends `-` and six random characters to its ARN.
+fn secret_arn(scope: &Scope, name_or_arn: &str) -> String {
+    if name_or_arn.starts_with("arn:") {
+        name_or_arn.to_string()
+    } else {
+        scope.arn(
+            "secretsmanager",
+            &scope.region,
+            &format!("secret:{name_or_arn}-??????"),
+        )
+    }
+}
+
+pub fn fence_policy(deployment: &Deployment, scope: &Scope, function_name: &str) -> Value {
+    let accelerator = &scope.accelerator_arn;
+    let mut statements = vec![
+        // ListAccelerators has no resource-level permission: finding the accelerator by DNS name
+        // needs "*".
+        allow(
+            "FindAccelerator",
+            &["globalaccelerator:ListAccelerators"],
+            vec!["*".to_string()],
+        ),
+        allow(
+            "ReadListeners",
+            &["globalaccelerator:ListListeners"],
+            vec![accelerator.clone()],
+        ),
+        allow(
+            "ReadEndpointGroups",
+            &["globalaccelerator:ListEndpointGroups"],
+            vec![format!("{accelerator}/listener/*")],
+        ),
+        allow(
+            "RemoveOfflineSite",
+            &[
+                "globalaccelerator:DescribeEndpointGroup",
+                "globalaccelerator:RemoveEndpoints",
+            ],
+            vec![format!("{accelerator}/listener/*/endpoint-group/*")],
+        ),
+        // DescribeTags has no resource-level permission either (parliament: "required_format: *").
+        allow(
+            "ReadSiteTags",
+            &["elasticloadbalancing:DescribeTags"],
+            vec!["*".to_string()],
+        ),
+        allow(
+            "ReadCredentials",
+            &["secretsmanager:GetSecretValue"],
+            vec![
+                secret_arn(scope, &deployment.fence.webhook_secret),
+                secret_arn(scope, &deployment.fence.infinispan_secret),
+            ],
+        ),
+        logs(scope, function_name),
+    ];
+    statements.extend(notify(deployment));
+    document(statements)
+}
+
+pub fn route53_policy(
+    deployment: &Deployment,
+    health_check_ids: &[String],
+    scope: &Scope,
+    function_name: &str,
+) -> Value {
+    let health_checks = health_check_ids
+        .iter()
+        .map(|id| format!("arn:{}:route53:::healthcheck/{id}", scope.partition))
+        .collect();
+    let mut statements = vec![
+        allow(
+            "PinFailedHealthCheck",
+            &["route53:GetHealthCheck", "route53:UpdateHealthCheck"],
+            health_checks,
+        ),
+        logs(scope, function_name),
+    ];
+    statements.extend(notify(deployment));
+    document(statements)
+}
+
+pub fn vpc_policy(
+    deployment: &Deployment,
+    vpc: &crate::config::Vpc,
+    scope: &Scope,
+    function_name: &str,
+) -> Value {
+    let replace = if vpc.route_table_ids.is_empty() {
+        // Every route table of the appliances' VPC, and only of that VPC.
+        json!({
+            "Sid": "MoveRoutesToStandby",
+            "Effect": "Allow",
+            "Action": ["ec2:ReplaceRoute"],
+            "Resource": [scope.arn("ec2", &scope.region, "route-table/*")],
+            "Condition": {"ArnEquals": {"ec2:Vpc": scope.arn("ec2", &scope.region, &format!("vpc/{}", vpc.vpc_id))}}
+        })
+    } else {
+        allow(
+            "MoveRoutesToStandby",
+            &["ec2:ReplaceRoute"],
+            vpc.route_table_ids
+                .iter()
+                .map(|id| scope.arn("ec2", &scope.region, &format!("route-table/{id}")))
+                .collect(),
+        )
+    };
+    let mut statements = vec![
+        // EC2's Describe calls have no resource-level permissions.
+        allow(
+            "ReadRoutesAndAppliances",
+            &[
+                "ec2:DescribeRouteTables",
+                "ec2:DescribeInstances",
+                "ec2:DescribeNetworkInterfaces",
+            ],
+            vec!["*".to_string()],
+        ),
+        replace,
+        logs(scope, function_name),
+    ];
+    statements.extend(notify(deployment));
+    document(statements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Deployment {
+        Deployment::load(&crate::workspace::root().join("infra/sitefence.example.toml"))
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    fn scope() -> Scope {
+        Scope {
+            partition: "aws".into(),
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            accelerator_arn: "arn:aws:globalaccelerator::123456789012:accelerator/1234abcd-abcd-1234-abcd-1234abcdefgh".into(),
+        }
+    }
+
+    fn every_document() -> Vec<Value> {
+        let deployment = example();
+        let vpc = deployment
+            .vpc
+            .clone()
+            .unwrap_or_else(|| panic!("example has [vpc]"));
+        vec![
+            fence_policy(&deployment, &scope(), "f"),
+            route53_policy(&deployment, &["233e180f".to_string()], &scope(), "r"),
+            vpc_policy(&deployment, &vpc, &scope(), "v"),
+        ]
+    }
+
+    #[test]
+    fn no_action_is_a_wildcard() {
+        for document in every_document() {
+            for statement in document["Statement"].as_array().into_iter().flatten() {
+                for action in statement["Action"].as_array().into_iter().flatten() {
+                    let action = action.as_str().unwrap_or_default();
+                    assert!(!action.contains('*'), "{action} in {document}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resource_star_only_for_list_and_describe_calls() {
+        for document in every_document() {
+            for statement in document["Statement"].as_array().into_iter().flatten() {
+                let star = statement["Resource"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r == "*"));
+                if star {
+                    for action in statement["Action"].as_array().into_iter().flatten() {
+                        let name = action.as_str().unwrap_or_default();
+                        let verb = name.split(':').nth(1).unwrap_or_default();
+                        assert!(
+                            verb.starts_with("List") || verb.starts_with("Describe"),
+                            "{name} on Resource *"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fence_reads_only_its_two_secrets_and_changes_only_its_accelerator() {
+        let document = fence_policy(&example(), &scope(), "f").to_string();
+        assert!(document.contains(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:keycloak-fence/webhook-password-??????"
+        ));
+        assert!(document.contains(&format!(
+            "{}/listener/*/endpoint-group/*",
+            scope().accelerator_arn
+        )));
+    }
+
+    #[test]
+    fn partition_follows_the_region() {
+        assert_eq!(partition_of("cn-north-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of("eu-west-1"), "aws");
+    }
+}

@@ -1,0 +1,503 @@
+//! Deploy into the sandbox's moto, read everything back with the AWS SDK, deploy again (no
+//! changes), destroy (nothing of ours left, the foreign resources untouched).
+
+use super::plan::{Function, OWNER_TAG};
+use super::{Options, deploy};
+use crate::aws::{self, AwsArgs};
+use crate::build::Arch;
+use crate::config::Deployment;
+use anyhow::Context;
+use sandbox::world::{ROUTE53_REGION, SandboxInfo, World, WorldOptions};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const NAME: &str = "sf-test";
+
+fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "sitefence-deploy-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default()
+    ))
+}
+
+/// Lambda ZIPs of the native dev binaries (moto stores code, it never runs it).
+fn native_zips(dir: &Path) -> anyhow::Result<PathBuf> {
+    let mut command = std::process::Command::new(crate::workspace::cargo());
+    command.args(["build", "--quiet"]);
+    for function in crate::workspace::FUNCTIONS {
+        command.args(["--package", function]);
+    }
+    crate::workspace::run(&mut command)?;
+    let bin_dir = crate::workspace::target_dir()?.join("debug");
+    let zips = dir.join("zips");
+    for function in crate::workspace::FUNCTIONS {
+        let binary = std::fs::read(bin_dir.join(function))?;
+        let zip = crate::build::zip_path(&zips, function);
+        std::fs::create_dir_all(zip.parent().context("zip path has a parent")?)?;
+        std::fs::write(&zip, super::zip::lambda_zip(&binary)?)?;
+    }
+    Ok(zips)
+}
+
+fn deployment(info: &SandboxInfo) -> Deployment {
+    let mut deployment = Deployment::from_sandbox(info);
+    deployment.name = NAME.to_string();
+    // Absent: deploy creates it with a generated password. The Infinispan secret stays the
+    // sandbox's own (the operator's, untagged): deploy uses it and destroy must leave it.
+    deployment.fence.webhook_secret = format!("{NAME}/webhook-password");
+    deployment
+}
+
+/// Stands in for CloudWatch's evaluation, which moto does not do: a new alarm with no data
+/// (missing data not breaching) becomes OK.
+fn evaluate_alarms(cloudwatch: aws_sdk_cloudwatch::Client, stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        use aws_sdk_cloudwatch::types::StateValue;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(alarms) = cloudwatch.describe_alarms().send().await {
+                for alarm in alarms.metric_alarms() {
+                    if alarm.state_value() == Some(&StateValue::InsufficientData)
+                        && let Some(name) = alarm.alarm_name()
+                    {
+                        let _ = cloudwatch
+                            .set_alarm_state()
+                            .alarm_name(name)
+                            .state_value(StateValue::Ok)
+                            .state_reason("no data points: missing data is not breaching")
+                            .send()
+                            .await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_reads_back_complete_redeploys_unchanged_and_destroy_spares_foreign() {
+    let dir = scratch_dir();
+    let world = World::start(WorldOptions::new(&dir))
+        .await
+        .unwrap_or_else(|e| panic!("starting the sandbox: {e:#}"));
+    let info = world.info().clone();
+    let scenario_dir = dir.clone();
+    let outcome = tokio::spawn(async move { scenario(&info, &scenario_dir).await }).await;
+    world.shutdown().await;
+    match outcome {
+        Ok(Ok(())) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Ok(Err(e)) => panic!("{e:#} (sandbox logs in {})", dir.display()),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
+    let deployment = deployment(info);
+    let args = AwsArgs::default();
+    let endpoint = Some(info.aws_endpoint_url.clone());
+    let regional = aws::load(&args, endpoint.clone(), info.region.clone()).await;
+    let alarms_region = aws::load(&args, endpoint, ROUTE53_REGION.to_string()).await;
+    let iam = aws_sdk_iam::Client::new(&regional);
+    let lambda = aws_sdk_lambda::Client::new(&regional);
+    let secrets = aws_sdk_secretsmanager::Client::new(&regional);
+    let events = aws_sdk_eventbridge::Client::new(&regional);
+    let sns = aws_sdk_sns::Client::new(&alarms_region);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&alarms_region);
+
+    // Foreign resources that look like ours: same name prefix and role path, no owner tag.
+    let foreign = format!("{NAME}-someone-elses");
+    let foreign_role = iam
+        .create_role()
+        .role_name(&foreign)
+        .path(super::plan::ROLE_PATH)
+        .assume_role_policy_document(super::policy::lambda_trust_policy().to_string())
+        .send()
+        .await?;
+    let zips = native_zips(dir)?;
+    lambda
+        .create_function()
+        .function_name(&foreign)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(foreign_role.role().map(|r| r.arn()).unwrap_or_default())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(
+                    super::zip::lambda_zip(b"#!/bin/sh\n")?,
+                ))
+                .build(),
+        )
+        .send()
+        .await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    evaluate_alarms(cloudwatch.clone(), stop.clone());
+    let options = Options {
+        zips,
+        arch: Arch::host(),
+        dry_run: false,
+        alarm_wait: Duration::from_secs(60),
+        show_secrets: false,
+    };
+    let first = deploy(&deployment, &options, &args).await?;
+    stop.store(true, Ordering::Relaxed);
+    anyhow::ensure!(first.deferred.is_empty(), "deferred: {:?}", first.deferred);
+    anyhow::ensure!(
+        first.plan.changes.len() >= 20,
+        "first plan:\n{}",
+        first.plan
+    );
+
+    // Roles: one per function, under our path, with only an inline least-privilege policy.
+    for function in Function::ALL {
+        let name = function.name(&deployment);
+        let role = iam.get_role().role_name(&name).send().await?;
+        anyhow::ensure!(role.role().map(|r| r.path()) == Some(super::plan::ROLE_PATH));
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(&name)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            attached.attached_policies().is_empty(),
+            "managed policy on {name}"
+        );
+        let policy = iam
+            .get_role_policy()
+            .role_name(&name)
+            .policy_name(&name)
+            .send()
+            .await?;
+        let document: Value =
+            serde_json::from_str(&super::plan::canonical_text(policy.policy_document()))?;
+        for statement in document["Statement"].as_array().into_iter().flatten() {
+            for action in statement["Action"].as_array().into_iter().flatten() {
+                anyhow::ensure!(!action.as_str().unwrap_or("*").contains('*'), "{document}");
+            }
+        }
+        if function == Function::Fence {
+            let text = document.to_string();
+            anyhow::ensure!(text.contains(&info.accelerator_arn), "{text}");
+            anyhow::ensure!(
+                text.contains("secret:sf-test/webhook-password-??????"),
+                "{text}"
+            );
+        }
+        let configuration = lambda.get_function().function_name(&name).send().await?;
+        let configuration = configuration.configuration().context("no configuration")?;
+        anyhow::ensure!(
+            configuration.runtime() == Some(&aws_sdk_lambda::types::Runtime::Providedal2023)
+        );
+        anyhow::ensure!(
+            configuration
+                .role()
+                .is_some_and(|r| r.ends_with(&format!("/sitefence/{name}")))
+        );
+    }
+
+    // The fence: its environment, reserved concurrency 1, a Function URL with auth NONE and the
+    // public-invoke permission that auth NONE needs.
+    let fence = Function::Fence.name(&deployment);
+    let function = lambda.get_function().function_name(&fence).send().await?;
+    let env = function
+        .configuration()
+        .and_then(|c| c.environment())
+        .and_then(|e| e.variables())
+        .context("fence has no environment")?;
+    let sites: Value = serde_json::from_str(
+        env.get("INFINISPAN_SITE_ENDPOINTS")
+            .context("INFINISPAN_SITE_ENDPOINTS")?,
+    )?;
+    for (site, site_info) in &info.sites {
+        anyhow::ensure!(sites[site] == site_info.ispn_url.as_str(), "{sites}");
+    }
+    anyhow::ensure!(
+        env.get("WEBHOOK_USER_SECRET").map(String::as_str) == Some("sf-test/webhook-password")
+    );
+    anyhow::ensure!(
+        env.get("INFINISPAN_CA_BUNDLE")
+            .is_some_and(|pem| pem.starts_with("-----BEGIN"))
+    );
+    let concurrency = lambda
+        .get_function_concurrency()
+        .function_name(&fence)
+        .send()
+        .await?;
+    anyhow::ensure!(concurrency.reserved_concurrent_executions() == Some(1));
+    let url = lambda
+        .get_function_url_config()
+        .function_name(&fence)
+        .send()
+        .await?;
+    anyhow::ensure!(url.auth_type() == &aws_sdk_lambda::types::FunctionUrlAuthType::None);
+    anyhow::ensure!(first.function_url.as_deref() == Some(url.function_url()));
+    let policy = lambda.get_policy().function_name(&fence).send().await?;
+    let policy: Value = serde_json::from_str(policy.policy().unwrap_or("{}"))?;
+    let url_permission =
+        super::observe::permission_attributes(&policy, super::plan::FUNCTION_URL_STATEMENT)
+            .context("no Function URL permission")?;
+    anyhow::ensure!(
+        url_permission.get("action").map(String::as_str) == Some("lambda:InvokeFunctionUrl")
+    );
+    // moto 5.2.5 does not keep the statement's FunctionUrlAuthType condition; AWS does.
+    anyhow::ensure!(url_permission.get("principal").map(String::as_str) == Some("*"));
+
+    // Secrets: the absent one created (tagged, generated), the operator's one left as it was.
+    let webhook = secrets
+        .get_secret_value()
+        .secret_id("sf-test/webhook-password")
+        .send()
+        .await?;
+    anyhow::ensure!(webhook.secret_string().is_some_and(|p| p.len() == 32));
+    let webhook_tags = secrets
+        .describe_secret()
+        .secret_id("sf-test/webhook-password")
+        .send()
+        .await?;
+    anyhow::ensure!(
+        webhook_tags
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some(OWNER_TAG) && t.value() == Some(NAME))
+    );
+    let ispn = secrets
+        .get_secret_value()
+        .secret_id(&info.infinispan.secret_name)
+        .send()
+        .await?;
+    anyhow::ensure!(ispn.secret_string() == Some(info.infinispan.password.as_str()));
+
+    // Route 53: topic and alarm in us-east-1, the function subscribed and allowed to be invoked.
+    let route53 = Function::Route53.name(&deployment);
+    let route53_arn = lambda
+        .get_function()
+        .function_name(&route53)
+        .send()
+        .await?
+        .configuration()
+        .and_then(|c| c.function_arn())
+        .context("no function ARN")?
+        .to_string();
+    let topics = sns.list_topics().send().await?;
+    let topic = topics
+        .topics()
+        .iter()
+        .filter_map(|t| t.topic_arn())
+        .find(|arn| arn.ends_with(":sf-test-route53-failover"))
+        .context("no SNS topic in us-east-1")?
+        .to_string();
+    anyhow::ensure!(topic.contains(":us-east-1:"), "{topic}");
+    let subscriptions = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        subscriptions
+            .subscriptions()
+            .iter()
+            .any(|s| s.protocol() == Some("lambda") && s.endpoint() == Some(route53_arn.as_str())),
+        "{subscriptions:?}"
+    );
+    let alarm_name = format!("sf-test-health-check-{}", info.route53.health_check_id);
+    let alarms = cloudwatch
+        .describe_alarms()
+        .alarm_names(&alarm_name)
+        .send()
+        .await?;
+    let alarm = alarms
+        .metric_alarms()
+        .first()
+        .context("no alarm in us-east-1")?;
+    anyhow::ensure!(alarm.treat_missing_data() == Some("notBreaching"));
+    anyhow::ensure!(
+        alarm.namespace() == Some("AWS/Route53")
+            && alarm.metric_name() == Some("HealthCheckStatus")
+    );
+    anyhow::ensure!(
+        alarm
+            .dimensions()
+            .iter()
+            .any(|d| d.name() == Some("HealthCheckId")
+                && d.value() == Some(info.route53.health_check_id.as_str()))
+    );
+    anyhow::ensure!(alarm.alarm_actions() == std::slice::from_ref(&topic));
+    let elsewhere = aws_sdk_cloudwatch::Client::new(&regional)
+        .describe_alarms()
+        .alarm_names(&alarm_name)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        elsewhere.metric_alarms().is_empty(),
+        "alarm outside us-east-1"
+    );
+    let route53_policy = lambda.get_policy().function_name(&route53).send().await?;
+    let route53_policy: Value = serde_json::from_str(route53_policy.policy().unwrap_or("{}"))?;
+    let sns_permission =
+        super::observe::permission_attributes(&route53_policy, super::plan::SNS_STATEMENT)
+            .context("no SNS invoke permission")?;
+    anyhow::ensure!(sns_permission.get("source_arn") == Some(&topic));
+
+    // VPC: the EventBridge rule of seed 003 for both appliances, targeting the function.
+    let rule = events
+        .describe_rule()
+        .name("sf-test-vpc-appliance-state")
+        .send()
+        .await?;
+    let pattern: Value = serde_json::from_str(rule.event_pattern().unwrap_or("{}"))?;
+    anyhow::ensure!(pattern["source"] == serde_json::json!(["aws.ec2"]));
+    anyhow::ensure!(
+        pattern["detail-type"] == serde_json::json!(["EC2 Instance State-change Notification"])
+    );
+    let instances = pattern["detail"]["instance-id"].to_string();
+    anyhow::ensure!(
+        instances.contains(&info.vpc.primary.instance_id)
+            && instances.contains(&info.vpc.standby.instance_id)
+    );
+    anyhow::ensure!(pattern["detail"]["state"].to_string().contains("stopped"));
+    let targets = events
+        .list_targets_by_rule()
+        .rule("sf-test-vpc-appliance-state")
+        .send()
+        .await?;
+    anyhow::ensure!(
+        targets
+            .targets()
+            .iter()
+            .any(|t| t.arn().ends_with(":function:sf-test-vpc-route-failover"))
+    );
+
+    // Second deploy: nothing to do.
+    let second = deploy(&deployment, &options, &args).await?;
+    anyhow::ensure!(
+        second.plan.changes.is_empty() && second.deferred.is_empty(),
+        "second deploy:\n{}",
+        second.plan
+    );
+    anyhow::ensure!(
+        second.plan.to_string().starts_with("no changes"),
+        "{}",
+        second.plan
+    );
+
+    // A changed setting shows as a diff in a dry run, and the dry run changes nothing.
+    let mut changed = deployment.clone();
+    changed.fence.alert_name = "SiteDown".to_string();
+    let dry = deploy(
+        &changed,
+        &Options {
+            dry_run: true,
+            ..options.clone()
+        },
+        &args,
+    )
+    .await?;
+    let text = dry.plan.to_string();
+    anyhow::ensure!(
+        dry.plan.changes.len() == 1
+            && text.contains("~ lambda function")
+            && text.contains("SiteDown"),
+        "{text}"
+    );
+    let still = lambda
+        .get_function_configuration()
+        .function_name(&fence)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        still
+            .environment()
+            .and_then(|e| e.variables())
+            .and_then(|v| v.get("ALERT_NAME"))
+            .map(String::as_str)
+            == Some("SiteOffline")
+    );
+
+    // Destroy: nothing of ours left; the foreign role, function and secret still there.
+    let clients = super::Clients::load(&args, &deployment).await;
+    let owned = super::destroy::discover(&deployment, &clients).await?;
+    anyhow::ensure!(owned.len() == 10, "found to destroy: {owned:?}");
+    super::destroy::delete(&owned, &clients).await?;
+    let left = super::destroy::discover(&deployment, &clients).await?;
+    anyhow::ensure!(left.is_empty(), "left behind: {left:?}");
+    for function in Function::ALL {
+        let name = function.name(&deployment);
+        anyhow::ensure!(
+            lambda
+                .get_function()
+                .function_name(&name)
+                .send()
+                .await
+                .is_err(),
+            "{name} still there"
+        );
+        anyhow::ensure!(
+            iam.get_role().role_name(&name).send().await.is_err(),
+            "role {name} still there"
+        );
+    }
+    anyhow::ensure!(
+        secrets
+            .describe_secret()
+            .secret_id("sf-test/webhook-password")
+            .send()
+            .await
+            .is_err()
+    );
+    anyhow::ensure!(
+        secrets
+            .get_secret_value()
+            .secret_id(&info.infinispan.secret_name)
+            .send()
+            .await
+            .is_ok()
+    );
+    anyhow::ensure!(
+        iam.get_role().role_name(&foreign).send().await.is_ok(),
+        "foreign role deleted"
+    );
+    anyhow::ensure!(
+        lambda
+            .get_function()
+            .function_name(&foreign)
+            .send()
+            .await
+            .is_ok(),
+        "foreign function deleted"
+    );
+    anyhow::ensure!(
+        cloudwatch
+            .describe_alarms()
+            .alarm_names(&alarm_name)
+            .send()
+            .await?
+            .metric_alarms()
+            .is_empty()
+    );
+    anyhow::ensure!(
+        events
+            .describe_rule()
+            .name("sf-test-vpc-appliance-state")
+            .send()
+            .await
+            .is_err()
+    );
+    let topics = sns.list_topics().send().await?;
+    anyhow::ensure!(
+        !topics
+            .topics()
+            .iter()
+            .filter_map(|t| t.topic_arn())
+            .any(|a| a == topic)
+    );
+    Ok(())
+}
