@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::workspace::{self, cargo};
+use crate::workspace;
 use lab::{FenceSetup, Lab};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -259,17 +259,10 @@ async fn run_in_sandbox(
     Ok(())
 }
 
-/// Builds the fence's bootstrap binary (dev profile) and returns its path.
+/// Builds the fence's bootstrap binary (dev profile, with the workspace's one feature
+/// resolution) and returns its path.
 fn build_fence() -> anyhow::Result<PathBuf> {
-    workspace::run(std::process::Command::new(cargo()).args([
-        "build",
-        "--quiet",
-        "--package",
-        "fence-lambda",
-        "--bin",
-        "fence-lambda",
-    ]))?;
-    Ok(workspace::target_dir()?.join("debug").join("fence-lambda"))
+    Ok(workspace::build_sandbox_binaries(false)?.join("fence-lambda"))
 }
 
 fn figures_path() -> anyhow::Result<PathBuf> {

@@ -113,6 +113,14 @@ async fn wrong_or_missing_credentials_are_401_and_change_nothing() -> anyhow::Re
 async fn infinispan_down_is_5xx_with_the_accelerator_fenced_and_the_retry_completes()
 -> anyhow::Result<()> {
     with_fence("ispn-down", 1, |sandbox: Sandbox| async move {
+        // site-b's load balancer is unhealthy, so site-a survives on health alone: no probe of
+        // site-a's Infinispan decides the survivor, and its being down only fails the second step.
+        sandbox
+            .ga_control(
+                "health",
+                &json!({"endpoint_id": endpoint(&sandbox, "site-b"), "state": "UNHEALTHY"}),
+            )
+            .await?;
         sandbox
             .ispn_control("site-a", "down", &json!({"down": true}))
             .await?;

@@ -29,13 +29,7 @@ fn scratch_dir() -> PathBuf {
 
 /// Lambda ZIPs of the native dev binaries (moto stores code, it never runs it).
 fn native_zips(dir: &Path) -> anyhow::Result<PathBuf> {
-    let mut command = std::process::Command::new(crate::workspace::cargo());
-    command.args(["build", "--quiet"]);
-    for function in crate::workspace::FUNCTIONS {
-        command.args(["--package", function]);
-    }
-    crate::workspace::run(&mut command)?;
-    let bin_dir = crate::workspace::target_dir()?.join("debug");
+    let bin_dir = crate::workspace::build_sandbox_binaries(false)?;
     let zips = dir.join("zips");
     for function in crate::workspace::FUNCTIONS {
         let binary = std::fs::read(bin_dir.join(function))?;

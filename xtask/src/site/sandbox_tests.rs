@@ -4,7 +4,6 @@
 //! `sitefence.toml` the sandbox writes.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -46,21 +45,10 @@ fn waiting() -> Waiting {
     }
 }
 
-/// The fence function's bootstrap. A workspace test run (`cargo xtask test`) has built it
-/// already; building it here with this crate's features alone would rebuild its dependencies.
+/// The fence function's bootstrap, built as every other command builds it (one feature
+/// resolution, so a workspace test run has built it already and this is a no-op).
 fn fence_binary() -> anyhow::Result<PathBuf> {
-    let binary = workspace::target_dir()?.join("debug").join("fence-lambda");
-    if !binary.exists() {
-        workspace::run(Command::new(workspace::cargo()).args([
-            "build",
-            "--quiet",
-            "--package",
-            "fence-lambda",
-            "--bin",
-            "fence-lambda",
-        ]))?;
-    }
-    Ok(binary)
+    Ok(workspace::build_sandbox_binaries(false)?.join("fence-lambda"))
 }
 
 /// A running world with the fence function, described by `DIR/sitefence.toml`.
