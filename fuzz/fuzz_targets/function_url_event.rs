@@ -1,6 +1,6 @@
-//! The fence's whole request path from the raw Function URL event (payload 2.0): the event as
-//! `lambda_http` decodes it (headers, base64 bodies), then authentication, content type, the
-//! webhook and every alert, the survivor rule and the answer, against a fixed two-site world.
+//! The fence's whole request path from the raw Function URL event (payload 2.0): the envelope
+//! (headers, base64 bodies), then authentication, content type, the webhook and every alert, the
+//! survivor rule and the answer, against a fixed two-site world.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -90,17 +90,14 @@ fn world() -> &'static (FixedWorld, Settings, tokio::runtime::Runtime) {
 }
 
 fuzz_target!(|event: &[u8]| {
-    let Ok(text) = std::str::from_utf8(event) else {
-        return;
-    };
-    let Ok(request) = lambda_http::request::from_str(text) else {
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(event) else {
         return;
     };
     let (world, settings, runtime) = world();
-    let response = runtime.block_on(fence_lambda::lambda::handle_request(world, settings, request));
-    let status = response.status().as_u16();
+    let response = runtime.block_on(fence_lambda::lambda::handle_event(world, settings, event, 0));
     assert!(
-        matches!(status, 200 | 400 | 401 | 413 | 415 | 500 | 503),
-        "unexpected status {status}"
+        matches!(response.status_code, 200 | 400 | 401 | 413 | 415 | 500 | 503),
+        "unexpected status {}",
+        response.status_code
     );
 });

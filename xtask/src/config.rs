@@ -2,7 +2,6 @@
 //! `manifests` and the `site` commands. The documented example is `infra/sitefence.example.toml`.
 
 use anyhow::Context;
-use sandbox::world::SandboxInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -114,23 +113,23 @@ pub struct Vpc {
     pub route_table_ids: Vec<String>,
 }
 
-fn default_accelerator_region() -> String {
-    sandbox::world::ACCELERATOR_REGION.to_string()
+pub(crate) fn default_accelerator_region() -> String {
+    aws_topology::globalaccelerator::API_REGION.to_string()
 }
-fn default_namespace() -> String {
+pub(crate) fn default_namespace() -> String {
     "default".to_string()
 }
-fn default_alert_name() -> String {
+pub(crate) fn default_alert_name() -> String {
     "SiteOffline".to_string()
 }
-fn default_route53_region() -> String {
-    sandbox::world::ROUTE53_REGION.to_string()
+pub(crate) fn default_route53_region() -> String {
+    aws_topology::route53::ALARM_REGION.to_string()
 }
-fn default_failed_over_path() -> String {
-    "/lb-check-failed-over".to_string()
+pub(crate) fn default_failed_over_path() -> String {
+    aws_topology::route53::FAILED_OVER_PATH.to_string()
 }
-fn default_original_path() -> String {
-    "/lb-check".to_string()
+pub(crate) fn default_original_path() -> String {
+    aws_topology::route53::ORIGINAL_PATH.to_string()
 }
 
 impl Deployment {
@@ -159,60 +158,6 @@ impl Deployment {
             );
         }
         Ok(())
-    }
-
-    /// The sandbox described as a deployment, so every command can be pointed at it.
-    pub fn from_sandbox(info: &SandboxInfo) -> Deployment {
-        Deployment {
-            name: "sitefence".to_string(),
-            region: info.region.clone(),
-            endpoint_url: Some(info.aws_endpoint_url.clone()),
-            caches: Some(info.infinispan.caches.clone()),
-            accelerator: Accelerator {
-                dns_name: info.accelerator_dns.clone(),
-                region: default_accelerator_region(),
-                endpoint_url: Some(info.globalaccelerator_endpoint_url.clone()),
-            },
-            sites: info
-                .sites
-                .iter()
-                .map(|(name, site)| {
-                    let site = Site {
-                        infinispan_url: site.ispn_url.clone(),
-                        metrics_url: Some(site.metrics_url.clone()),
-                        namespace: default_namespace(),
-                        load_balancer_arn: Some(site.endpoint_id.clone()),
-                        sandbox_control_url: Some(site.control_url.clone()),
-                    };
-                    (name.clone(), site)
-                })
-                .collect(),
-            fence: Fence {
-                webhook_user: info.fence.user.clone(),
-                webhook_secret: info.fence.secret_name.clone(),
-                infinispan_user: info.infinispan.user.clone(),
-                infinispan_secret: info.infinispan.secret_name.clone(),
-                preferred_site: info.sites.keys().next().cloned(),
-                ca_bundle: Some(info.ca_bundle.clone()),
-                alert_name: default_alert_name(),
-                function_url: info.fence.function_url.clone(),
-            },
-            route53: Some(Route53 {
-                health_check_ids: vec![info.route53.health_check_id.clone()],
-                region: default_route53_region(),
-                failed_over_path: default_failed_over_path(),
-                original_path: default_original_path(),
-            }),
-            vpc: Some(Vpc {
-                vpc_id: info.vpc.vpc_id.clone(),
-                primary_eni: info.vpc.primary.eni.clone(),
-                standby_eni: info.vpc.standby.eni.clone(),
-                primary_instance_id: info.vpc.primary.instance_id.clone(),
-                standby_instance_id: info.vpc.standby.instance_id.clone(),
-                route_table_ids: vec![info.vpc.route_table_id.clone()],
-            }),
-            notify_topic_arn: None,
-        }
     }
 
     pub fn to_toml(&self) -> anyhow::Result<String> {

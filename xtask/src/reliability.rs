@@ -44,9 +44,12 @@ pub struct ReliabilityArgs {
     /// Independent sandbox worlds the rounds are spread over (each runs one round at a time).
     #[arg(long, default_value_t = 3)]
     pub worlds: usize,
-    /// Seconds of fuzzing per target.
+    /// Seconds of fuzzing per target (a cap when `--fuzz-runs` is given).
     #[arg(long, default_value_t = 4)]
     pub fuzz_seconds: u64,
+    /// Fuzz each target for this many executions (the long run: 10 million).
+    #[arg(long)]
+    pub fuzz_runs: Option<u64>,
     /// Seed of the random scenarios (a random one when absent; always printed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -61,16 +64,11 @@ impl ReliabilityArgs {
         ReliabilityArgs {
             rounds: if long { 10_000 } else { 500 },
             worlds: 3,
-            fuzz_seconds: if long { 600 } else { 4 },
+            // The long run stops each target at 10 million executions, or after an hour.
+            fuzz_seconds: if long { 3600 } else { 5 },
+            fuzz_runs: long.then_some(10_000_000),
             seed: None,
-            // The fuzz targets link the function crates, so their first nightly build compiles
-            // every AWS SDK again under the sanitizer: too long for the default test run until
-            // it is measured. The long run (`--reliability`) fuzzes.
-            only: if long {
-                Vec::new()
-            } else {
-                vec![Part::Interleaving, Part::BadInput, Part::Faults]
-            },
+            only: Vec::new(),
         }
     }
 
@@ -118,7 +116,10 @@ pub fn run(args: &ReliabilityArgs) -> anyhow::Result<()> {
         ))?;
     }
     if args.wants(Part::Fuzz) {
-        let fuzzed = fuzz::run(Duration::from_secs(args.fuzz_seconds))?;
+        let fuzzed = fuzz::run(fuzz::Budget {
+            per_target: Duration::from_secs(args.fuzz_seconds),
+            runs: args.fuzz_runs,
+        })?;
         if fuzzed.crashes() > 0 {
             failures.push(format!("fuzzing found {} crash(es)", fuzzed.crashes()));
         }

@@ -8,18 +8,17 @@
 //! within a deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
-use aws_config::SdkConfig;
-use aws_sdk_globalaccelerator::Client;
-use aws_sdk_globalaccelerator::types::{
-    EndpointConfiguration, EndpointDescription, EndpointIdentifier, HealthState,
-};
-use common::site::{AcceleratorDns, SiteName};
+use common::site::SiteName;
 use serde::Serialize;
 
-use crate::elbv2::SiteTags;
-use crate::retry::{self, AwsError, Backoff};
+#[cfg(feature = "globalaccelerator")]
+mod client;
+#[cfg(feature = "globalaccelerator")]
+pub use client::GlobalAccelerator;
+
+/// The region of the Global Accelerator API, wherever the accelerator's endpoints are.
+pub const API_REGION: &str = "us-west-2";
 
 /// `RemoveEndpoints` takes at most this many endpoints.
 pub const ENDPOINTS_PER_REMOVE: usize = 10;
@@ -44,17 +43,6 @@ pub enum Health {
     Unhealthy,
     Initial,
     Unknown,
-}
-
-impl Health {
-    fn from_sdk(state: Option<&HealthState>) -> Health {
-        match state {
-            Some(HealthState::Healthy) => Health::Healthy,
-            Some(HealthState::Unhealthy) => Health::Unhealthy,
-            Some(HealthState::Initial) => Health::Initial,
-            _ => Health::Unknown,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -156,262 +144,6 @@ pub struct Removal {
     pub already_gone: Vec<String>,
 }
 
-/// Global Accelerator (its control plane lives in `us-west-2`) plus the ELBv2 tags that say
-/// which site an endpoint belongs to.
-pub struct GlobalAccelerator {
-    client: Client,
-    tags: SiteTags,
-    backoff: Backoff,
-}
-
-impl GlobalAccelerator {
-    /// `config`'s region must be the Global Accelerator API's (see `ACCELERATOR_REGION`); ELBv2
-    /// calls use the region of each load balancer's ARN.
-    pub fn new(config: &SdkConfig) -> GlobalAccelerator {
-        GlobalAccelerator {
-            client: Client::new(config),
-            tags: SiteTags::new(config),
-            backoff: Backoff::default(),
-        }
-    }
-
-    /// Reads the load balancers' tags with `config` instead of the accelerator's: for a tool
-    /// given one endpoint for Global Accelerator and another for the other services (an
-    /// emulator, or a proxy), where the per-service environment variables do not apply.
-    pub fn with_elbv2_config(mut self, config: &SdkConfig) -> GlobalAccelerator {
-        self.tags = SiteTags::new(config);
-        self
-    }
-
-    pub fn with_backoff(mut self, backoff: Backoff) -> GlobalAccelerator {
-        self.backoff = backoff;
-        self
-    }
-
-    /// The ARN of the accelerator whose `DnsName` or `DualStackDnsName` is `dns`, over every
-    /// page of `ListAccelerators`.
-    pub async fn find_accelerator(&self, dns: &AcceleratorDns) -> Result<Option<String>, AwsError> {
-        let mut pages = self.client.list_accelerators().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("ListAccelerators", e))?;
-            let found = page.accelerators().iter().find(|a| {
-                a.dns_name().is_some_and(|n| dns.matches(n))
-                    || a.dual_stack_dns_name().is_some_and(|n| dns.matches(n))
-            });
-            if let Some(arn) = found.and_then(|a| a.accelerator_arn()) {
-                return Ok(Some(arn.to_owned()));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The whole topology of the accelerator `dns`; `None` when no accelerator has that name.
-    pub async fn topology(&self, dns: &AcceleratorDns) -> Result<Option<Topology>, AwsError> {
-        let Some(accelerator_arn) = self.find_accelerator(dns).await? else {
-            return Ok(None);
-        };
-        let mut listeners = Vec::new();
-        let mut pages = self
-            .client
-            .list_listeners()
-            .accelerator_arn(&accelerator_arn)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("ListListeners", e))?;
-            listeners.extend(
-                page.listeners()
-                    .iter()
-                    .filter_map(|l| l.listener_arn().map(str::to_owned)),
-            );
-        }
-        let mut states = Vec::new();
-        for listener in &listeners {
-            let mut pages = self
-                .client
-                .list_endpoint_groups()
-                .listener_arn(listener)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| AwsError::from_sdk("ListEndpointGroups", e))?;
-                states.extend(page.endpoint_groups().iter().filter_map(|g| {
-                    Some(group_state(
-                        g.endpoint_group_arn()?,
-                        g.endpoint_group_region(),
-                        g.endpoint_descriptions(),
-                    ))
-                }));
-            }
-        }
-        let ids: Vec<String> = states
-            .iter()
-            .flat_map(|g| g.endpoints.iter().map(|e| e.id.clone()))
-            .collect();
-        let sites = self.tags.sites(&ids).await?;
-        Ok(Some(assemble(accelerator_arn, states, &sites)))
-    }
-
-    /// One group's current endpoints and health (one call: the warm path).
-    pub async fn describe_group(&self, arn: &str) -> Result<GroupState, AwsError> {
-        let output = self
-            .client
-            .describe_endpoint_group()
-            .endpoint_group_arn(arn)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DescribeEndpointGroup", e))?;
-        let group = output.endpoint_group().ok_or_else(|| AwsError {
-            operation: "DescribeEndpointGroup",
-            code: None,
-            message: format!("no endpoint group in the answer for {arn}"),
-            retryable: true,
-        })?;
-        Ok(group_state(
-            group.endpoint_group_arn().unwrap_or(arn),
-            group.endpoint_group_region(),
-            group.endpoint_descriptions(),
-        ))
-    }
-
-    /// Removes `endpoint_ids` from the group, at most [`ENDPOINTS_PER_REMOVE`] per call, each
-    /// call retried within `deadline`. Endpoints already gone count as removed.
-    pub async fn remove_endpoints(
-        &self,
-        group_arn: &str,
-        endpoint_ids: &[String],
-        deadline: Instant,
-    ) -> Result<Removal, AwsError> {
-        let mut removal = Removal::default();
-        for chunk in endpoint_ids.chunks(ENDPOINTS_PER_REMOVE) {
-            let mut pending = chunk.to_vec();
-            loop {
-                let result = retry::retry(
-                    "RemoveEndpoints",
-                    &self.backoff,
-                    deadline,
-                    AwsError::retry,
-                    || self.remove_call(group_arn, &pending),
-                )
-                .await;
-                let err = match result {
-                    Ok(()) => {
-                        removal.removed.append(&mut pending);
-                        break;
-                    }
-                    Err(err) => err,
-                };
-                // The call fails whole when one endpoint is no longer in the group: find which
-                // ones are still there and remove only those.
-                if !(err.has_code("EndpointNotFoundException")
-                    || err.has_code("InvalidArgumentException"))
-                {
-                    return Err(err);
-                }
-                let present: BTreeSet<String> = self
-                    .describe_group(group_arn)
-                    .await?
-                    .endpoints
-                    .into_iter()
-                    .map(|e| e.id)
-                    .collect();
-                let (still, gone): (Vec<String>, Vec<String>) =
-                    pending.iter().cloned().partition(|id| present.contains(id));
-                if gone.is_empty() {
-                    return Err(err);
-                }
-                removal.already_gone.extend(gone);
-                if still.is_empty() {
-                    break;
-                }
-                pending = still;
-            }
-        }
-        Ok(removal)
-    }
-
-    /// Adds `endpoints` to the group with `AddEndpoints`, at most [`ENDPOINTS_PER_ADD`] per
-    /// call, each call retried within `deadline` (`TransactionInProgressException`, throttling).
-    /// An endpoint already in the group takes the given weight: adding is idempotent.
-    pub async fn add_endpoints(
-        &self,
-        group_arn: &str,
-        endpoints: &[EndpointToAdd],
-        deadline: Instant,
-    ) -> Result<(), AwsError> {
-        for chunk in endpoints.chunks(ENDPOINTS_PER_ADD) {
-            retry::retry(
-                "AddEndpoints",
-                &self.backoff,
-                deadline,
-                AwsError::retry,
-                || self.add_call(group_arn, chunk),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn add_call(&self, group_arn: &str, endpoints: &[EndpointToAdd]) -> Result<(), AwsError> {
-        let configurations = endpoints
-            .iter()
-            .map(|e| {
-                EndpointConfiguration::builder()
-                    .endpoint_id(&e.id)
-                    .weight(e.weight)
-                    .client_ip_preservation_enabled(e.client_ip_preservation)
-                    .build()
-            })
-            .collect();
-        self.client
-            .add_endpoints()
-            .endpoint_group_arn(group_arn)
-            .set_endpoint_configurations(Some(configurations))
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| AwsError::from_sdk("AddEndpoints", e))
-    }
-
-    async fn remove_call(&self, group_arn: &str, ids: &[String]) -> Result<(), AwsError> {
-        let identifiers = ids
-            .iter()
-            .map(|id| EndpointIdentifier::builder().endpoint_id(id).build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AwsError {
-                operation: "RemoveEndpoints",
-                code: None,
-                message: e.to_string(),
-                retryable: false,
-            })?;
-        self.client
-            .remove_endpoints()
-            .endpoint_group_arn(group_arn)
-            .set_endpoint_identifiers(Some(identifiers))
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| AwsError::from_sdk("RemoveEndpoints", e))
-    }
-}
-
-fn group_state(arn: &str, region: Option<&str>, endpoints: &[EndpointDescription]) -> GroupState {
-    GroupState {
-        arn: arn.to_owned(),
-        region: region.unwrap_or_default().to_owned(),
-        endpoints: endpoints
-            .iter()
-            .filter_map(|e| {
-                Some(EndpointState {
-                    id: e.endpoint_id()?.to_owned(),
-                    weight: e.weight(),
-                    health: Health::from_sdk(e.health_state()),
-                })
-            })
-            .collect(),
-    }
-}
-
 /// Puts groups and sites together.
 pub fn assemble(
     accelerator_arn: String,
@@ -440,9 +172,14 @@ pub fn assemble(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "globalaccelerator"))]
 mod tests {
+    use std::time::Instant;
+
+    use common::site::AcceleratorDns;
+
     use super::*;
+    use crate::retry::Backoff;
 
     fn site(name: &str) -> SiteName {
         SiteName::parse(name).unwrap()

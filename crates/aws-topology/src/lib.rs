@@ -1,5 +1,6 @@
-//! The AWS side of a two-site deployment, each service behind its own cargo feature so that a
-//! function links only the SDKs it calls:
+//! The AWS side of a two-site deployment. Each module's types and pure planning are always
+//! there; its SDK client sits behind a cargo feature of the same name, so that a function links
+//! only the SDKs it calls and the parsers can be fuzzed without any:
 //!
 //! * `globalaccelerator` (+ `elbv2`): accelerators, listeners and endpoint groups, and which site
 //!   each endpoint belongs to (ELBv2 tags).
@@ -8,11 +9,8 @@
 
 pub mod retry;
 
-#[cfg(feature = "ec2")]
 pub mod ec2;
 #[cfg(feature = "elbv2")]
 pub mod elbv2;
-#[cfg(feature = "globalaccelerator")]
 pub mod globalaccelerator;
-#[cfg(feature = "route53")]
 pub mod route53;

@@ -10,11 +10,12 @@ use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 
-use aws_sdk_route53::Client;
-use aws_sdk_route53::config::http::HttpResponse;
-use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_route53::operation::get_health_check::GetHealthCheckError;
-use aws_sdk_route53::operation::update_health_check::UpdateHealthCheckError;
+#[cfg(feature = "route53")]
+mod client;
+
+/// Route 53 publishes health-check metrics in CloudWatch in this region only, so the alarm, its
+/// SNS topic and the failover function live there.
+pub const ALARM_REGION: &str = "us-east-1";
 
 /// The path the health check probes in normal operation (the Keycloak HA guide's `/lb-check`).
 pub const ORIGINAL_PATH: &str = "/lb-check";
@@ -249,100 +250,6 @@ pub async fn failback(
     original_path: &str,
 ) -> Result<PathChange, Route53Error> {
     set_path(store, id, original_path).await
-}
-
-impl HealthChecks for Client {
-    async fn read(&self, id: &HealthCheckId) -> Result<HealthCheck, Route53Error> {
-        let output = self
-            .get_health_check()
-            .health_check_id(id.as_str())
-            .send()
-            .await
-            .map_err(|err| match err.as_service_error() {
-                Some(GetHealthCheckError::NoSuchHealthCheck(_)) => {
-                    Route53Error::NotFound(id.clone())
-                }
-                _ => classify("GetHealthCheck", &err),
-            })?;
-        let Some(found) = output.health_check() else {
-            return Err(Route53Error::NotFound(id.clone()));
-        };
-        let config = found.health_check_config();
-        Ok(HealthCheck {
-            id: id.clone(),
-            version: found.health_check_version(),
-            kind: config
-                .map(|c| c.r#type().as_str().to_owned())
-                .unwrap_or_default(),
-            resource_path: config.and_then(|c| c.resource_path()).map(str::to_owned),
-            disabled: config.and_then(|c| c.disabled()).unwrap_or(false),
-        })
-    }
-
-    async fn write_path(
-        &self,
-        id: &HealthCheckId,
-        version: i64,
-        path: &str,
-    ) -> Result<(), Route53Error> {
-        self.update_health_check()
-            .health_check_id(id.as_str())
-            .health_check_version(version)
-            .resource_path(path)
-            .send()
-            .await
-            .map_err(|err| match err.as_service_error() {
-                Some(UpdateHealthCheckError::HealthCheckVersionMismatch(_)) => {
-                    Route53Error::StaleVersion(id.clone())
-                }
-                Some(UpdateHealthCheckError::NoSuchHealthCheck(_)) => {
-                    Route53Error::NotFound(id.clone())
-                }
-                _ => classify("UpdateHealthCheck", &err),
-            })?;
-        Ok(())
-    }
-}
-
-/// Error codes Route 53 uses for "not now": throttling and its own concurrency guard.
-const TRANSIENT_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "PriorRequestNotComplete",
-    "RequestThrottled",
-    "ServiceUnavailable",
-    "InternalError",
-    "InternalFailure",
-];
-
-fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Route53Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let message = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
-    match err {
-        SdkError::ServiceError(context) => {
-            let code = context.err().code().unwrap_or("Unknown");
-            let status = context.raw().status().as_u16();
-            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
-                Route53Error::Transient { operation, message }
-            } else {
-                Route53Error::Refused {
-                    operation,
-                    code: code.to_owned(),
-                    message: context.err().message().unwrap_or_default().to_owned(),
-                }
-            }
-        }
-        SdkError::ConstructionFailure(_) => Route53Error::Refused {
-            operation,
-            code: "ConstructionFailure".to_owned(),
-            message,
-        },
-        // Timeouts, connection failures and unreadable responses: the request may not even have
-        // arrived, and trying again is safe because every write is version-guarded.
-        _ => Route53Error::Transient { operation, message },
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! * [`config`]: settings from the environment, with the seeds' variable names as aliases.
 //! * [`logging`]: JSON logs on stdout and the one decision record per invocation.
-//! * [`aws`]: the AWS SDK configuration every function starts from.
+//! * [`aws`] (feature `aws`, implied by the others): the AWS SDK configuration every function
+//!   starts from.
 //! * [`secret`]: a [`secret::Secret`] never prints its value; with the `secrets` feature,
 //!   [`secret::SecretCache`] reads Secrets Manager and keeps values across warm invocations.
 //! * [`auth`]: the HTTP Basic check of the fence webhook (both fields, constant time).
@@ -12,11 +13,12 @@
 //!   on a retry.
 //! * [`notify`] (feature `notify`): SNS notification of every action taken.
 //!
-//! Function URL requests (payload format 2.0, including base64 bodies) are decoded by
-//! `lambda_http`; this crate starts from the decoded body bytes.
+//! Function URL requests (payload format 2.0, including base64 bodies) are decoded by the fence
+//! (`fence_lambda::lambda`); this crate starts from the decoded body bytes.
 
 pub mod alertmanager;
 pub mod auth;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod logging;

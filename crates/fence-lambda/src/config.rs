@@ -11,7 +11,6 @@ use ispn_client::{SiteEndpoint, TlsConfig};
 
 use crate::decision::Policy;
 
-pub const DEFAULT_ACCELERATOR_REGION: &str = "us-west-2";
 pub const DEFAULT_ALERT_NAME: &str = "SiteOffline";
 pub const DEFAULT_TOPOLOGY_TTL: Duration = Duration::from_secs(300);
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
@@ -95,7 +94,7 @@ impl FenceConfig {
             // Lambda always sets AWS_REGION: secrets usually live in the function's region.
             secrets_region: require(&["SECRETS_REGION", "AWS_REGION"])?,
             accelerator_region: get(&["ACCELERATOR_REGION"])
-                .unwrap_or_else(|| DEFAULT_ACCELERATOR_REGION.to_owned()),
+                .unwrap_or_else(|| aws_topology::globalaccelerator::API_REGION.to_owned()),
             alert_name: get(&["ALERT_NAME"]).unwrap_or_else(|| DEFAULT_ALERT_NAME.to_owned()),
             tls: TlsConfig {
                 ca_bundle_pem,

@@ -145,6 +145,11 @@ impl Decision {
         }
     }
 
+    /// An event Lambda could not have written (see [`crate::lambda`]).
+    pub fn bad_event(reason: String) -> Decision {
+        Decision::rejected(Disposition::BadInput, 400, reason)
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self)
             .unwrap_or_else(|e| serde_json::json!({"status": self.status, "error": e.to_string()}))

@@ -1,49 +1,211 @@
-//! The glue between `lambda_http` and [`crate::handler`].
+//! The Function URL front: the event Lambda writes for a request to the function's URL (payload
+//! format 2.0), read without trusting any of it, and the answer in the same format.
+//!
+//! The fence reads only the headers and the body. It does not go through `lambda_http`, whose
+//! event decoder panics on envelopes it cannot turn into an `http::Request` (an invalid
+//! `x-forwarded-proto` or domain, a body marked base64 that is not), found by fuzzing; here
+//! every such event is a 400 with a decision record, and the decoder links no URL or IDNA
+//! crates.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lambda_http::{Body, Request, RequestExt};
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
 
 use crate::handler::{Decision, Settings, World, handle};
 
 /// Time kept aside at the end of the invocation to answer.
 const ANSWER_MARGIN: Duration = Duration::from_secs(2);
 
-/// Handles a Function URL request (payload 2.0; `lambda_http` has already decoded a base64
-/// body), logs the decision record and answers.
-pub async fn handle_request<W: World>(
+/// What the fence reads of a Function URL event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionUrlRequest {
+    pub headers: HeaderMap,
+    /// Decoded when Lambda sent it base64-encoded.
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the event is not a Function URL request (payload format 2.0): {0}")]
+    NotAFunctionUrlRequest(String),
+    #[error("the body is marked base64-encoded but is not base64: {0}")]
+    NotBase64(String),
+}
+
+/// The envelope's fields the fence reads; everything else in it is ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    /// Lower-case names; Lambda joins repeated headers with commas.
+    #[serde(default)]
+    headers: HashMap<String, String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    is_base64_encoded: bool,
+}
+
+impl FunctionUrlRequest {
+    pub fn from_event(event: serde_json::Value) -> Result<FunctionUrlRequest, EventError> {
+        let envelope: Envelope = serde_json::from_value(event)
+            .map_err(|err| EventError::NotAFunctionUrlRequest(err.to_string()))?;
+        let body = match envelope.body {
+            None => Vec::new(),
+            Some(body) if envelope.is_base64_encoded => base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .map_err(|err| EventError::NotBase64(err.to_string()))?,
+            Some(body) => body.into_bytes(),
+        };
+        let mut headers = HeaderMap::with_capacity(envelope.headers.len());
+        for (name, value) in envelope.headers {
+            // Lambda writes only valid names and values; a header that is neither cannot come
+            // from it and is dropped rather than trusted.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        Ok(FunctionUrlRequest { headers, body })
+    }
+}
+
+/// The answer as a Function URL returns it to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionUrlResponse {
+    pub status_code: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub is_base64_encoded: bool,
+}
+
+impl From<&Decision> for FunctionUrlResponse {
+    fn from(decision: &Decision) -> FunctionUrlResponse {
+        let (parts, body) = decision.http_response().into_parts();
+        FunctionUrlResponse {
+            status_code: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+                })
+                .collect(),
+            body,
+            is_base64_encoded: false,
+        }
+    }
+}
+
+/// Handles one Function URL event: reads it, runs the handler, logs the decision record and
+/// answers. `invocation_deadline_ms` is the invocation's deadline (milliseconds since the
+/// epoch, 0 when unknown).
+pub async fn handle_event<W: World>(
     world: &W,
     settings: &Settings,
-    request: Request,
-) -> http::Response<String> {
-    let deadline = deadline(&request, settings.retry_budget);
-    let body: &[u8] = match request.body() {
-        Body::Empty => &[],
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
+    event: serde_json::Value,
+    invocation_deadline_ms: u64,
+) -> FunctionUrlResponse {
+    let deadline = deadline(invocation_deadline_ms, settings.retry_budget);
+    let decision = match FunctionUrlRequest::from_event(event) {
+        Ok(request) => handle(world, settings, &request.headers, &request.body, deadline).await,
+        Err(err) => Decision::bad_event(err.to_string()),
     };
-    let decision: Decision = handle(world, settings, request.headers(), body, deadline).await;
     common::logging::decision_record(&decision.to_json());
-    decision.http_response()
+    FunctionUrlResponse::from(&decision)
 }
 
 /// The retry deadline: the budget, cut short by the invocation's own deadline.
-fn deadline(request: &Request, budget: Duration) -> Instant {
+fn deadline(invocation_deadline_ms: u64, budget: Duration) -> Instant {
     let now = Instant::now();
     let by_budget = now + budget;
-    let Some(context) = request.lambda_context_ref() else {
+    if invocation_deadline_ms == 0 {
         return by_budget;
-    };
+    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
-    let left = Duration::from_millis(context.deadline.saturating_sub(now_ms))
+    let left = Duration::from_millis(invocation_deadline_ms.saturating_sub(now_ms))
         .saturating_sub(ANSWER_MARGIN);
-    if context.deadline == 0 {
-        by_budget
-    } else {
-        by_budget.min(now + left)
+    by_budget.min(now + left)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_headers_and_a_plain_body() {
+        let request = FunctionUrlRequest::from_event(json!({
+            "version": "2.0",
+            "headers": {"content-type": "application/json", "authorization": "Basic eDp5"},
+            "body": "{}",
+            "isBase64Encoded": false
+        }))
+        .unwrap();
+        assert_eq!(request.body, b"{}");
+        assert_eq!(request.headers["authorization"], "Basic eDp5");
+    }
+
+    #[test]
+    fn decodes_a_base64_body_and_refuses_one_that_is_not() {
+        let event = |body: &str| json!({"headers": {}, "body": body, "isBase64Encoded": true});
+        assert_eq!(
+            FunctionUrlRequest::from_event(event("e30=")).unwrap().body,
+            b"{}"
+        );
+        assert!(matches!(
+            FunctionUrlRequest::from_event(event("e30}")),
+            Err(EventError::NotBase64(_))
+        ));
+    }
+
+    #[test]
+    fn an_envelope_of_the_wrong_shape_is_an_error_not_a_panic() {
+        for event in [
+            json!(null),
+            json!([1, 2]),
+            json!({"headers": {"a": 1}}),
+            json!({"body": 5}),
+            json!({"isBase64Encoded": "yes"}),
+        ] {
+            assert!(
+                matches!(
+                    FunctionUrlRequest::from_event(event.clone()),
+                    Err(EventError::NotAFunctionUrlRequest(_))
+                ),
+                "{event}"
+            );
+        }
+    }
+
+    #[test]
+    fn headers_lambda_could_not_have_written_are_dropped() {
+        let request = FunctionUrlRequest::from_event(json!({
+            "headers": {"bad name": "x", "ok": "line\nbreak", "content-type": "application/json"}
+        }))
+        .unwrap();
+        assert_eq!(request.headers.len(), 1);
+        assert!(request.body.is_empty());
+    }
+
+    #[test]
+    fn the_invocation_deadline_cuts_the_budget_short() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let budget = Duration::from_secs(60);
+        let cut = deadline(now_ms + 5_000, budget);
+        assert!(cut <= Instant::now() + Duration::from_secs(3));
+        assert!(deadline(0, budget) > Instant::now() + Duration::from_secs(59));
     }
 }

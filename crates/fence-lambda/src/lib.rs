@@ -38,6 +38,7 @@ pub mod config;
 pub mod decision;
 pub mod handler;
 pub mod lambda;
+#[cfg(feature = "live")]
 pub mod live;
 
 #[cfg(test)]

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use fence_lambda::config::FenceConfig;
 use fence_lambda::handler::Settings;
-use fence_lambda::lambda::handle_request;
+use fence_lambda::lambda::handle_event;
 use fence_lambda::live::LiveWorld;
-use lambda_http::{Request, service_fn};
+use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     common::logging::init("fence-lambda");
     let (world, settings) = match start().await {
         Ok(started) => started,
@@ -21,12 +21,13 @@ async fn main() -> Result<(), lambda_http::Error> {
         }
     };
     let world = Arc::new(world);
-    lambda_http::run(service_fn(move |request: Request| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let world = Arc::clone(&world);
         let settings = settings.clone();
         async move {
+            let deadline_ms = event.context.deadline;
             Ok::<_, std::convert::Infallible>(
-                handle_request(world.as_ref(), &settings, request).await,
+                handle_event(world.as_ref(), &settings, event.payload, deadline_ms).await,
             )
         }
     }))

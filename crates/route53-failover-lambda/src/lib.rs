@@ -13,8 +13,10 @@
 
 pub mod alarm;
 pub mod decide;
+#[cfg(feature = "live")]
 pub mod function;
 
+#[cfg(feature = "live")]
 pub use function::{Failover, handle};
 
 /// The function's name in logs and decision records.

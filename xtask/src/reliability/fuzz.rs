@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::workspace;
 
@@ -40,6 +40,9 @@ const TARGETS: [(&str, &str, SeedFilter); 7] = [
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Figures {
+    /// Executions each target was run for (`None`: for `seconds_per_target`).
+    pub runs_per_target: Option<u64>,
+    /// The time each target was given (a cap when `runs_per_target` is set).
     pub seconds_per_target: u64,
     pub build_seconds: f64,
     pub targets: Vec<TargetFigures>,
@@ -62,44 +65,42 @@ impl Figures {
     }
 }
 
-/// `rustup run nightly cargo ...`: the nightly toolchain whatever toolchain runs xtask.
-fn nightly_cargo() -> Command {
-    let mut command = Command::new("rustup");
+/// The cargo-fuzz release the project uses; installed from crates.io when missing or older.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// `cargo fuzz` on the toolchain that runs xtask: without a sanitizer (the only nightly-only
+/// part of cargo-fuzz), so a stable toolchain builds the targets. Their target directory sits
+/// beside the workspace's, since cargo-fuzz's instrumentation flags would otherwise invalidate
+/// the workspace's own builds.
+fn cargo_fuzz(root: &Path, verb: &str) -> anyhow::Result<Command> {
+    let mut command = Command::new(workspace::cargo());
     command
-        .args(["run", "nightly", "cargo"])
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("RUSTC")
-        .env_remove("RUSTDOC")
-        .env_remove("CARGO");
-    command
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", workspace::target_dir()?.join("fuzz"))
+        .args(["fuzz", verb, "--sanitizer", "none", "--debug-assertions"]);
+    Ok(command)
 }
 
-/// The nightly toolchain must be there; cargo-fuzz is installed from crates.io when missing.
-fn ensure_tools() -> anyhow::Result<()> {
-    let toolchains = Command::new("rustup")
-        .args(["toolchain", "list"])
-        .output()
-        .context("running rustup (cargo fuzz needs rustup and a nightly toolchain)")?;
-    if !String::from_utf8_lossy(&toolchains.stdout).contains("nightly") {
-        bail!(
-            "cargo fuzz needs a nightly toolchain, and rustup lists none: \
-             install it with `rustup toolchain install nightly`"
-        );
-    }
-    let has_fuzz = nightly_cargo()
+/// cargo-fuzz is installed from crates.io when missing (idempotent: a present one is kept).
+fn ensure_cargo_fuzz() -> anyhow::Result<()> {
+    let version = Command::new(workspace::cargo())
         .args(["fuzz", "--version"])
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_fuzz {
-        eprintln!("reliability: installing cargo-fuzz from crates.io");
-        workspace::run(Command::new(workspace::cargo()).args([
-            "install",
-            "cargo-fuzz",
-            "--locked",
-        ]))
-        .context("installing cargo-fuzz")?;
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if version.is_some_and(|v| v.ends_with(CARGO_FUZZ_VERSION)) {
+        return Ok(());
     }
-    Ok(())
+    eprintln!("reliability: installing cargo-fuzz {CARGO_FUZZ_VERSION} from crates.io");
+    workspace::run(Command::new(workspace::cargo()).args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
+    .context("installing cargo-fuzz")
 }
 
 /// Copies a target's seeds into its corpus directory; returns how many there are.
@@ -180,14 +181,23 @@ fn executions(stderr: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn run(per_target: Duration) -> anyhow::Result<Figures> {
-    ensure_tools()?;
+/// How long each target is fuzzed: for a time, or until a number of executions (the long run's
+/// 10 million) with the time as a cap.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub per_target: Duration,
+    pub runs: Option<u64>,
+}
+
+pub fn run(budget: Budget) -> anyhow::Result<Figures> {
+    ensure_cargo_fuzz()?;
     let root = workspace::root();
     let base = workspace::target_dir()?.join("reliability");
     let build_started = Instant::now();
-    workspace::run(nightly_cargo().args(["fuzz", "build", "--sanitizer", "none"]))
-        .context("building the fuzz targets")?;
+    workspace::run(&mut cargo_fuzz(&root, "build")?).context("building the fuzz targets")?;
+    let per_target = budget.per_target;
     let mut figures = Figures {
+        runs_per_target: budget.runs,
         seconds_per_target: per_target.as_secs(),
         build_seconds: build_started.elapsed().as_secs_f64(),
         targets: Vec::new(),
@@ -198,12 +208,16 @@ pub fn run(per_target: Duration) -> anyhow::Result<Figures> {
         std::fs::create_dir_all(&artifacts)?;
         let seeds = seed(&root, &corpus, target, dir, keep)?;
         let started = Instant::now();
-        let output = nightly_cargo()
-            .current_dir(&root)
-            .args(["fuzz", "run", "--sanitizer", "none", target])
+        let mut command = cargo_fuzz(&root, "run")?;
+        command
+            .arg(target)
             .arg(&corpus)
             .arg("--")
-            .arg(format!("-max_total_time={}", per_target.as_secs().max(1)))
+            .arg(format!("-max_total_time={}", per_target.as_secs().max(1)));
+        if let Some(runs) = budget.runs {
+            command.arg(format!("-runs={runs}"));
+        }
+        let output = command
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .arg("-print_final_stats=1")
             // Parsers of requests get at most a few MB; beyond that is the sender's limit.
