@@ -56,7 +56,8 @@ pub struct Site {
     /// Kubernetes namespace of the Infinispan cluster (the `namespace` label of the alert).
     #[serde(default = "default_namespace")]
     pub namespace: String,
-    /// The site's load balancer (Global Accelerator endpoint), tagged `site=<name>`.
+    /// The site's load balancer (Global Accelerator endpoint), tagged `site=<name>`; the fence
+    /// takes it as this site's without reading its tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_balancer_arn: Option<String>,
     /// Test-only control endpoint of a sandbox site.

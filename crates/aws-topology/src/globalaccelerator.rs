@@ -593,6 +593,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn configured_sites_are_not_read_from_tags() {
+        let (ga, state) = accelerator(3).await;
+        // Every site-b load balancer configured; site-a's is not.
+        let known = (0..3)
+            .map(|i| (fake::lb("site-b", i), site("site-b")))
+            .collect();
+        let ga = ga.with_known_sites(known);
+        let topology = ga.topology(&dns()).await.unwrap().unwrap();
+        assert!(
+            topology
+                .groups
+                .iter()
+                .flat_map(|g| &g.endpoints)
+                .all(|e| e.site.is_some())
+        );
+        assert_eq!(calls(&state, "DescribeTags"), vec![1], "site-a's only");
+
+        let (ga, state) = accelerator(1).await;
+        let known = [("site-a", 0), ("site-b", 0)]
+            .into_iter()
+            .map(|(s, i)| (fake::lb(s, i), site(s)))
+            .collect();
+        let topology = ga.with_known_sites(known).topology(&dns()).await.unwrap();
+        assert!(topology.is_some());
+        assert!(
+            calls(&state, "DescribeTags").is_empty(),
+            "no tag read at all"
+        );
+    }
+
+    #[tokio::test]
     async fn unknown_accelerator_is_none() {
         let (ga, _) = accelerator(1).await;
         let other = AcceleratorDns::parse("b0000000000000000.awsglobalaccelerator.com").unwrap();

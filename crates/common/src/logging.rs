@@ -4,12 +4,16 @@ use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 static FUNCTION: OnceLock<&'static str> = OnceLock::new();
 
 /// Installs the JSON log subscriber. The filter is `RUST_LOG`, else Lambda's
-/// `AWS_LAMBDA_LOG_LEVEL`, else `info` (with the AWS SDK's own chatter at `warn`). Calling it
+/// `AWS_LAMBDA_LOG_LEVEL`, else `info` (with the AWS SDK's own chatter at `warn`). `RUST_LOG`
+/// takes `target=level` directives and a bare default level (no span or field filters: those
+/// need `tracing-subscriber`'s regex-based filter, which the functions do not link). Calling it
 /// again is harmless.
 pub fn init(function: &'static str) {
     let _ = FUNCTION.set(function);
@@ -22,20 +26,27 @@ pub fn init(function: &'static str) {
                 .map(|level| lambda_level(&level).to_owned())
         })
         .unwrap_or_else(|| "info".to_owned());
-    let filter = EnvFilter::try_new(format!(
-        "aws_config=warn,aws_smithy_runtime=warn,hyper_util=warn,rustls=warn,{filter}"
-    ))
-    .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_ansi(false)
-        .with_target(true)
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_ansi(false)
+                .with_target(true)
+                .with_writer(std::io::stdout),
+        )
+        .with(filter_of(&filter))
         .try_init();
+}
+
+/// The directives, after the SDK's own defaults so that they can override them; `info` when
+/// they do not parse.
+fn filter_of(directives: &str) -> Targets {
+    format!("aws_config=warn,aws_smithy_runtime=warn,hyper_util=warn,rustls=warn,{directives}")
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
 }
 
 fn lambda_level(level: &str) -> &'static str {
@@ -118,6 +129,20 @@ mod tests {
         let line = decision_line(&serde_json::json!({"alerts": []}), UNIX_EPOCH);
         assert_eq!(line["target"], "decision");
         assert_eq!(line["decision"]["alerts"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn filters_take_targets_and_a_default_and_fall_back_to_info() {
+        use tracing::Level;
+        use tracing_subscriber::filter::LevelFilter;
+
+        let filter = filter_of("debug,fence_lambda=trace,aws_config=info");
+        assert_eq!(filter.default_level(), Some(LevelFilter::DEBUG));
+        assert!(filter.would_enable("fence_lambda::live", &Level::TRACE));
+        assert!(filter.would_enable("aws_config::loader", &Level::INFO));
+        assert!(!filter.would_enable("rustls::client", &Level::INFO));
+        let fallback = filter_of("fence_lambda[span{x=1}]=debug");
+        assert_eq!(fallback.default_level(), Some(LevelFilter::INFO));
     }
 
     #[test]

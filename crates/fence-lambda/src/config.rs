@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::config::{ConfigError, first_of, missing, parse_bool, parse_seconds};
-use common::site::SiteName;
+use common::site::{AcceleratorDns, SiteName};
 use ispn_client::{SiteEndpoint, TlsConfig};
 
 use crate::decision::Policy;
@@ -26,6 +26,13 @@ pub struct FenceConfig {
     /// Name or ARN of the secret holding the Infinispan password.
     pub infinispan_secret: String,
     pub sites: BTreeMap<SiteName, SiteEndpoint>,
+    /// The load balancers (Global Accelerator endpoint ids) known to belong to each site,
+    /// from `SITE_LOAD_BALANCERS`: their site is not read from ELBv2 tags. Endpoints not
+    /// listed still are.
+    pub site_load_balancers: BTreeMap<String, SiteName>,
+    /// The accelerator whose topology is read during init (`ACCELERATOR_DNS_NAME`), so that a
+    /// cold start's first fence does not wait for it.
+    pub accelerator_dns: Option<AcceleratorDns>,
     pub preferred_site: SiteName,
     pub secrets_region: String,
     pub accelerator_region: String,
@@ -84,12 +91,25 @@ impl FenceConfig {
             get(&[name]).map_or(Ok(default), |v| parse_seconds(name, &v))
         };
 
+        let site_load_balancers = get(&["SITE_LOAD_BALANCERS"])
+            .map(|json| parse_load_balancers(&json, &sites))
+            .transpose()?
+            .unwrap_or_default();
+        let accelerator_dns = get(&["ACCELERATOR_DNS_NAME"])
+            .map(|name| {
+                AcceleratorDns::parse(&name)
+                    .map_err(|e| ConfigError::invalid("ACCELERATOR_DNS_NAME", e.to_string()))
+            })
+            .transpose()?;
+
         Ok(FenceConfig {
             webhook_user: require(&["WEBHOOK_USER"])?,
             webhook_secret: require(&["WEBHOOK_USER_SECRET"])?,
             infinispan_user: require(&["INFINISPAN_USER"])?,
             infinispan_secret: require(&["INFINISPAN_USER_SECRET"])?,
             sites,
+            site_load_balancers,
+            accelerator_dns,
             preferred_site,
             // Lambda always sets AWS_REGION: secrets usually live in the function's region.
             secrets_region: require(&["SECRETS_REGION", "AWS_REGION"])?,
@@ -113,6 +133,59 @@ impl FenceConfig {
             preferred: self.preferred_site.clone(),
         }
     }
+}
+
+/// `{"site-a": "arn:…" | ["arn:…", …], …}` → endpoint id → site, for sites of
+/// `INFINISPAN_SITE_ENDPOINTS` only, each load balancer in one site only.
+fn parse_load_balancers(
+    json: &str,
+    sites: &BTreeMap<SiteName, SiteEndpoint>,
+) -> Result<BTreeMap<String, SiteName>, ConfigError> {
+    const NAME: &str = "SITE_LOAD_BALANCERS";
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let raw: BTreeMap<String, OneOrMany> = serde_json::from_str(json).map_err(|e| {
+        ConfigError::invalid(
+            NAME,
+            format!("expected a JSON object site → load balancer ARN or list of ARNs: {e}"),
+        )
+    })?;
+    let mut owners = BTreeMap::new();
+    for (name, arns) in raw {
+        let site = SiteName::parse(&name)
+            .map_err(|e| ConfigError::invalid(NAME, format!("site `{name}` {e}")))?;
+        if !sites.contains_key(&site) {
+            return Err(ConfigError::invalid(
+                NAME,
+                format!("`{site}` is not a site of INFINISPAN_SITE_ENDPOINTS"),
+            ));
+        }
+        let arns = match arns {
+            OneOrMany::One(arn) => vec![arn],
+            OneOrMany::Many(arns) => arns,
+        };
+        for arn in arns {
+            if arn.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    NAME,
+                    format!("an empty ARN for `{site}`"),
+                ));
+            }
+            if let Some(other) = owners.insert(arn.clone(), site.clone())
+                && other != site
+            {
+                return Err(ConfigError::invalid(
+                    NAME,
+                    format!("`{arn}` is listed for both `{other}` and `{site}`"),
+                ));
+            }
+        }
+    }
+    Ok(owners)
 }
 
 /// `{"site-a": "host[:port]" | "https://...", ...}`, at least two sites.
@@ -177,6 +250,45 @@ mod tests {
         assert_eq!(config.sites.len(), 2);
         assert!(!config.tls.insecure_skip_verify);
         assert_eq!(config.topology_ttl, DEFAULT_TOPOLOGY_TTL);
+    }
+
+    #[test]
+    fn site_load_balancers_map_each_arn_to_its_site() {
+        let mut env = seed_env();
+        env.push((
+            "SITE_LOAD_BALANCERS",
+            r#"{"site-a": "arn:lb-a", "site-b": ["arn:lb-b1", "arn:lb-b2"]}"#.into(),
+        ));
+        env.push((
+            "ACCELERATOR_DNS_NAME",
+            "a1234567890abcdef.awsglobalaccelerator.com".into(),
+        ));
+        let config = load(&env).unwrap();
+        assert_eq!(config.site_load_balancers.len(), 3);
+        assert_eq!(config.site_load_balancers["arn:lb-b2"].as_str(), "site-b");
+        assert!(config.accelerator_dns.is_some());
+        let defaults = load(&seed_env()).unwrap();
+        assert!(defaults.site_load_balancers.is_empty() && defaults.accelerator_dns.is_none());
+    }
+
+    #[test]
+    fn bad_site_load_balancers_are_named() {
+        for bad in [
+            "not json",
+            r#"{"site-c": "arn:lb"}"#,
+            r#"{"site-a": "arn:lb", "site-b": "arn:lb"}"#,
+            r#"{"site-a": ""}"#,
+            r#"{"site-a": 5}"#,
+        ] {
+            let mut env = seed_env();
+            env.push(("SITE_LOAD_BALANCERS", bad.into()));
+            let err = load(&env).unwrap_err().to_string();
+            assert!(err.contains("SITE_LOAD_BALANCERS"), "{bad}: {err}");
+        }
+        let mut env = seed_env();
+        env.push(("ACCELERATOR_DNS_NAME", "not a name".into()));
+        let err = load(&env).unwrap_err().to_string();
+        assert!(err.contains("ACCELERATOR_DNS_NAME"), "{err}");
     }
 
     #[test]

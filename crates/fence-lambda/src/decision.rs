@@ -20,7 +20,7 @@ pub struct Policy {
 impl Policy {
     /// Which of two sites wins when both are healthy: the preferred site, else the
     /// alphabetically first (only reachable with more than two sites configured).
-    fn stronger<'a>(&self, a: &'a SiteName, b: &'a SiteName) -> &'a SiteName {
+    pub(crate) fn stronger<'a>(&self, a: &'a SiteName, b: &'a SiteName) -> &'a SiteName {
         if *b == self.preferred || (*a != self.preferred && b < a) {
             b
         } else {

@@ -310,7 +310,26 @@ async fn fence<W: World>(
     deadline: Instant,
     report: &mut AlertReport,
 ) -> Disposition {
-    let topology = match world.topology(&alert.accelerator).await {
+    // The probe a split-brain needs (both sites healthy) goes out with the accelerator read
+    // rather than after it, so that it costs no round trip in sequence; when the plan does not
+    // need it, it is dropped (a read of Infinispan's health, harmless).
+    let probed_site = settings
+        .policy
+        .stronger(&alert.reporter, &alert.site)
+        .clone();
+    let topology_read = world.topology(&alert.accelerator);
+    let early_probe = world.probe(&probed_site);
+    tokio::pin!(topology_read, early_probe);
+    let mut early_liveness = None;
+    let topology = loop {
+        tokio::select! {
+            topology = &mut topology_read => break topology,
+            liveness = &mut early_probe, if early_liveness.is_none() => {
+                early_liveness = Some(liveness);
+            }
+        }
+    };
+    let topology = match topology {
         Ok(Some(topology)) => topology,
         Ok(None) => {
             report.reason = format!("no accelerator named {}", alert.accelerator);
@@ -324,7 +343,11 @@ async fn fence<W: World>(
     };
     let mut decision = plan(&topology, alert, &settings.policy, None);
     if let Plan::Probe(site) = &decision {
-        let liveness = world.probe(site).await;
+        let liveness = match early_liveness {
+            Some(liveness) if *site == probed_site => liveness,
+            None if *site == probed_site => early_probe.await,
+            _ => world.probe(site).await,
+        };
         report.probe = Some(liveness);
         decision = plan(&topology, alert, &settings.policy, Some(liveness));
     }

@@ -73,12 +73,39 @@ impl LiveWorld {
             infinispan_user: config.infinispan_user.clone(),
             infinispan_secret: config.infinispan_secret.clone(),
             secrets: SecretCache::new(&secrets_config, config.secret_ttl),
-            accelerator: Arc::new(GlobalAccelerator::new(&accelerator_config)),
+            accelerator: Arc::new(
+                GlobalAccelerator::new(&accelerator_config)
+                    .with_known_sites(config.site_load_balancers.clone()),
+            ),
             sites,
             notifier: Notifier::from_env(&accelerator_config),
             topology_ttl: config.topology_ttl,
             topologies: Mutex::default(),
         })
+    }
+
+    /// Reads both secrets and, when the accelerator is configured, its topology, at once:
+    /// during init, so that a cold start's first fence finds them cached. Bounded by `limit`;
+    /// what fails or is late is read again by the invocation that needs it.
+    pub async fn prefetch(&self, accelerator: Option<&AcceleratorDns>, limit: Duration) {
+        let secrets = async {
+            if let Err(failure) = self.webhook_credentials().await {
+                tracing::warn!(event = "prefetch_failed", what = "secrets", error = %failure.message);
+            }
+        };
+        let topology = async {
+            if let Some(accelerator) = accelerator
+                && let Err(failure) = self.topology(accelerator).await
+            {
+                tracing::warn!(event = "prefetch_failed", what = "topology", error = %failure.message);
+            }
+        };
+        if tokio::time::timeout(limit, async { tokio::join!(secrets, topology) })
+            .await
+            .is_err()
+        {
+            tracing::warn!(event = "prefetch_failed", error = "timed out");
+        }
     }
 
     fn site(&self, site: &SiteName) -> Result<&SiteClient, Failure> {

@@ -10,6 +10,10 @@ use fence_lambda::lambda::handle_event;
 use fence_lambda::live::LiveWorld;
 use lambda_runtime::{LambdaEvent, service_fn};
 
+/// How long init may spend reading the secrets and the topology ahead of the first invocation
+/// (Lambda allows init 10 s; what is not read in time is read by the invocation).
+const PREFETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     common::logging::init("fence-lambda");
@@ -37,6 +41,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 async fn start() -> anyhow::Result<(LiveWorld, Settings)> {
     let config = FenceConfig::from_env().context("configuration")?;
     let world = LiveWorld::new(&config).await.context("Infinispan client")?;
+    world
+        .prefetch(config.accelerator_dns.as_ref(), PREFETCH_LIMIT)
+        .await;
     let settings = Settings {
         alert_name: config.alert_name.clone(),
         policy: config.policy(),

@@ -11,11 +11,13 @@ use sandbox::harness::Sandbox;
 use serde_json::json;
 use support::{
     FUNCTION, FenceState, assert_site_b_fenced, endpoint, send, send_sample, with_fence,
+    with_fence_env,
 };
 
 const SITE_B_OFFLINE: &str = "site-b-offline-reported-by-site-a";
 const SITE_A_OFFLINE: &str = "site-a-offline-reported-by-site-b";
 const REMOVE_ENDPOINTS: &str = "RemoveEndpoints";
+const DESCRIBE_TAGS: &str = "elasticloadbalancing.DescribeTags";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::Result<()> {
@@ -27,6 +29,8 @@ async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::
         assert_eq!(body["alerts"][0]["fenced"], "site-b", "{body}");
         let fenced = assert_site_b_fenced(&sandbox).await?;
         assert_eq!(sandbox.ga_calls().await?.operation(REMOVE_ENDPOINTS), 1);
+        // Both load balancers are configured (SITE_LOAD_BALANCERS): no tag was read.
+        assert_eq!(sandbox.aws_calls().await?.operation(DESCRIBE_TAGS), 0);
 
         // Alertmanager repeats a firing alert (repeat_interval) and retries: nothing moves.
         let again = send_sample(&sandbox, SITE_B_OFFLINE).await?;
@@ -46,6 +50,19 @@ async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::
             assert_eq!(answer.json()?["alerts"][0]["outcome"], "ignored", "{name}");
             assert_eq!(FenceState::read(&sandbox).await?, fenced, "{name}");
         }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_configured_load_balancers_sites_come_from_their_tags() -> anyhow::Result<()> {
+    let env = [("SITE_LOAD_BALANCERS", "{}"), ("ACCELERATOR_DNS_NAME", "")];
+    with_fence_env("tags", 1, &env, |sandbox: Sandbox| async move {
+        let answer = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_site_b_fenced(&sandbox).await?;
+        assert_eq!(sandbox.aws_calls().await?.operation(DESCRIBE_TAGS), 1);
         Ok(())
     })
     .await

@@ -638,6 +638,11 @@ fn fence_env(info: &SandboxInfo, options: &FunctionOptions) -> Vec<(String, Stri
             (site.as_str(), url)
         })
         .collect();
+    let load_balancers: BTreeMap<&str, &str> = info
+        .sites
+        .iter()
+        .map(|(site, s)| (site.as_str(), s.endpoint_id.as_str()))
+        .collect();
     let mut env = aws_env(info, REGION);
     env.extend(
         [
@@ -651,6 +656,13 @@ fn fence_env(info: &SandboxInfo, options: &FunctionOptions) -> Vec<(String, Stri
             ),
             ("SECRETS_REGION", REGION.to_string()),
             ("ACCELERATOR_REGION", ACCELERATOR_REGION.to_string()),
+            // What `cargo xtask deploy` sets from sitefence.toml (the seed ignores both):
+            // each site's load balancer, and the accelerator read during init.
+            (
+                "SITE_LOAD_BALANCERS",
+                serde_json::to_string(&load_balancers).unwrap_or_default(),
+            ),
+            ("ACCELERATOR_DNS_NAME", info.accelerator_dns.clone()),
             ("INFINISPAN_CA_BUNDLE", info.ca_bundle.display().to_string()),
             ("PREFERRED_SITE", SITES[0].to_string()),
         ]

@@ -417,6 +417,19 @@ pub fn environment(
             set("INFINISPAN_SITE_ENDPOINTS", &json!(sites).to_string());
             set("SECRETS_REGION", &deployment.region);
             set("ACCELERATOR_REGION", &deployment.accelerator.region);
+            // Read during init, so that a cold start's first fence finds it resolved.
+            set("ACCELERATOR_DNS_NAME", &deployment.accelerator.dns_name);
+            // Sites whose load balancer is configured need no ELBv2 tag read.
+            let load_balancers: BTreeMap<&str, &str> = deployment
+                .sites
+                .iter()
+                .filter_map(|(name, site)| {
+                    Some((name.as_str(), site.load_balancer_arn.as_deref()?))
+                })
+                .collect();
+            if !load_balancers.is_empty() {
+                set("SITE_LOAD_BALANCERS", &json!(load_balancers).to_string());
+            }
             set("ALERT_NAME", &fence.alert_name);
             if let Some(preferred) = &fence.preferred_site {
                 set("PREFERRED_SITE", preferred);
@@ -855,6 +868,7 @@ mod tests {
             "WEBHOOK_USER_SECRET",
             "INFINISPAN_USER_SECRET",
             "SECRETS_REGION",
+            "ACCELERATOR_DNS_NAME",
         ] {
             assert!(env.contains_key(name), "{name} missing: {env:?}");
         }

@@ -1,5 +1,6 @@
 //! The Global Accelerator API and the ELBv2 tags behind [`GlobalAccelerator`].
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use aws_config::SdkConfig;
@@ -7,7 +8,7 @@ use aws_sdk_globalaccelerator::Client;
 use aws_sdk_globalaccelerator::types::{
     EndpointConfiguration, EndpointDescription, EndpointIdentifier, HealthState,
 };
-use common::site::AcceleratorDns;
+use common::site::{AcceleratorDns, SiteName};
 
 use super::*;
 use crate::elbv2::SiteTags;
@@ -29,6 +30,8 @@ impl Health {
 pub struct GlobalAccelerator {
     client: Client,
     tags: SiteTags,
+    /// Endpoints whose site is configured: no ELBv2 tag read for them.
+    known_sites: BTreeMap<String, SiteName>,
     backoff: Backoff,
 }
 
@@ -39,8 +42,17 @@ impl GlobalAccelerator {
         GlobalAccelerator {
             client: Client::new(config),
             tags: SiteTags::new(config),
+            known_sites: BTreeMap::new(),
             backoff: Backoff::default(),
         }
+    }
+
+    /// Endpoint id → site, known from configuration: the topology takes these sites as they
+    /// are and reads ELBv2 tags only for the other endpoints (none, when every endpoint is
+    /// listed: a cold start saves the tag read, on another region's API).
+    pub fn with_known_sites(mut self, sites: BTreeMap<String, SiteName>) -> GlobalAccelerator {
+        self.known_sites = sites;
+        self
     }
 
     /// Reads the load balancers' tags with `config` instead of the accelerator's: for a tool
@@ -112,11 +124,21 @@ impl GlobalAccelerator {
                 }));
             }
         }
-        let ids: Vec<String> = states
+        let unknown: Vec<String> = states
             .iter()
             .flat_map(|g| g.endpoints.iter().map(|e| e.id.clone()))
+            .filter(|id| !self.known_sites.contains_key(id))
             .collect();
-        let sites = self.tags.sites(&ids).await?;
+        let mut sites = if unknown.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.tags.sites(&unknown).await?
+        };
+        sites.extend(
+            self.known_sites
+                .iter()
+                .map(|(id, site)| (id.clone(), Some(site.clone()))),
+        );
         Ok(Some(assemble(accelerator_arn, states, &sites)))
     }
 

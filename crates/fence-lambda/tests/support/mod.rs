@@ -27,12 +27,31 @@ where
     F: FnOnce(Sandbox) -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    with_fence_env(test, instances, &[], scenario).await
+}
+
+/// [`with_fence`], with variables added to (or overriding) the sandbox's fence environment.
+pub async fn with_fence_env<F, Fut>(
+    test: &str,
+    instances: usize,
+    env: &[(&str, &str)],
+    scenario: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Sandbox) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let extra_env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     harness::with_world(
         &format!("fence-{test}"),
         |options| {
             options.fence = Some(FunctionOptions {
                 instances,
                 reserved_concurrency: None,
+                extra_env,
                 ..FunctionOptions::bootstrap(env!("CARGO_BIN_EXE_fence-lambda"))
             });
         },

@@ -129,7 +129,8 @@ pub struct InstanceStats {
     pub init_ms: Option<f64>,
     /// Process start → first response or error posted: the cold start a caller sees.
     pub cold_start_ms: Option<f64>,
-    /// Peak resident set size (`VmHWM`, and the kernel's `ru_maxrss` at exit), in KiB.
+    /// Peak resident set size of the function's own image (`VmHWM`, sampled when each
+    /// invocation starts and ends and before a kill), in KiB.
     pub peak_rss_kb: u64,
     pub invocations: u64,
     /// How the process ended (`exit status 0`, `signal: killed`), while it has.

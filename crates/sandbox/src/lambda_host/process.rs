@@ -40,8 +40,6 @@ impl LogSink {
 pub(super) struct Exit {
     /// `exit status 1`, `signal: killed`: the words Lambda uses in `Runtime.ExitError`.
     pub status: String,
-    /// The kernel's peak RSS for the process, in KiB.
-    pub max_rss_kb: u64,
 }
 
 /// The process group of one instance. Killing goes through here so that a pid is never
@@ -232,20 +230,20 @@ fn wait(group: &ProcessGroup) -> Exit {
     }
     loop {
         let mut status: libc::c_int = 0;
-        // SAFETY: rusage is plain data that wait4 fills in; all-zero is a valid value.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `status` and `usage` are valid and writable for the duration of the call.
-        let result = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        // The kernel's `ru_maxrss` is not read: it keeps the larger of the process's own peak
+        // and the RSS of the image it replaced at `exec`, here the host (tens of MiB), which
+        // would hide a small function's own peak. `VmHWM`, sampled around every invocation,
+        // is the exec'd image's alone.
+        // SAFETY: `status` is valid and writable for the duration of the call.
+        let result = unsafe { libc::waitpid(pid, &mut status, 0) };
         if result == pid {
             return Exit {
                 status: describe(status),
-                max_rss_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0),
             };
         }
         if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return Exit {
                 status: "exit status unknown".to_string(),
-                max_rss_kb: 0,
             };
         }
     }

@@ -136,6 +136,7 @@ impl Instance {
 
     fn kill(&mut self) {
         if self.alive() {
+            self.sample_rss();
             self.group.kill();
             self.server.abort();
             self.phase = Phase::Killed;
@@ -553,7 +554,6 @@ impl Shared {
         };
         let instance = &mut state.instances[index];
         instance.server.abort();
-        instance.peak_rss_kb = instance.peak_rss_kb.max(report.exit.max_rss_kb);
         let never_ran = instance.invocations == 0;
         let init_error = instance.init_error.take();
         let (pid, status) = (instance.pid, report.exit.status);
