@@ -7,7 +7,10 @@
 //! any inconsistency (an endpoint or group it does not know).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use aws_config::Region;
@@ -26,6 +29,23 @@ use crate::handler::{Failure, World};
 
 /// How long a probe of a site's Infinispan may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long init waits for a site's Infinispan to answer its first read. A site that does not
+/// answer (it may be the one that failed) delays a cold start by this much at most.
+const CONNECT_AHEAD_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Runs the futures concurrently on this task and waits for all of them.
+async fn join_all<F: Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|future| future.as_mut().poll(cx).is_pending());
+        if pending.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
 
 struct CachedTopology {
     topology: Topology,
@@ -84,14 +104,25 @@ impl LiveWorld {
         })
     }
 
-    /// Reads both secrets and, when the accelerator is configured, its topology, at once:
-    /// during init, so that a cold start's first fence finds them cached. Bounded by `limit`;
-    /// what fails or is late is read again by the invocation that needs it.
+    /// Reads both secrets and, when the accelerator is configured, its topology, at once, and
+    /// once the Infinispan password is known opens a connection to every site's Infinispan
+    /// (a health read): during init, so that a cold start's first fence finds all of it
+    /// ready. Bounded by `limit`; what fails or is late is done again by the invocation that
+    /// needs it.
     pub async fn prefetch(&self, accelerator: Option<&AcceleratorDns>, limit: Duration) {
         let secrets = async {
             if let Err(failure) = self.webhook_credentials().await {
                 tracing::warn!(event = "prefetch_failed", what = "secrets", error = %failure.message);
+                return;
             }
+            // After the secrets: a read without the password would be refused, and logged by
+            // Infinispan as a failed login at every cold start.
+            join_all(self.sites.values().map(|client| async move {
+                if let Err(err) = client.health(CONNECT_AHEAD_TIMEOUT).await {
+                    tracing::info!(event = "prefetch_failed", what = "infinispan", site = %client.site(), error = %err);
+                }
+            }))
+            .await;
         };
         let topology = async {
             if let Some(accelerator) = accelerator

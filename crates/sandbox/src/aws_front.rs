@@ -20,6 +20,7 @@
 
 mod identify;
 
+use axum::serve::ListenerExt as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -233,6 +234,7 @@ impl AwsFront {
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let listener = listener.tap_io(|stream| crate::net::no_delay(stream));
             let serving = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });

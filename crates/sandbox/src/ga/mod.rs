@@ -20,6 +20,7 @@ use axum::Router;
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::routing::post;
+use axum::serve::ListenerExt as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
@@ -88,6 +89,7 @@ impl GaEmulator {
             .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
+            let listener = listener.tap_io(|stream| crate::net::no_delay(stream));
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     // A dropped sender stops the server as well as a sent signal.

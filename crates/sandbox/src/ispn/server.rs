@@ -38,6 +38,7 @@ where
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    crate::net::no_delay(&stream);
                     let handler = handler.clone();
                     let tls = tls.clone();
                     connections.spawn(serve_connection(stream, tls, handler));

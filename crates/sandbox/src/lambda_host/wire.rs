@@ -37,6 +37,7 @@ where
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, peer)) = accepted else { continue };
+                        crate::net::no_delay(&stream);
                         let handler = handler.clone();
                         connections.spawn(async move {
                             let service = hyper::service::service_fn(move |request| {
