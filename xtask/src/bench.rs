@@ -130,6 +130,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .context("starting the sandbox")?;
         let measured = measure_all(
             &world,
+            &scratch.join("sandbox"),
             args,
             &latencies,
             peers.is_some(),
@@ -230,13 +231,14 @@ type RunSamples = BTreeMap<(Side, Function), report::Samples>;
 /// Every latency, every function: Rust and Python alternating.
 async fn measure_all(
     world: &World,
+    dir: &Path,
     args: &BenchArgs,
     latencies: &[u64],
     with_seed: bool,
     fence_event: &str,
     route53_event: &str,
 ) -> anyhow::Result<BTreeMap<u64, RunSamples>> {
-    let mut bench = Bench::new(world, fence_event, route53_event).await;
+    let mut bench = Bench::new(world, dir, fence_event, route53_event).await?;
     let subjects = bench.subjects(with_seed)?;
     let mut runs = BTreeMap::new();
     for &latency in latencies {

@@ -45,7 +45,7 @@ pub struct ReliabilityArgs {
     #[arg(long, default_value_t = 3)]
     pub worlds: usize,
     /// Seconds of fuzzing per target (a cap when `--fuzz-runs` is given).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 5)]
     pub fuzz_seconds: u64,
     /// Fuzz each target for this many executions (the long run: 10 million).
     #[arg(long)]

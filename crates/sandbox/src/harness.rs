@@ -39,7 +39,7 @@ where
     let world = World::start(options)
         .await
         .with_context(|| format!("starting the sandbox (logs in {})", dir.display()))?;
-    let sandbox = Sandbox::new(&world, &dir)?;
+    let sandbox = Sandbox::attach(&world, &dir)?;
 
     let outcome = tokio::spawn(scenario(sandbox)).await;
     world.shutdown().await;
@@ -132,7 +132,9 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    fn new(world: &World, dir: &Path) -> anyhow::Result<Sandbox> {
+    /// The controls of a running world whose directory is `dir` (for a caller that starts the
+    /// world itself, like the bench; tests use [`with_world`]).
+    pub fn attach(world: &World, dir: &Path) -> anyhow::Result<Sandbox> {
         let info = world.info().clone();
         let ca = std::fs::read(&info.ca_bundle)
             .with_context(|| format!("reading {}", info.ca_bundle.display()))?;

@@ -4,8 +4,9 @@
 
 use super::report::Samples;
 use anyhow::{Context, bail};
+use sandbox::harness::Sandbox;
 use sandbox::lambda_host::FunctionHost;
-use sandbox::world::{SandboxInfo, World};
+use sandbox::world::World;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -51,19 +52,24 @@ pub struct Invocation {
 /// The running world plus what the bench needs to drive it.
 pub struct Bench<'w> {
     world: &'w World,
-    info: SandboxInfo,
-    http: reqwest::Client,
+    /// The world's controls, counts and state, as the integration tests drive it.
+    sandbox: Sandbox,
     /// Route 53 straight at moto (not through the counting front), to undo a failover.
     route53: aws_sdk_route53::Client,
-    globalaccelerator: aws_sdk_globalaccelerator::Client,
     fence_event: String,
     route53_event: String,
     latency_ms: u64,
 }
 
 impl<'w> Bench<'w> {
-    pub async fn new(world: &'w World, fence_event: &str, route53_event: &str) -> Bench<'w> {
-        let info = world.info().clone();
+    pub async fn new(
+        world: &'w World,
+        dir: &std::path::Path,
+        fence_event: &str,
+        route53_event: &str,
+    ) -> anyhow::Result<Bench<'w>> {
+        let sandbox = Sandbox::attach(world, dir)?;
+        let info = &sandbox.info;
         let credentials = aws_sdk_route53::config::Credentials::new(
             sandbox::world::SANDBOX_ACCESS_KEY,
             sandbox::world::SANDBOX_SECRET_KEY,
@@ -78,30 +84,18 @@ impl<'w> Bench<'w> {
                     sandbox::world::ROUTE53_REGION,
                 ))
                 .endpoint_url(&info.moto_url)
-                .credentials_provider(credentials.clone())
-                .build(),
-        );
-        let globalaccelerator = aws_sdk_globalaccelerator::Client::from_conf(
-            aws_sdk_globalaccelerator::Config::builder()
-                .behavior_version(aws_sdk_globalaccelerator::config::BehaviorVersion::latest())
-                .region(aws_sdk_globalaccelerator::config::Region::new(
-                    sandbox::world::ACCELERATOR_REGION,
-                ))
-                .endpoint_url(&info.globalaccelerator_endpoint_url)
                 .credentials_provider(credentials)
                 .build(),
         );
-        Bench {
+        Ok(Bench {
             world,
             fence_event: fence_event.replace(FENCE_EVENT_ACCELERATOR, &info.accelerator_dns),
             route53_event: route53_event
                 .replace(ROUTE53_EVENT_HEALTH_CHECK, &info.route53.health_check_id),
-            info,
-            http: reqwest::Client::new(),
             route53,
-            globalaccelerator,
+            sandbox,
             latency_ms: 0,
-        }
+        })
     }
 
     /// The functions the world runs, by side, in the order [`World::start`] starts them.
@@ -156,21 +150,10 @@ impl<'w> Bench<'w> {
 
     async fn apply_latency(&self) -> anyhow::Result<()> {
         let body = serde_json::json!({ "latency_ms": self.latency_ms });
-        let mut controls = vec![
-            format!(
-                "{}/_sandbox/fault",
-                self.info.globalaccelerator_endpoint_url
-            ),
-            format!("{}/_sandbox/fault", self.info.aws_endpoint_url),
-        ];
-        controls.extend(
-            self.info
-                .sites
-                .values()
-                .map(|site| format!("{}/fault", site.control_url)),
-        );
-        for url in controls {
-            self.control(&url, &body).await?;
+        self.sandbox.ga_control("fault", &body).await?;
+        self.sandbox.aws_fault(&body).await?;
+        for site in self.sandbox.info.sites.keys() {
+            self.sandbox.ispn_control(site, "fault", &body).await?;
         }
         Ok(())
     }
@@ -180,20 +163,12 @@ impl<'w> Bench<'w> {
     /// warm function's cached topology stays valid) and every backup online; for Route 53: the
     /// health check on its primary path.
     async fn prepare(&self, function: Function) -> anyhow::Result<()> {
+        let empty = serde_json::json!({});
         match function {
             Function::Fence => {
-                let reset = serde_json::json!({});
-                self.control(
-                    &format!(
-                        "{}/_sandbox/reset",
-                        self.info.globalaccelerator_endpoint_url
-                    ),
-                    &reset,
-                )
-                .await?;
-                for site in self.info.sites.values() {
-                    self.control(&format!("{}/reset", site.control_url), &reset)
-                        .await?;
+                self.sandbox.ga_control("reset", &empty).await?;
+                for site in self.sandbox.info.sites.keys() {
+                    self.sandbox.ispn_control(site, "reset", &empty).await?;
                 }
                 // Both resets clear the latency too.
                 self.apply_latency().await?;
@@ -201,84 +176,39 @@ impl<'w> Bench<'w> {
             Function::Route53 => {
                 self.route53
                     .update_health_check()
-                    .health_check_id(&self.info.route53.health_check_id)
+                    .health_check_id(&self.sandbox.info.route53.health_check_id)
                     .resource_path(SEEDED_HEALTH_CHECK_PATH)
                     .send()
                     .await
                     .context("putting the health check back on its primary path")?;
             }
         }
-        let empty = serde_json::json!({});
-        self.control(
-            &format!(
-                "{}/_sandbox/calls/reset",
-                self.info.globalaccelerator_endpoint_url
-            ),
-            &empty,
-        )
-        .await?;
-        self.control(
-            &format!("{}/_sandbox/calls/reset", self.info.aws_endpoint_url),
-            &empty,
-        )
-        .await?;
-        for site in self.info.sites.values() {
-            self.control(&format!("{}/calls/reset", site.control_url), &empty)
+        self.sandbox.ga_control("calls/reset", &empty).await?;
+        self.sandbox.reset_aws_calls().await?;
+        for site in self.sandbox.info.sites.keys() {
+            self.sandbox
+                .ispn_control(site, "calls/reset", &empty)
                 .await?;
         }
         Ok(())
-    }
-
-    async fn control(&self, url: &str, body: &serde_json::Value) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!(
-                "POST {url}: {status} {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-
-    async fn get_json(&self, url: &str) -> anyhow::Result<serde_json::Value> {
-        self.http
-            .get(url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?
-            .error_for_status()?
-            .json()
-            .await
-            .with_context(|| format!("reading {url}"))
     }
 
     /// Every remote call since the last [`Bench::prepare`], by `service.Operation`, as the
     /// emulators counted them: Global Accelerator, the AWS front (moto) and both Infinispans.
     async fn calls(&self) -> anyhow::Result<BTreeMap<String, u64>> {
         let mut calls = BTreeMap::new();
-        let ga = self
-            .get_json(&format!(
-                "{}/_sandbox/calls",
-                self.info.globalaccelerator_endpoint_url
-            ))
-            .await?;
-        add_counts(&mut calls, "globalaccelerator.", &ga["by_operation"]);
-        let aws = self
-            .get_json(&format!("{}/_sandbox/calls", self.info.aws_endpoint_url))
-            .await?;
-        add_counts(&mut calls, "", &aws["by_operation"]);
-        for site in self.info.sites.values() {
-            let ispn = self
-                .get_json(&format!("{}/calls", site.control_url))
-                .await?;
-            add_counts(&mut calls, "infinispan.", &ispn["by_operation"]);
+        add_counts(
+            &mut calls,
+            "globalaccelerator.",
+            self.sandbox.ga_calls().await?,
+        );
+        add_counts(&mut calls, "", self.sandbox.aws_calls().await?);
+        for site in self.sandbox.info.sites.keys() {
+            add_counts(
+                &mut calls,
+                "infinispan.",
+                self.sandbox.ispn_calls(site).await?,
+            );
         }
         Ok(calls)
     }
@@ -290,13 +220,18 @@ impl<'w> Bench<'w> {
         self.prepare(subject.function).await?;
         let request = match subject.function {
             Function::Fence => self
-                .http
+                .sandbox
+                .http()
                 .post(&subject.url)
-                .basic_auth(&self.info.fence.user, Some(&self.info.fence.password))
+                .basic_auth(
+                    &self.sandbox.info.fence.user,
+                    Some(&self.sandbox.info.fence.password),
+                )
                 .header("content-type", "application/json")
                 .body(self.fence_event.clone()),
             Function::Route53 => self
-                .http
+                .sandbox
+                .http()
                 .post(&subject.url)
                 .body(self.route53_event.clone()),
         };
@@ -321,45 +256,25 @@ impl<'w> Bench<'w> {
     async fn check_effect(&self, subject: &Subject) -> anyhow::Result<()> {
         match subject.function {
             Function::Fence => {
-                let group = self
-                    .globalaccelerator
-                    .describe_endpoint_group()
-                    .endpoint_group_arn(self.info.endpoint_group_arns.first().context("no group")?)
-                    .send()
-                    .await
-                    .context("DescribeEndpointGroup")?;
-                let endpoints: Vec<&str> = group
-                    .endpoint_group()
-                    .map(|g| {
-                        g.endpoint_descriptions()
-                            .iter()
-                            .filter_map(|e| e.endpoint_id())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let groups = self.sandbox.ga_group_endpoints().await?;
                 let survivor = self
+                    .sandbox
                     .info
                     .sites
                     .get(SURVIVOR)
                     .with_context(|| format!("the sandbox has no {SURVIVOR}"))?;
-                if endpoints != [survivor.endpoint_id.as_str()] {
-                    bail!(
-                        "{subject:?} did not fence the other site: the group holds {endpoints:?}"
-                    );
+                if groups
+                    .iter()
+                    .any(|group| *group != [survivor.endpoint_id.as_str()])
+                {
+                    bail!("{subject:?} did not fence the other site: the groups hold {groups:?}");
                 }
-                let state = self
-                    .get_json(&format!("{}/state", survivor.control_url))
-                    .await?;
-                let online: Vec<&String> = state["caches"]
-                    .as_object()
-                    .map(|caches| {
-                        caches
-                            .iter()
-                            .filter(|(_, cache)| cache["backup"] != "offline")
-                            .map(|(name, _)| name)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let statuses = self.sandbox.ispn_backup_status(SURVIVOR, LOSER).await?;
+                let online: Vec<&String> = statuses
+                    .iter()
+                    .filter(|(_, status)| status.as_str() != "offline")
+                    .map(|(cache, _)| cache)
+                    .collect();
                 if !online.is_empty() {
                     bail!("{subject:?} left {SURVIVOR}'s backup online for {online:?}");
                 }
@@ -368,7 +283,7 @@ impl<'w> Bench<'w> {
                 let check = self
                     .route53
                     .get_health_check()
-                    .health_check_id(&self.info.route53.health_check_id)
+                    .health_check_id(&self.sandbox.info.route53.health_check_id)
                     .send()
                     .await
                     .context("GetHealthCheck")?;
@@ -431,17 +346,16 @@ impl<'w> Bench<'w> {
 
 /// The sample fence event reports site-b offline from site-a: site-a survives.
 const SURVIVOR: &str = "site-a";
+const LOSER: &str = "site-b";
 
 /// The placeholders of the sample events in `events/` (see their READMEs).
 pub const FENCE_EVENT_ACCELERATOR: &str = "a1234567890abcdef.awsglobalaccelerator.com";
 pub const ROUTE53_EVENT_HEALTH_CHECK: &str = "{{HEALTH_CHECK_ID}}";
 
-fn add_counts(into: &mut BTreeMap<String, u64>, prefix: &str, counts: &serde_json::Value) {
-    if let Some(counts) = counts.as_object() {
-        for (operation, count) in counts {
-            if let Some(count) = count.as_u64().filter(|c| *c > 0) {
-                *into.entry(format!("{prefix}{operation}")).or_default() += count;
-            }
+fn add_counts(into: &mut BTreeMap<String, u64>, prefix: &str, counts: sandbox::harness::Calls) {
+    for (operation, count) in counts.by_operation {
+        if count > 0 {
+            *into.entry(format!("{prefix}{operation}")).or_default() += count;
         }
     }
 }
@@ -491,18 +405,18 @@ mod tests {
 
     #[test]
     fn counts_are_prefixed_and_summed_and_zeroes_dropped() {
+        let counts = |pairs: &[(&str, u64)]| sandbox::harness::Calls {
+            total: pairs.iter().map(|(_, n)| n).sum(),
+            by_operation: pairs.iter().map(|(op, n)| ((*op).to_owned(), *n)).collect(),
+        };
         let mut calls = BTreeMap::new();
         add_counts(
             &mut calls,
             "infinispan.",
-            &serde_json::json!({"take-offline": 1, "status": 0}),
+            counts(&[("take-offline", 1), ("status", 0)]),
         );
-        add_counts(
-            &mut calls,
-            "infinispan.",
-            &serde_json::json!({"take-offline": 2}),
-        );
-        add_counts(&mut calls, "", &serde_json::json!(null));
+        add_counts(&mut calls, "infinispan.", counts(&[("take-offline", 2)]));
+        add_counts(&mut calls, "", counts(&[]));
         assert_eq!(
             calls,
             BTreeMap::from([("infinispan.take-offline".to_owned(), 3)])
