@@ -10,7 +10,8 @@ pub struct TestArgs {
     /// Stop at the first failing stage.
     #[arg(long)]
     pub fail_fast: bool,
-    /// The long reliability run: 10,000 interleaving rounds and minutes of fuzzing per target.
+    /// The long reliability run: 10,000 interleaving rounds and 10 million fuzz executions per
+    /// target.
     #[arg(long)]
     pub reliability: bool,
 }
