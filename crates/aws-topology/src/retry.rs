@@ -149,6 +149,55 @@ where
     }
 }
 
+/// How an SDK call failed, before each service names it in its own error type.
+#[cfg(feature = "sdk")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdkFailure {
+    /// Throttling, a 5xx, one of the service's "not now" codes, or the request may not even
+    /// have arrived (timeout, connection failure, unreadable response).
+    Transient(String),
+    /// Refused as sent: trying again gets the same answer.
+    Refused { code: String, message: String },
+}
+
+/// Sorts an SDK error: a service error is transient when its status is 429 or 5xx or its code
+/// is one of `transient_codes`, refused otherwise; a request that could not be built is
+/// refused; anything else (timeout, dispatch, response) is transient.
+#[cfg(feature = "sdk")]
+pub fn classify_sdk<E>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+    transient_codes: &[&str],
+) -> SdkFailure
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+
+    let message = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
+    match err {
+        SdkError::ServiceError(context) => {
+            let code = context.err().code().unwrap_or("Unknown");
+            let status = context.raw().status().as_u16();
+            if status >= 500 || status == 429 || transient_codes.contains(&code) {
+                SdkFailure::Transient(message)
+            } else {
+                SdkFailure::Refused {
+                    code: code.to_owned(),
+                    message: context.err().message().unwrap_or_default().to_owned(),
+                }
+            }
+        }
+        SdkError::ConstructionFailure(_) => SdkFailure::Refused {
+            code: "ConstructionFailure".to_owned(),
+            message,
+        },
+        _ => SdkFailure::Transient(message),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

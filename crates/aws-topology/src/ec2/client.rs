@@ -6,6 +6,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::Filter;
 
 use super::*;
+use crate::retry::SdkFailure;
 
 impl Vpc for Client {
     async fn route_tables(&self, vpc: &VpcId) -> Result<Vec<RouteTable>, Ec2Error> {
@@ -145,28 +146,14 @@ fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Ec2E
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
-    match err {
-        SdkError::ServiceError(context) => {
-            let code = context.err().code().unwrap_or("Unknown");
-            let status = context.raw().status().as_u16();
-            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
-                Ec2Error::Transient { operation, message }
-            } else {
-                Ec2Error::Refused {
-                    operation,
-                    code: code.to_owned(),
-                    message: context.err().message().unwrap_or_default().to_owned(),
-                }
-            }
-        }
-        SdkError::ConstructionFailure(_) => Ec2Error::Refused {
+    match crate::retry::classify_sdk(err, TRANSIENT_CODES) {
+        // Timeouts, connection failures, unreadable responses are transient: `ReplaceRoute` to
+        // the same ENI is idempotent, so trying again is safe.
+        SdkFailure::Transient(message) => Ec2Error::Transient { operation, message },
+        SdkFailure::Refused { code, message } => Ec2Error::Refused {
             operation,
-            code: "ConstructionFailure".to_owned(),
+            code,
             message,
         },
-        // Timeouts, connection failures, unreadable responses: `ReplaceRoute` to the same ENI is
-        // idempotent, so trying again is safe.
-        _ => Ec2Error::Transient { operation, message },
     }
 }

@@ -7,6 +7,7 @@ use aws_sdk_route53::operation::get_health_check::GetHealthCheckError;
 use aws_sdk_route53::operation::update_health_check::UpdateHealthCheckError;
 
 use super::*;
+use crate::retry::SdkFailure;
 
 impl HealthChecks for Client {
     async fn read(&self, id: &HealthCheckId) -> Result<HealthCheck, Route53Error> {
@@ -76,28 +77,15 @@ fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Rout
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = aws_smithy_types::error::display::DisplayErrorContext(err).to_string();
-    match err {
-        SdkError::ServiceError(context) => {
-            let code = context.err().code().unwrap_or("Unknown");
-            let status = context.raw().status().as_u16();
-            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
-                Route53Error::Transient { operation, message }
-            } else {
-                Route53Error::Refused {
-                    operation,
-                    code: code.to_owned(),
-                    message: context.err().message().unwrap_or_default().to_owned(),
-                }
-            }
-        }
-        SdkError::ConstructionFailure(_) => Route53Error::Refused {
+    match crate::retry::classify_sdk(err, TRANSIENT_CODES) {
+        // Timeouts, connection failures and unreadable responses are transient: the request may
+        // not even have arrived, and trying again is safe because every write is
+        // version-guarded.
+        SdkFailure::Transient(message) => Route53Error::Transient { operation, message },
+        SdkFailure::Refused { code, message } => Route53Error::Refused {
             operation,
-            code: "ConstructionFailure".to_owned(),
+            code,
             message,
         },
-        // Timeouts, connection failures and unreadable responses: the request may not even have
-        // arrived, and trying again is safe because every write is version-guarded.
-        _ => Route53Error::Transient { operation, message },
     }
 }
