@@ -59,7 +59,7 @@ async fn cold_start_warm_fence_latency_and_calls() -> anyhow::Result<()> {
         let first_ms = millis(first_wait);
         println!("fence-lambda ({} build) in the sandbox:", profile());
         println!(
-            "  cold start: init {init_ms:.1} ms + first fence (secrets, topology, fence) {first_ms:.1} ms = {:.1} ms",
+            "  cold start: init {init_ms:.1} ms + first fence (secrets and topology read in init) {first_ms:.1} ms = {:.1} ms",
             init_ms + first_ms
         );
         println!("  warm fence (remove site-b, take site-a's backup offline): {}", spread(&warm));
