@@ -343,12 +343,7 @@ impl Sandbox {
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let body = response.text().await?;
-        if !status.is_success() {
-            bail!("GET {url} answered {status}: {body}");
-        }
-        serde_json::from_str(&body).with_context(|| format!("GET {url}: not JSON: {body}"))
+        json_answer(&url, response).await
     }
 
     /// Each cache's status of `site`'s backup to `remote` (`online`, `offline`), read cache by
@@ -425,12 +420,7 @@ impl Sandbox {
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        let body = response.text().await?;
-        if !status.is_success() {
-            bail!("GET {url} answered {status}: {body}");
-        }
-        serde_json::from_str(&body).with_context(|| format!("GET {url}: not JSON: {body}"))
+        json_answer(url, response).await
     }
 
     async fn control(&self, url: &str, body: &Value) -> anyhow::Result<()> {
@@ -504,6 +494,16 @@ pub fn profile() -> &'static str {
     } else {
         "release"
     }
+}
+
+/// The JSON body of a successful answer to `GET url`; the status and body otherwise.
+async fn json_answer(url: &str, response: reqwest::Response) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        bail!("GET {url} answered {status}: {body}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("GET {url}: not JSON: {body}"))
 }
 
 #[cfg(test)]
