@@ -34,9 +34,10 @@ pub struct DrillArgs {
     /// The scenario to run.
     #[arg(long, value_enum, default_value_t = Which::All)]
     pub scenario: Which,
-    /// Alerting timings: short ones (fence within seconds) or the seed's (production's).
+    /// Alerting timings: short ones (fence within seconds) or the seed's (production's). The
+    /// same flag as `manifests --timings`; `--profile` names an AWS profile in every command.
     #[arg(long, value_enum, default_value_t = Profile::Fast)]
-    pub profile: Profile,
+    pub timings: Profile,
     /// Also write the final table as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -51,7 +52,7 @@ impl DrillArgs {
     pub fn fast_all() -> DrillArgs {
         DrillArgs {
             scenario: Which::All,
-            profile: Profile::Fast,
+            timings: Profile::Fast,
             json: None,
             dir: None,
         }
@@ -83,7 +84,7 @@ pub fn run(args: &DrillArgs) -> anyhow::Result<()> {
         .build()?;
     let rows = runtime.block_on(drill(args, &dir))?;
 
-    let table = judge::render_table(&format!("{:?}", args.profile).to_lowercase(), &rows);
+    let table = judge::render_table(&format!("{:?}", args.timings).to_lowercase(), &rows);
     println!("\n{table}");
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&rows)?;
@@ -140,7 +141,7 @@ async fn drill(args: &DrillArgs, dir: &Path) -> anyhow::Result<Vec<judge::Row>> 
         let mut rows = Vec::new();
         for scenario in args.scenarios() {
             // A scenario that cannot run is a failed row; the others still run.
-            let row = match scenario::run(&sandbox, scenario, args.profile, dir).await {
+            let row = match scenario::run(&sandbox, scenario, args.timings, dir).await {
                 Ok(row) => row,
                 Err(error) => {
                     println!("  ERROR: {error:#}");

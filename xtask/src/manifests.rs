@@ -359,11 +359,12 @@ pub struct ManifestArgs {
     /// Output directory (kubernetes/, prometheus/, alertmanager/).
     #[arg(long, default_value = "manifests")]
     pub out: PathBuf,
-    /// Alerting timings: the seed's, or short ones for a fence within seconds.
+    /// Alerting timings: the seed's, or short ones for a fence within seconds. Not `--profile`:
+    /// that is the AWS profile here as in every command (the AWS CLI's convention).
     #[arg(long, value_enum, default_value_t = Profile::Seed)]
-    pub profile: Profile,
-    /// Shorthand for `--profile fast`.
-    #[arg(long)]
+    pub timings: Profile,
+    /// Shorthand for `--timings fast`.
+    #[arg(long, conflicts_with = "timings")]
     pub fast: bool,
     /// The fence's Function URL (default: from sitefence.toml).
     #[arg(long)]
@@ -406,7 +407,7 @@ pub fn run(args: &ManifestArgs) -> anyhow::Result<Vec<PathBuf>> {
     let profile = if args.fast {
         Profile::Fast
     } else {
-        args.profile
+        args.timings
     };
     let files = render(&Inputs {
         deployment: &deployment,
