@@ -23,6 +23,16 @@ impl ConfigError {
     }
 }
 
+/// The SNS topic every function tells of each action it takes (optional). Named here, not in
+/// the functions' own settings, because `notify::Notifier` reads it for all three.
+pub const NOTIFY_TOPIC_ARN: &str = "NOTIFY_TOPIC_ARN";
+
+/// The topic of [`NOTIFY_TOPIC_ARN`] through `lookup`; `None` when unset or blank (no
+/// notifications). Outside `notify` so that it compiles, and is tested, without the SNS client.
+pub fn notify_topic_arn(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    first_of(&[NOTIFY_TOPIC_ARN], lookup)
+}
+
 /// The first of `names` that is set to a non-blank value (trimmed).
 pub fn env_first(names: &[&str]) -> Option<String> {
     first_of(names, |name| std::env::var(name).ok())
@@ -104,6 +114,15 @@ mod tests {
         assert_eq!(
             first_of(&["PRIMARY_ENI", "host1eni"], env),
             Some("eni-1".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_blank_notify_topic_means_no_notifications() {
+        assert_eq!(notify_topic_arn(vars(&[(NOTIFY_TOPIC_ARN, " ")])), None);
+        assert_eq!(
+            notify_topic_arn(vars(&[(NOTIFY_TOPIC_ARN, "arn:aws:sns:eu-west-1:1:t")])),
+            Some("arn:aws:sns:eu-west-1:1:t".to_owned())
         );
     }
 

@@ -20,7 +20,7 @@ pub struct Notifier {
 impl Notifier {
     /// `None` when `NOTIFY_TOPIC_ARN` is not set.
     pub fn from_env(cfg: &SdkConfig) -> Option<Notifier> {
-        crate::config::env_first(&["NOTIFY_TOPIC_ARN"])
+        crate::config::notify_topic_arn(|name| std::env::var(name).ok())
             .map(|topic_arn| Notifier::new(cfg, topic_arn))
     }
 

@@ -70,7 +70,6 @@ mod cache {
     use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
     use super::{Secret, SecretFormatError};
-    use crate::config::{self, ConfigError};
 
     #[derive(Debug, thiserror::Error)]
     pub enum SecretError {
@@ -124,15 +123,6 @@ mod cache {
                 ttl,
                 entries: Arc::default(),
             }
-        }
-
-        /// A cache whose time to live is `SECRET_TTL_SECONDS` (default 300 s).
-        pub fn from_env(sdk: &SdkConfig) -> Result<SecretCache, ConfigError> {
-            let ttl = match config::env_first(&["SECRET_TTL_SECONDS"]) {
-                Some(value) => config::parse_seconds("SECRET_TTL_SECONDS", &value)?,
-                None => Self::DEFAULT_TTL,
-            };
-            Ok(SecretCache::new(sdk, ttl))
         }
 
         /// The secret `name` (a name or an ARN), from the cache while it is fresh.
