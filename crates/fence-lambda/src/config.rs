@@ -1,6 +1,10 @@
 //! The function's settings, read once at cold start. Errors name the variable and fail the
 //! start (the seed's variable names are the primary names, so a deployment of the seed can
 //! switch binaries without new settings).
+//!
+//! This module is the one place naming the variables the fence reads ([`vars`]): the reader
+//! ([`FenceConfig::from_lookup`]) and the writer ([`Environment::to_vars`], what `deploy` sets)
+//! spell them through the same constants, so what deploy creates is what the function reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -10,6 +14,35 @@ use common::site::{AcceleratorDns, SiteName};
 use ispn_client::{SiteEndpoint, TlsConfig};
 
 use crate::decision::Policy;
+
+/// The names of the variables the fence reads.
+pub mod vars {
+    pub const WEBHOOK_USER: &str = "WEBHOOK_USER";
+    /// Name or ARN of the Secrets Manager secret holding the webhook password.
+    pub const WEBHOOK_USER_SECRET: &str = "WEBHOOK_USER_SECRET";
+    pub const INFINISPAN_USER: &str = "INFINISPAN_USER";
+    /// Name or ARN of the Secrets Manager secret holding the Infinispan password.
+    pub const INFINISPAN_USER_SECRET: &str = "INFINISPAN_USER_SECRET";
+    /// JSON object: site → Infinispan host, host:port or https URL.
+    pub const INFINISPAN_SITE_ENDPOINTS: &str = "INFINISPAN_SITE_ENDPOINTS";
+    pub const PREFERRED_SITE: &str = "PREFERRED_SITE";
+    /// The PEM text of the CA bundle, or the path of a PEM file.
+    pub const INFINISPAN_CA_BUNDLE: &str = "INFINISPAN_CA_BUNDLE";
+    pub const INFINISPAN_INSECURE_SKIP_VERIFY: &str = "INFINISPAN_INSECURE_SKIP_VERIFY";
+    /// JSON object: site → load balancer ARN or list of ARNs.
+    pub const SITE_LOAD_BALANCERS: &str = "SITE_LOAD_BALANCERS";
+    pub const ACCELERATOR_DNS_NAME: &str = "ACCELERATOR_DNS_NAME";
+    pub const SECRETS_REGION: &str = "SECRETS_REGION";
+    /// Set by Lambda, never by a deployment: the fallback of [`SECRETS_REGION`].
+    pub const AWS_REGION: &str = "AWS_REGION";
+    pub const ACCELERATOR_REGION: &str = "ACCELERATOR_REGION";
+    pub const ALERT_NAME: &str = "ALERT_NAME";
+    pub const TOPOLOGY_TTL_SECONDS: &str = "TOPOLOGY_TTL_SECONDS";
+    pub const SECRET_TTL_SECONDS: &str = "SECRET_TTL_SECONDS";
+    pub const RETRY_BUDGET_SECONDS: &str = "RETRY_BUDGET_SECONDS";
+    /// Read by `common::notify` for every function, so named there.
+    pub use common::config::NOTIFY_TOPIC_ARN;
+}
 
 pub const DEFAULT_ALERT_NAME: &str = "SiteOffline";
 pub const DEFAULT_TOPOLOGY_TTL: Duration = Duration::from_secs(300);
@@ -55,16 +88,19 @@ impl FenceConfig {
         let get = |names: &[&str]| first_of(names, &lookup);
         let require = |names: &[&str]| get(names).ok_or_else(|| missing(names));
 
-        let sites_json = require(&["INFINISPAN_SITE_ENDPOINTS"])?;
+        let sites_json = require(&[vars::INFINISPAN_SITE_ENDPOINTS])?;
         let sites = parse_sites(&sites_json)?;
-        let preferred_site = match get(&["PREFERRED_SITE"]) {
+        let preferred_site = match get(&[vars::PREFERRED_SITE]) {
             Some(name) => {
                 let site = SiteName::parse(&name)
-                    .map_err(|e| ConfigError::invalid("PREFERRED_SITE", e.to_string()))?;
+                    .map_err(|e| ConfigError::invalid(vars::PREFERRED_SITE, e.to_string()))?;
                 if !sites.contains_key(&site) {
                     return Err(ConfigError::invalid(
-                        "PREFERRED_SITE",
-                        format!("`{site}` is not a site of INFINISPAN_SITE_ENDPOINTS"),
+                        vars::PREFERRED_SITE,
+                        format!(
+                            "`{site}` is not a site of {}",
+                            vars::INFINISPAN_SITE_ENDPOINTS
+                        ),
                     ));
                 }
                 site
@@ -74,56 +110,59 @@ impl FenceConfig {
                 .keys()
                 .next()
                 .cloned()
-                .ok_or_else(|| missing(&["PREFERRED_SITE"]))?,
+                .ok_or_else(|| missing(&[vars::PREFERRED_SITE]))?,
         };
-        let ca_bundle_pem = match get(&["INFINISPAN_CA_BUNDLE"]) {
+        let ca_bundle_pem = match get(&[vars::INFINISPAN_CA_BUNDLE]) {
             None => None,
             Some(value) if value.starts_with("-----BEGIN") => Some(value.into_bytes()),
             Some(path) => Some(std::fs::read(&path).map_err(|e| {
-                ConfigError::invalid("INFINISPAN_CA_BUNDLE", format!("cannot read `{path}`: {e}"))
+                ConfigError::invalid(
+                    vars::INFINISPAN_CA_BUNDLE,
+                    format!("cannot read `{path}`: {e}"),
+                )
             })?),
         };
-        let insecure_skip_verify = get(&["INFINISPAN_INSECURE_SKIP_VERIFY"])
-            .map(|v| parse_bool("INFINISPAN_INSECURE_SKIP_VERIFY", &v))
+        let insecure_skip_verify = get(&[vars::INFINISPAN_INSECURE_SKIP_VERIFY])
+            .map(|v| parse_bool(vars::INFINISPAN_INSECURE_SKIP_VERIFY, &v))
             .transpose()?
             .unwrap_or(false);
         let seconds = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
             get(&[name]).map_or(Ok(default), |v| parse_seconds(name, &v))
         };
 
-        let site_load_balancers = get(&["SITE_LOAD_BALANCERS"])
+        let site_load_balancers = get(&[vars::SITE_LOAD_BALANCERS])
             .map(|json| parse_load_balancers(&json, &sites))
             .transpose()?
             .unwrap_or_default();
-        let accelerator_dns = get(&["ACCELERATOR_DNS_NAME"])
+        let accelerator_dns = get(&[vars::ACCELERATOR_DNS_NAME])
             .map(|name| {
                 AcceleratorDns::parse(&name)
-                    .map_err(|e| ConfigError::invalid("ACCELERATOR_DNS_NAME", e.to_string()))
+                    .map_err(|e| ConfigError::invalid(vars::ACCELERATOR_DNS_NAME, e.to_string()))
             })
             .transpose()?;
 
         Ok(FenceConfig {
-            webhook_user: require(&["WEBHOOK_USER"])?,
-            webhook_secret: require(&["WEBHOOK_USER_SECRET"])?,
-            infinispan_user: require(&["INFINISPAN_USER"])?,
-            infinispan_secret: require(&["INFINISPAN_USER_SECRET"])?,
+            webhook_user: require(&[vars::WEBHOOK_USER])?,
+            webhook_secret: require(&[vars::WEBHOOK_USER_SECRET])?,
+            infinispan_user: require(&[vars::INFINISPAN_USER])?,
+            infinispan_secret: require(&[vars::INFINISPAN_USER_SECRET])?,
             sites,
             site_load_balancers,
             accelerator_dns,
             preferred_site,
             // Lambda always sets AWS_REGION: secrets usually live in the function's region.
-            secrets_region: require(&["SECRETS_REGION", "AWS_REGION"])?,
-            accelerator_region: get(&["ACCELERATOR_REGION"])
+            secrets_region: require(&[vars::SECRETS_REGION, vars::AWS_REGION])?,
+            accelerator_region: get(&[vars::ACCELERATOR_REGION])
                 .unwrap_or_else(|| aws_topology::globalaccelerator::API_REGION.to_owned()),
-            alert_name: get(&["ALERT_NAME"]).unwrap_or_else(|| DEFAULT_ALERT_NAME.to_owned()),
+            alert_name: get(&[vars::ALERT_NAME]).unwrap_or_else(|| DEFAULT_ALERT_NAME.to_owned()),
             tls: TlsConfig {
                 ca_bundle_pem,
                 insecure_skip_verify,
                 ..TlsConfig::default()
             },
-            topology_ttl: seconds("TOPOLOGY_TTL_SECONDS", DEFAULT_TOPOLOGY_TTL)?,
-            secret_ttl: seconds("SECRET_TTL_SECONDS", DEFAULT_SECRET_TTL)?,
-            retry_budget: seconds("RETRY_BUDGET_SECONDS", DEFAULT_RETRY_BUDGET)?,
+            topology_ttl: seconds(vars::TOPOLOGY_TTL_SECONDS, DEFAULT_TOPOLOGY_TTL)?,
+            secret_ttl: seconds(vars::SECRET_TTL_SECONDS, DEFAULT_SECRET_TTL)?,
+            retry_budget: seconds(vars::RETRY_BUDGET_SECONDS, DEFAULT_RETRY_BUDGET)?,
         })
     }
 
@@ -135,13 +174,93 @@ impl FenceConfig {
     }
 }
 
+/// What a deployment sets for the fence: the writing side of [`FenceConfig::from_lookup`]. The
+/// tuning knobs with defaults (TTLs, retry budget, skipping TLS verification) are not written:
+/// a deployment leaves them to the function.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    pub webhook_user: String,
+    /// Name or ARN of the secret holding the webhook password.
+    pub webhook_secret: String,
+    pub infinispan_user: String,
+    /// Name or ARN of the secret holding the Infinispan password.
+    pub infinispan_secret: String,
+    /// Site → Infinispan host, host:port or https URL.
+    pub site_endpoints: BTreeMap<String, String>,
+    pub secrets_region: String,
+    /// `None`: the Global Accelerator API's own region.
+    pub accelerator_region: Option<String>,
+    /// The accelerator whose topology is read during init.
+    pub accelerator_dns_name: Option<String>,
+    /// Site → its load balancer's ARN (endpoint id). Written only when some are known: the
+    /// function then reads the other endpoints' sites from their ELBv2 tags.
+    pub site_load_balancers: BTreeMap<String, String>,
+    /// `None`: [`DEFAULT_ALERT_NAME`].
+    pub alert_name: Option<String>,
+    /// `None`: the alphabetically first site.
+    pub preferred_site: Option<String>,
+    /// The CA bundle's PEM text, passed whole (the function also accepts a path, which a
+    /// deployment has no file for).
+    pub ca_bundle_pem: Option<String>,
+    pub notify_topic_arn: Option<String>,
+}
+
+impl Environment {
+    /// The variables to set, by name.
+    pub fn to_vars(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let mut set = |name: &str, value: &str| {
+            env.insert(name.to_owned(), value.to_owned());
+        };
+        set(vars::WEBHOOK_USER, &self.webhook_user);
+        set(vars::WEBHOOK_USER_SECRET, &self.webhook_secret);
+        set(vars::INFINISPAN_USER, &self.infinispan_user);
+        set(vars::INFINISPAN_USER_SECRET, &self.infinispan_secret);
+        set(
+            vars::INFINISPAN_SITE_ENDPOINTS,
+            &json_object(&self.site_endpoints),
+        );
+        set(vars::SECRETS_REGION, &self.secrets_region);
+        let optional = [
+            (vars::ACCELERATOR_REGION, &self.accelerator_region),
+            (vars::ACCELERATOR_DNS_NAME, &self.accelerator_dns_name),
+            (vars::ALERT_NAME, &self.alert_name),
+            (vars::PREFERRED_SITE, &self.preferred_site),
+            (vars::INFINISPAN_CA_BUNDLE, &self.ca_bundle_pem),
+            (vars::NOTIFY_TOPIC_ARN, &self.notify_topic_arn),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                set(name, value);
+            }
+        }
+        if !self.site_load_balancers.is_empty() {
+            set(
+                vars::SITE_LOAD_BALANCERS,
+                &json_object(&self.site_load_balancers),
+            );
+        }
+        env
+    }
+}
+
+/// A map of strings as a JSON object (infallible, unlike serialising through serde).
+fn json_object(map: &BTreeMap<String, String>) -> String {
+    serde_json::Value::Object(
+        map.iter()
+            .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+            .collect(),
+    )
+    .to_string()
+}
+
 /// `{"site-a": "arn:…" | ["arn:…", …], …}` → endpoint id → site, for sites of
 /// `INFINISPAN_SITE_ENDPOINTS` only, each load balancer in one site only.
 fn parse_load_balancers(
     json: &str,
     sites: &BTreeMap<SiteName, SiteEndpoint>,
 ) -> Result<BTreeMap<String, SiteName>, ConfigError> {
-    const NAME: &str = "SITE_LOAD_BALANCERS";
+    const NAME: &str = vars::SITE_LOAD_BALANCERS;
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -161,7 +280,10 @@ fn parse_load_balancers(
         if !sites.contains_key(&site) {
             return Err(ConfigError::invalid(
                 NAME,
-                format!("`{site}` is not a site of INFINISPAN_SITE_ENDPOINTS"),
+                format!(
+                    "`{site}` is not a site of {}",
+                    vars::INFINISPAN_SITE_ENDPOINTS
+                ),
             ));
         }
         let arns = match arns {
@@ -190,7 +312,7 @@ fn parse_load_balancers(
 
 /// `{"site-a": "host[:port]" | "https://...", ...}`, at least two sites.
 fn parse_sites(json: &str) -> Result<BTreeMap<SiteName, SiteEndpoint>, ConfigError> {
-    const NAME: &str = "INFINISPAN_SITE_ENDPOINTS";
+    const NAME: &str = vars::INFINISPAN_SITE_ENDPOINTS;
     let raw: BTreeMap<String, String> = serde_json::from_str(json).map_err(|e| {
         ConfigError::invalid(
             NAME,
@@ -365,6 +487,94 @@ mod tests {
         assert_eq!(config.alert_name, "SiteDown");
         assert!(config.tls.insecure_skip_verify);
         assert!(config.tls.ca_bundle_pem.is_some());
+    }
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+
+    fn deployed() -> Environment {
+        let strings = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        Environment {
+            webhook_user: "keycloak".into(),
+            webhook_secret: "fence/webhook-password".into(),
+            infinispan_user: "developer".into(),
+            infinispan_secret: "fence/infinispan-password".into(),
+            site_endpoints: strings(&[
+                ("site-a", "https://infinispan.site-a.example"),
+                ("site-b", "infinispan.site-b.example:11222"),
+            ]),
+            secrets_region: "eu-west-1".into(),
+            accelerator_region: Some("us-west-2".into()),
+            accelerator_dns_name: Some("a1234567890abcdef.awsglobalaccelerator.com".into()),
+            site_load_balancers: strings(&[("site-a", "arn:lb-a"), ("site-b", "arn:lb-b")]),
+            alert_name: Some("SiteDown".into()),
+            preferred_site: Some("site-b".into()),
+            ca_bundle_pem: Some(PEM.into()),
+            notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:fence".into()),
+        }
+    }
+
+    #[test]
+    fn what_the_environment_writes_the_function_reads() {
+        let env = deployed().to_vars();
+        let lookup = |name: &str| env.get(name).cloned();
+        let config = FenceConfig::from_lookup(lookup).unwrap_or_else(|e| panic!("{e}: {env:?}"));
+        assert_eq!(config.webhook_user, "keycloak");
+        assert_eq!(config.webhook_secret, "fence/webhook-password");
+        assert_eq!(config.infinispan_user, "developer");
+        assert_eq!(config.infinispan_secret, "fence/infinispan-password");
+        let sites: Vec<String> = config.sites.values().map(ToString::to_string).collect();
+        assert_eq!(
+            sites,
+            [
+                "https://infinispan.site-a.example/",
+                "https://infinispan.site-b.example:11222/"
+            ]
+        );
+        assert_eq!(config.secrets_region, "eu-west-1");
+        assert_eq!(config.accelerator_region, "us-west-2");
+        assert_eq!(
+            config.accelerator_dns.as_ref().map(AcceleratorDns::as_str),
+            Some("a1234567890abcdef.awsglobalaccelerator.com")
+        );
+        assert_eq!(config.site_load_balancers["arn:lb-b"].as_str(), "site-b");
+        assert_eq!(config.alert_name, "SiteDown");
+        assert_eq!(config.preferred_site.as_str(), "site-b");
+        // Every value is read trimmed; a PEM needs no final line break.
+        assert_eq!(
+            config.tls.ca_bundle_pem.as_deref(),
+            Some(PEM.trim().as_bytes())
+        );
+        assert_eq!(
+            common::config::notify_topic_arn(lookup).as_deref(),
+            Some("arn:aws:sns:eu-west-1:123456789012:fence")
+        );
+    }
+
+    #[test]
+    fn options_left_unset_are_not_written_and_take_the_functions_defaults() {
+        let env = Environment {
+            accelerator_region: None,
+            accelerator_dns_name: None,
+            site_load_balancers: BTreeMap::new(),
+            alert_name: None,
+            preferred_site: None,
+            ca_bundle_pem: None,
+            notify_topic_arn: None,
+            ..deployed()
+        }
+        .to_vars();
+        assert_eq!(env.len(), 6, "{env:?}");
+        let config = FenceConfig::from_lookup(|name| env.get(name).cloned())
+            .unwrap_or_else(|e| panic!("{e}: {env:?}"));
+        assert_eq!(config.alert_name, DEFAULT_ALERT_NAME);
+        assert_eq!(config.preferred_site.as_str(), "site-a");
+        assert!(config.site_load_balancers.is_empty() && config.accelerator_dns.is_none());
+        assert!(config.tls.ca_bundle_pem.is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use fence_lambda::config::vars;
 use sandbox::harness::Sandbox;
 use serde_json::json;
 use support::{
@@ -57,7 +58,10 @@ async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_configured_load_balancers_sites_come_from_their_tags() -> anyhow::Result<()> {
-    let env = [("SITE_LOAD_BALANCERS", "{}"), ("ACCELERATOR_DNS_NAME", "")];
+    let env = [
+        (vars::SITE_LOAD_BALANCERS, "{}"),
+        (vars::ACCELERATOR_DNS_NAME, ""),
+    ];
     with_fence_env("tags", 1, &env, |sandbox: Sandbox| async move {
         let answer = send_sample(&sandbox, SITE_B_OFFLINE).await?;
         assert_eq!(answer.status, 200, "{}", answer.body);
