@@ -2,8 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_topology::route53::{self, HealthCheckId};
-use common::config::{ConfigError, first_of, parse_list};
+use aws_topology::route53::HealthCheckId;
 use serde::Serialize;
 
 use crate::alarm::{AlarmMetric, AlarmNotice, AlarmState};
@@ -11,49 +10,13 @@ use crate::alarm::{AlarmMetric, AlarmNotice, AlarmState};
 /// The dimension CloudWatch's `AWS/Route53` metrics carry the health check in.
 pub const HEALTH_CHECK_DIMENSION: &str = "HealthCheckId";
 
-/// The deployment's settings, read once at cold start.
+/// The deployment's settings, read once at cold start (`config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// `FAILED_OVER_PATH`: where a failed health check is pointed so it stays failed.
     pub failed_over_path: String,
     /// `HEALTH_CHECK_IDS`: when set, only these health checks are ever pinned.
     pub allowed: Option<BTreeSet<HealthCheckId>>,
-}
-
-impl Policy {
-    /// Reads `FAILED_OVER_PATH` and `HEALTH_CHECK_IDS` through `lookup` (the process environment
-    /// in production).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let failed_over_path = first_of(&["FAILED_OVER_PATH"], &lookup)
-            .unwrap_or_else(|| route53::FAILED_OVER_PATH.to_owned());
-        if !failed_over_path.starts_with('/') || failed_over_path.contains(char::is_whitespace) {
-            return Err(ConfigError::invalid(
-                "FAILED_OVER_PATH",
-                format!("`{failed_over_path}` is not an absolute URL path (it must start with /)"),
-            ));
-        }
-        let allowed = match first_of(&["HEALTH_CHECK_IDS"], &lookup) {
-            None => None,
-            Some(list) => {
-                let ids = parse_list(&list)
-                    .iter()
-                    .map(|id| id.parse::<HealthCheckId>())
-                    .collect::<Result<BTreeSet<_>, _>>()
-                    .map_err(|err| ConfigError::invalid("HEALTH_CHECK_IDS", err.to_string()))?;
-                if ids.is_empty() {
-                    return Err(ConfigError::invalid(
-                        "HEALTH_CHECK_IDS",
-                        "lists no health check id; unset it to allow every health check",
-                    ));
-                }
-                Some(ids)
-            }
-        };
-        Ok(Self {
-            failed_over_path,
-            allowed,
-        })
-    }
 }
 
 /// Why a notice leads to no action although it was read fine.
@@ -154,7 +117,7 @@ mod tests {
 
     fn policy(allowed: Option<&[&str]>) -> Policy {
         Policy {
-            failed_over_path: route53::FAILED_OVER_PATH.into(),
+            failed_over_path: aws_topology::route53::FAILED_OVER_PATH.into(),
             allowed: allowed.map(|ids| ids.iter().map(|id| id.parse().unwrap()).collect()),
         }
     }
@@ -248,46 +211,6 @@ mod tests {
         ];
         for (name, notice, policy, expected) in rows {
             assert_eq!(decide(&notice, &policy), expected, "{name}");
-        }
-    }
-
-    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
-
-    #[test]
-    fn policy_defaults_to_the_guides_path_and_no_allowlist() {
-        let policy = Policy::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(policy.failed_over_path, "/lb-check-failed-over");
-        assert_eq!(policy.allowed, None);
-    }
-
-    #[test]
-    fn policy_reads_path_and_allowlist() {
-        let policy = Policy::from_lookup(lookup(&[
-            ("FAILED_OVER_PATH", "/never"),
-            ("HEALTH_CHECK_IDS", "hc-1, hc-2"),
-        ]))
-        .unwrap();
-        assert_eq!(policy.failed_over_path, "/never");
-        assert_eq!(policy.allowed.map(|ids| ids.len()), Some(2));
-    }
-
-    #[test]
-    fn policy_errors_name_the_setting() {
-        let rows: [&'static [(&str, &str)]; 3] = [
-            &[("FAILED_OVER_PATH", "lb-check-failed-over")],
-            &[("HEALTH_CHECK_IDS", "hc-1, not/an/id")],
-            &[("HEALTH_CHECK_IDS", " , ")],
-        ];
-        for vars in rows {
-            let err = Policy::from_lookup(lookup(vars)).unwrap_err().to_string();
-            assert!(err.contains(vars[0].0), "{err}");
         }
     }
 }

@@ -7,11 +7,14 @@
 //! sites and failed back (`cargo xtask route53 failback`).
 //!
 //! * [`alarm`]: the trigger event, parsed into [`alarm::AlarmNotice`]s, one per record.
-//! * [`decide`]: the pure decision per notice, and the [`decide::Policy`] from the environment.
+//! * [`config`]: the environment the function reads ([`config::vars`] names every variable) and
+//!   the one a deployment writes ([`config::Environment`]).
+//! * [`decide`]: the pure decision per notice under a [`decide::Policy`].
 //! * [`function`]: the invocation (decide, pin through `aws_topology::route53`, report) and the
 //!   Lambda handler.
 
 pub mod alarm;
+pub mod config;
 pub mod decide;
 #[cfg(feature = "live")]
 pub mod function;

@@ -1,7 +1,7 @@
 use anyhow::anyhow;
 use common::notify::Notifier;
 use lambda_runtime::service_fn;
-use route53_failover_lambda::decide::Policy;
+use route53_failover_lambda::config::Policy;
 use route53_failover_lambda::{FUNCTION_NAME, Failover, handle};
 
 /// Route 53's API is global and signed for us-east-1; a region is needed only to sign.
