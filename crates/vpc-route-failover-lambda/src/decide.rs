@@ -3,77 +3,11 @@
 use std::collections::BTreeSet;
 
 use aws_topology::ec2::{
-    Appliance, EniId, InstanceId, InstanceState, RoutePlan, RouteTable, RouteTableId, VpcId,
-    plan_route_moves,
+    Appliance, InstanceId, InstanceState, RoutePlan, RouteTable, RouteTableId, plan_route_moves,
 };
-use common::config::{ConfigError, first_of, missing, parse_list};
 use serde::Serialize;
 
 use crate::event::StateChange;
-
-/// The names each setting is read from; the seed's names stay valid.
-pub const PRIMARY_ENI: &[&str] = &["PRIMARY_ENI", "host1eni"];
-pub const STANDBY_ENI: &[&str] = &["STANDBY_ENI", "host2eni"];
-pub const VPC: &[&str] = &["VPC_ID", "vpcid"];
-pub const ROUTE_TABLES: &[&str] = &["ROUTE_TABLE_IDS"];
-
-/// The deployment's settings, read once at cold start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub primary_eni: EniId,
-    pub standby_eni: EniId,
-    pub vpc: VpcId,
-    /// `ROUTE_TABLE_IDS`: when set, only routes in these tables are moved.
-    pub allowed_tables: Option<BTreeSet<RouteTableId>>,
-}
-
-impl Settings {
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        fn required<T: std::str::FromStr<Err = aws_topology::ec2::InvalidId>>(
-            names: &[&str],
-            lookup: &impl Fn(&str) -> Option<String>,
-        ) -> Result<T, ConfigError> {
-            let value = first_of(names, lookup).ok_or_else(|| missing(names))?;
-            value.parse().map_err(|err: aws_topology::ec2::InvalidId| {
-                ConfigError::invalid(names.join(" or "), err.to_string())
-            })
-        }
-        let primary_eni: EniId = required(PRIMARY_ENI, &lookup)?;
-        let standby_eni: EniId = required(STANDBY_ENI, &lookup)?;
-        if primary_eni == standby_eni {
-            return Err(ConfigError::invalid(
-                "STANDBY_ENI",
-                format!(
-                    "is the primary's ENI too ({primary_eni}); routes would have nowhere to go"
-                ),
-            ));
-        }
-        let vpc = required(VPC, &lookup)?;
-        let allowed_tables = match first_of(ROUTE_TABLES, &lookup) {
-            None => None,
-            Some(list) => {
-                let ids = parse_list(&list)
-                    .iter()
-                    .map(|id| id.parse::<RouteTableId>())
-                    .collect::<Result<BTreeSet<_>, _>>()
-                    .map_err(|err| ConfigError::invalid("ROUTE_TABLE_IDS", err.to_string()))?;
-                if ids.is_empty() {
-                    return Err(ConfigError::invalid(
-                        "ROUTE_TABLE_IDS",
-                        "lists no route table; unset it to allow every table of the VPC",
-                    ));
-                }
-                Some(ids)
-            }
-        };
-        Ok(Self {
-            primary_eni,
-            standby_eni,
-            vpc,
-            allowed_tables,
-        })
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -371,86 +305,5 @@ mod tests {
             panic!("expected nothing to move, got {plan:?}");
         };
         assert_eq!(routes.skipped.len(), 1);
-    }
-
-    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
-
-    #[test]
-    fn seed_variable_names_are_accepted() {
-        let settings = Settings::from_lookup(lookup(&[
-            ("host1eni", PRIMARY_ENI_ID),
-            ("host2eni", STANDBY_ENI_ID),
-            ("vpcid", "vpc-0bf5741eb0ef56a41"),
-        ]))
-        .unwrap();
-        assert_eq!(settings.primary_eni.as_str(), PRIMARY_ENI_ID);
-        assert_eq!(settings.standby_eni.as_str(), STANDBY_ENI_ID);
-        assert_eq!(settings.vpc.as_str(), "vpc-0bf5741eb0ef56a41");
-        assert_eq!(settings.allowed_tables, None);
-    }
-
-    #[test]
-    fn settings_errors_name_the_variable() {
-        let rows: [(&'static [(&str, &str)], &str); 5] = [
-            (
-                &[("STANDBY_ENI", STANDBY_ENI_ID), ("VPC_ID", "vpc-1")],
-                "PRIMARY_ENI or host1eni",
-            ),
-            (
-                &[
-                    ("PRIMARY_ENI", "i-05a7780f2af7c126c"),
-                    ("STANDBY_ENI", STANDBY_ENI_ID),
-                    ("VPC_ID", "vpc-1"),
-                ],
-                "PRIMARY_ENI",
-            ),
-            (
-                &[
-                    ("PRIMARY_ENI", STANDBY_ENI_ID),
-                    ("STANDBY_ENI", STANDBY_ENI_ID),
-                    ("VPC_ID", "vpc-1"),
-                ],
-                "STANDBY_ENI",
-            ),
-            (
-                &[
-                    ("PRIMARY_ENI", PRIMARY_ENI_ID),
-                    ("STANDBY_ENI", STANDBY_ENI_ID),
-                ],
-                "VPC_ID or vpcid",
-            ),
-            (
-                &[
-                    ("PRIMARY_ENI", PRIMARY_ENI_ID),
-                    ("STANDBY_ENI", STANDBY_ENI_ID),
-                    ("VPC_ID", "vpc-1"),
-                    ("ROUTE_TABLE_IDS", "rtb-1, subnet-2"),
-                ],
-                "ROUTE_TABLE_IDS",
-            ),
-        ];
-        for (vars, expected) in rows {
-            let err = Settings::from_lookup(lookup(vars)).unwrap_err().to_string();
-            assert!(err.contains(expected), "{expected}: {err}");
-        }
-    }
-
-    #[test]
-    fn route_table_allowlist_is_read() {
-        let settings = Settings::from_lookup(lookup(&[
-            ("PRIMARY_ENI", PRIMARY_ENI_ID),
-            ("STANDBY_ENI", STANDBY_ENI_ID),
-            ("VPC_ID", "vpc-1"),
-            ("ROUTE_TABLE_IDS", "rtb-1 rtb-2,rtb-3"),
-        ]))
-        .unwrap();
-        assert_eq!(settings.allowed_tables.map(|t| t.len()), Some(3));
     }
 }

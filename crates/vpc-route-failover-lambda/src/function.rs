@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::decide::{Ignored, Pair, Plan, Role, Settings, Verdict, classify, plan};
+use crate::config::Settings;
+use crate::decide::{Ignored, Pair, Plan, Role, Verdict, classify, plan};
 use crate::event::parse_event;
 
 /// The function's shared state, built once at cold start.

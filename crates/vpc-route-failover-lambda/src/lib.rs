@@ -7,10 +7,13 @@
 //! coming back (`pending`, `running`) moves nothing back: that is an operator's decision.
 //!
 //! * [`event`]: the EventBridge event, parsed into an [`event::StateChange`].
-//! * [`decide`]: the settings, and the pure decisions (which appliance failed, what to move).
+//! * [`config`]: the [`config::Settings`] the function reads ([`config::vars`] names every
+//!   variable) and the environment a deployment writes ([`config::Environment`]).
+//! * [`decide`]: the pure decisions (which appliance failed, what to move).
 //! * [`function`]: the invocation (resolve the pair, read the route tables through
 //!   `aws_topology::ec2`, move, report) and the Lambda handler.
 
+pub mod config;
 pub mod decide;
 pub mod event;
 #[cfg(feature = "live")]

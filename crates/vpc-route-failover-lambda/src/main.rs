@@ -5,7 +5,7 @@
 use anyhow::anyhow;
 use common::notify::Notifier;
 use lambda_runtime::service_fn;
-use vpc_route_failover_lambda::decide::Settings;
+use vpc_route_failover_lambda::config::Settings;
 use vpc_route_failover_lambda::{FUNCTION_NAME, Failover, handle};
 
 #[tokio::main]
