@@ -7,6 +7,7 @@ use crate::aws::{self, AwsArgs};
 use crate::build::Arch;
 use crate::config::Deployment;
 use anyhow::Context;
+use fence_lambda::config::vars as fence_vars;
 use sandbox::world::{ROUTE53_REGION, SandboxInfo, World, WorldOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -208,17 +209,18 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         .and_then(|e| e.variables())
         .context("fence has no environment")?;
     let sites: Value = serde_json::from_str(
-        env.get("INFINISPAN_SITE_ENDPOINTS")
-            .context("INFINISPAN_SITE_ENDPOINTS")?,
+        env.get(fence_vars::INFINISPAN_SITE_ENDPOINTS)
+            .context(fence_vars::INFINISPAN_SITE_ENDPOINTS)?,
     )?;
     for (site, site_info) in &info.sites {
         anyhow::ensure!(sites[site] == site_info.ispn_url.as_str(), "{sites}");
     }
     anyhow::ensure!(
-        env.get("WEBHOOK_USER_SECRET").map(String::as_str) == Some("sf-test/webhook-password")
+        env.get(fence_vars::WEBHOOK_USER_SECRET).map(String::as_str)
+            == Some("sf-test/webhook-password")
     );
     anyhow::ensure!(
-        env.get("INFINISPAN_CA_BUNDLE")
+        env.get(fence_vars::INFINISPAN_CA_BUNDLE)
             .is_some_and(|pem| pem.starts_with("-----BEGIN"))
     );
     let concurrency = lambda
@@ -411,7 +413,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         still
             .environment()
             .and_then(|e| e.variables())
-            .and_then(|v| v.get("ALERT_NAME"))
+            .and_then(|v| v.get(fence_vars::ALERT_NAME))
             .map(String::as_str)
             == Some("SiteOffline")
     );
