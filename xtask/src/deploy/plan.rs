@@ -393,72 +393,72 @@ pub fn functions(deployment: &Deployment) -> Vec<Function> {
     functions
 }
 
+/// The function's environment, written by the function crate's own `config::Environment`: the
+/// variable names are spelled only there, next to the parser that reads them.
 pub fn environment(
     deployment: &Deployment,
     function: Function,
     inputs: &Inputs,
 ) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    let mut set = |k: &str, v: &str| {
-        env.insert(k.to_string(), v.to_string());
-    };
+    let notify_topic_arn = deployment.notify_topic_arn.clone();
     match function {
         Function::Fence => {
             let fence = &deployment.fence;
-            let sites: BTreeMap<&str, &str> = deployment
-                .sites
-                .iter()
-                .map(|(name, site)| (name.as_str(), site.infinispan_url.as_str()))
-                .collect();
-            set("WEBHOOK_USER", &fence.webhook_user);
-            set("WEBHOOK_USER_SECRET", &fence.webhook_secret);
-            set("INFINISPAN_USER", &fence.infinispan_user);
-            set("INFINISPAN_USER_SECRET", &fence.infinispan_secret);
-            set("INFINISPAN_SITE_ENDPOINTS", &json!(sites).to_string());
-            set("SECRETS_REGION", &deployment.region);
-            set("ACCELERATOR_REGION", &deployment.accelerator.region);
-            // Read during init, so that a cold start's first fence finds it resolved.
-            set("ACCELERATOR_DNS_NAME", &deployment.accelerator.dns_name);
-            // Sites whose load balancer is configured need no ELBv2 tag read.
-            let load_balancers: BTreeMap<&str, &str> = deployment
-                .sites
-                .iter()
-                .filter_map(|(name, site)| {
-                    Some((name.as_str(), site.load_balancer_arn.as_deref()?))
-                })
-                .collect();
-            if !load_balancers.is_empty() {
-                set("SITE_LOAD_BALANCERS", &json!(load_balancers).to_string());
+            fence_lambda::config::Environment {
+                webhook_user: fence.webhook_user.clone(),
+                webhook_secret: fence.webhook_secret.clone(),
+                infinispan_user: fence.infinispan_user.clone(),
+                infinispan_secret: fence.infinispan_secret.clone(),
+                site_endpoints: deployment
+                    .sites
+                    .iter()
+                    .map(|(name, site)| (name.clone(), site.infinispan_url.clone()))
+                    .collect(),
+                secrets_region: deployment.region.clone(),
+                accelerator_region: Some(deployment.accelerator.region.clone()),
+                // Read during init, so that a cold start's first fence finds it resolved.
+                accelerator_dns_name: Some(deployment.accelerator.dns_name.clone()),
+                // Sites whose load balancer is configured need no ELBv2 tag read.
+                site_load_balancers: deployment
+                    .sites
+                    .iter()
+                    .filter_map(|(name, site)| {
+                        Some((name.clone(), site.load_balancer_arn.clone()?))
+                    })
+                    .collect(),
+                alert_name: Some(fence.alert_name.clone()),
+                preferred_site: fence.preferred_site.clone(),
+                ca_bundle_pem: inputs.ca_bundle_pem.clone(),
+                notify_topic_arn,
             }
-            set("ALERT_NAME", &fence.alert_name);
-            if let Some(preferred) = &fence.preferred_site {
-                set("PREFERRED_SITE", preferred);
-            }
-            if let Some(pem) = &inputs.ca_bundle_pem {
-                set("INFINISPAN_CA_BUNDLE", pem);
-            }
+            .to_vars()
         }
         Function::Route53 => {
-            if let Some(route53) = &deployment.route53 {
-                set("FAILED_OVER_PATH", &route53.failed_over_path);
-                set("HEALTH_CHECK_IDS", &route53.health_check_ids.join(","));
+            let route53 = deployment.route53.as_ref();
+            route53_failover_lambda::config::Environment {
+                failed_over_path: route53.map(|r| r.failed_over_path.clone()),
+                health_check_ids: route53
+                    .map(|r| r.health_check_ids.clone())
+                    .unwrap_or_default(),
+                notify_topic_arn,
             }
+            .to_vars()
         }
-        Function::Vpc => {
-            if let Some(vpc) = &deployment.vpc {
-                set("PRIMARY_ENI", &vpc.primary_eni);
-                set("STANDBY_ENI", &vpc.standby_eni);
-                set("VPC_ID", &vpc.vpc_id);
-                if !vpc.route_table_ids.is_empty() {
-                    set("ROUTE_TABLE_IDS", &vpc.route_table_ids.join(","));
-                }
+        Function::Vpc => match &deployment.vpc {
+            Some(vpc) => vpc_route_failover_lambda::config::Environment {
+                primary_eni: vpc.primary_eni.clone(),
+                standby_eni: vpc.standby_eni.clone(),
+                vpc_id: vpc.vpc_id.clone(),
+                route_table_ids: vpc.route_table_ids.clone(),
+                notify_topic_arn,
             }
-        }
+            .to_vars(),
+            // Not deployed without `[vpc]` (see `functions`); only the topic would be known.
+            None => notify_topic_arn
+                .map(|topic| BTreeMap::from([(common::config::NOTIFY_TOPIC_ARN.to_owned(), topic)]))
+                .unwrap_or_default(),
+        },
     }
-    if let Some(topic) = &deployment.notify_topic_arn {
-        set("NOTIFY_TOPIC_ARN", topic);
-    }
-    env
 }
 
 /// The IAM policy of a function (what `lint` checks too).
@@ -672,7 +672,7 @@ fn shown(key: &str, value: &str) -> String {
     if key == "environment" {
         // Never show the CA bundle's bytes; the rest of the environment holds no secret.
         if let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(value) {
-            if let Some(pem) = map.get_mut("INFINISPAN_CA_BUNDLE") {
+            if let Some(pem) = map.get_mut(fence_lambda::config::vars::INFINISPAN_CA_BUNDLE) {
                 *pem = json!(format!("<PEM, {} bytes>", pem.as_str().map_or(0, str::len)));
             }
             return Value::Object(map).to_string();
@@ -854,24 +854,130 @@ mod tests {
         )));
     }
 
+    const NOTIFY_TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:keycloak-fence-actions";
+    const CA_BUNDLE: &str = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+
+    /// The example with every optional variable set: a notify topic and the fence's CA bundle.
+    fn example_with_options() -> (Deployment, Inputs) {
+        let mut deployment = example();
+        deployment.notify_topic_arn = Some(NOTIFY_TOPIC.into());
+        let inputs = Inputs {
+            ca_bundle_pem: Some(CA_BUNDLE.into()),
+            ..inputs()
+        };
+        (deployment, inputs)
+    }
+
     #[test]
-    fn fence_environment_uses_the_functions_variable_names() {
-        let env = environment(&example(), Function::Fence, &inputs());
-        let sites: Value =
-            serde_json::from_str(env.get("INFINISPAN_SITE_ENDPOINTS").map_or("", |s| s))
-                .unwrap_or_default();
+    fn the_fence_loads_the_environment_deploy_gives_it() {
+        let (deployment, inputs) = example_with_options();
+        let env = environment(&deployment, Function::Fence, &inputs);
+        let read = |name: &str| env.get(name).cloned();
+        let config = fence_lambda::config::FenceConfig::from_lookup(read)
+            .unwrap_or_else(|e| panic!("{e}: {env:?}"));
+        assert_eq!(config.webhook_user, deployment.fence.webhook_user);
+        assert_eq!(config.webhook_secret, deployment.fence.webhook_secret);
+        assert_eq!(config.infinispan_secret, deployment.fence.infinispan_secret);
         assert_eq!(
-            sites["site-b"],
-            "https://infinispan-external-keycloak.apps.site-b.example.com"
+            config
+                .sites
+                .values()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "https://infinispan-external-keycloak.apps.site-a.example.com/",
+                "https://infinispan-external-keycloak.apps.site-b.example.com/"
+            ]
         );
-        for name in [
-            "WEBHOOK_USER_SECRET",
-            "INFINISPAN_USER_SECRET",
-            "SECRETS_REGION",
-            "ACCELERATOR_DNS_NAME",
-        ] {
-            assert!(env.contains_key(name), "{name} missing: {env:?}");
+        assert_eq!(config.preferred_site.as_str(), "site-a");
+        assert_eq!(config.secrets_region, deployment.region);
+        assert_eq!(
+            config.accelerator_dns.as_ref().map(|dns| dns.as_str()),
+            Some(deployment.accelerator.dns_name.as_str())
+        );
+        // Both sites' load balancers are configured: the fence reads no ELBv2 tag.
+        let owners: Vec<&str> = config
+            .site_load_balancers
+            .values()
+            .map(|site| site.as_str())
+            .collect();
+        assert_eq!(owners, ["site-a", "site-b"]);
+        assert_eq!(
+            config.tls.ca_bundle_pem.as_deref(),
+            Some(CA_BUNDLE.trim().as_bytes()),
+            "read trimmed, as every value"
+        );
+        assert_eq!(
+            common::config::notify_topic_arn(read).as_deref(),
+            Some(NOTIFY_TOPIC)
+        );
+    }
+
+    #[test]
+    fn the_route53_function_loads_the_environment_deploy_gives_it() {
+        let (deployment, inputs) = example_with_options();
+        let route53 = deployment
+            .route53
+            .clone()
+            .unwrap_or_else(|| panic!("the example has [route53]"));
+        let env = environment(&deployment, Function::Route53, &inputs);
+        let read = |name: &str| env.get(name).cloned();
+        let policy = route53_failover_lambda::config::Policy::from_lookup(read)
+            .unwrap_or_else(|e| panic!("{e}: {env:?}"));
+        assert_eq!(policy.failed_over_path, route53.failed_over_path);
+        let allowed: Vec<String> = policy
+            .allowed
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(allowed, route53.health_check_ids);
+        assert_eq!(
+            common::config::notify_topic_arn(read).as_deref(),
+            Some(NOTIFY_TOPIC)
+        );
+    }
+
+    #[test]
+    fn the_vpc_function_loads_the_environment_deploy_gives_it() {
+        let (mut deployment, inputs) = example_with_options();
+        if let Some(vpc) = &mut deployment.vpc {
+            vpc.route_table_ids = vec!["rtb-0123456789abcdef0".into()];
         }
+        let vpc = deployment
+            .vpc
+            .clone()
+            .unwrap_or_else(|| panic!("the example has [vpc]"));
+        let env = environment(&deployment, Function::Vpc, &inputs);
+        let read = |name: &str| env.get(name).cloned();
+        let settings = vpc_route_failover_lambda::config::Settings::from_lookup(read)
+            .unwrap_or_else(|e| panic!("{e}: {env:?}"));
+        assert_eq!(settings.primary_eni.as_str(), vpc.primary_eni);
+        assert_eq!(settings.standby_eni.as_str(), vpc.standby_eni);
+        assert_eq!(settings.vpc.as_str(), vpc.vpc_id);
+        let tables: Vec<&str> = settings
+            .allowed_tables
+            .iter()
+            .flatten()
+            .map(|id| id.as_str())
+            .collect();
+        assert_eq!(tables, vpc.route_table_ids);
+        assert_eq!(
+            common::config::notify_topic_arn(read).as_deref(),
+            Some(NOTIFY_TOPIC)
+        );
+    }
+
+    #[test]
+    fn the_plan_never_shows_the_ca_bundle() {
+        let (deployment, inputs) = example_with_options();
+        let env = environment(&deployment, Function::Fence, &inputs);
+        let shown = shown("environment", &json!(env).to_string());
+        assert!(!shown.contains("BEGIN CERTIFICATE"), "{shown}");
+        assert!(
+            shown.contains(&format!("<PEM, {} bytes>", CA_BUNDLE.len())),
+            "{shown}"
+        );
     }
 
     #[test]
