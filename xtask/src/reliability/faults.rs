@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fence_lambda::config::vars;
 use sandbox::world::SITES;
 use serde_json::json;
 
@@ -220,8 +221,8 @@ pub async fn run(
         instances: 2,
         timeout: Duration::from_secs(4),
         extra_env: vec![
-            ("RETRY_BUDGET_SECONDS".into(), "1".into()),
-            ("SECRET_TTL_SECONDS".into(), "0".into()),
+            (vars::RETRY_BUDGET_SECONDS.into(), "1".into()),
+            (vars::SECRET_TTL_SECONDS.into(), "0".into()),
         ],
         ..FenceSetup::default()
     };
