@@ -10,6 +10,7 @@ mod destroy;
 mod observe;
 pub mod plan;
 pub mod policy;
+mod preflight;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -277,6 +278,7 @@ pub async fn deploy(
             plan.conflicts.len()
         );
     }
+    check_reserved_concurrency(&plan, &clients, &deployment.region).await?;
     let mut report = Report {
         plan,
         deferred: Vec::new(),
@@ -330,6 +332,32 @@ pub async fn deploy(
         .ok()
         .map(|u| u.function_url);
     Ok(report)
+}
+
+/// Fails before any change when the plan reserves more concurrency than the account can give
+/// (moto accepts any reservation; Lambda refuses one half-way through a deployment). When the
+/// account's settings cannot be read the check is skipped with a note: PutFunctionConcurrency
+/// then reports the limit itself.
+async fn check_reserved_concurrency(
+    plan: &Plan,
+    clients: &Clients,
+    region: &str,
+) -> anyhow::Result<()> {
+    let reservations = preflight::reservation_changes(plan);
+    if preflight::additional_reserved(&reservations) <= 0 {
+        return Ok(());
+    }
+    match preflight::read_account_concurrency(&clients.lambda).await {
+        Ok(account) => preflight::check_unreserved(account, &reservations)
+            .map_err(anyhow::Error::new)
+            .with_context(|| format!("checking Lambda's concurrency quota in {region}")),
+        Err(why) => {
+            eprintln!(
+                "deploy: reserved-concurrency check skipped ({why}); if the account has too little unreserved concurrency, PutFunctionConcurrency will fail after the changes before it"
+            );
+            Ok(())
+        }
+    }
 }
 
 pub fn destroy(args: &DestroyArgs) -> anyhow::Result<()> {
