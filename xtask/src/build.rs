@@ -24,6 +24,12 @@ impl Arch {
         }
     }
 
+    pub fn from_lambda_name(name: &str) -> Option<Arch> {
+        [Arch::Arm64, Arch::X86_64]
+            .into_iter()
+            .find(|arch| arch.lambda_name() == name)
+    }
+
     /// The name Lambda's `Architectures` field uses.
     pub fn lambda_name(self) -> &'static str {
         match self {
@@ -33,7 +39,6 @@ impl Arch {
     }
 
     /// The architecture of the machine running xtask (what a dev build produces).
-    #[cfg(test)]
     pub fn host() -> Arch {
         if cfg!(target_arch = "aarch64") {
             Arch::Arm64

@@ -31,6 +31,19 @@ pub struct Deployment {
     /// SNS topic told of every action the functions take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_topic_arn: Option<String>,
+    /// The ZIPs `deploy` uploads, when not `cargo xtask build`'s output (`--zips` and
+    /// `--arch` win over it). The sandbox names its native builds here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<CodeSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSource {
+    /// `DIR/<function>/bootstrap.zip`; relative to this file.
+    pub zips: PathBuf,
+    /// Lambda's architecture name of the binaries inside: `arm64` or `x86_64`.
+    pub arch: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

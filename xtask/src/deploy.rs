@@ -13,8 +13,7 @@ pub mod policy;
 mod preflight;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod zip;
+pub mod zip;
 
 use crate::aws::{self, AwsArgs};
 use crate::build::{self, Arch};
@@ -37,9 +36,9 @@ pub struct DeployArgs {
     /// Directory of prebuilt ZIPs, `DIR/<function>/bootstrap.zip` (default: `cargo xtask build`'s output for --arch).
     #[arg(long)]
     pub zips: Option<PathBuf>,
-    /// CPU architecture of the ZIPs.
-    #[arg(long, value_enum, default_value_t = Arch::Arm64)]
-    pub arch: Arch,
+    /// CPU architecture of the ZIPs (default: `[code] arch` of the config, else arm64).
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
     /// Seconds to wait for the Route 53 health-check alarms to be OK before subscribing the function.
     #[arg(long, default_value_t = 120)]
     pub alarm_wait: u64,
@@ -108,6 +107,11 @@ pub fn load_deployment(path: &Path, args: &AwsArgs) -> anyhow::Result<Deployment
     if let Some(endpoint) = &args.endpoint_url {
         deployment.endpoint_url = Some(endpoint.clone());
     }
+    if let Some(code) = &mut deployment.code
+        && code.zips.is_relative()
+    {
+        code.zips = path.parent().unwrap_or(Path::new(".")).join(&code.zips);
+    }
     if let Some(ca) = &deployment.fence.ca_bundle
         && ca.is_relative()
     {
@@ -136,12 +140,20 @@ pub struct Report {
 
 pub fn run(args: &DeployArgs) -> anyhow::Result<()> {
     let deployment = load_deployment(&args.config, &args.aws)?;
+    let configured = deployment.code.as_ref();
+    let arch = match (args.arch, configured) {
+        (Some(arch), _) => arch,
+        (None, Some(code)) => Arch::from_lambda_name(&code.arch)
+            .with_context(|| format!("[code] arch `{}`: arm64 or x86_64", code.arch))?,
+        (None, None) => Arch::Arm64,
+    };
     let options = Options {
-        zips: match &args.zips {
-            Some(dir) => dir.clone(),
-            None => build::default_out(args.arch)?,
+        zips: match (&args.zips, configured) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(code)) => code.zips.clone(),
+            (None, None) => build::default_out(arch)?,
         },
-        arch: args.arch,
+        arch,
         dry_run: args.dry_run,
         alarm_wait: Duration::from_secs(args.alarm_wait),
         show_secrets: args.show_secrets,

@@ -1,6 +1,11 @@
 //! `cargo xtask sandbox up|down --dir DIR`: the sandbox in the background, as DESIGN.md specifies.
+//! `up` runs `sandbox serve` (this binary, hidden) in the background: the emulators, the
+//! functions deployed into moto with deploy's own code, and each function run from what was
+//! deployed ([`crate::sandbox_world`]).
 
 use crate::config::{self, Deployment};
+use sandbox::ispn::IspnVersion;
+use sandbox::world::WorldOptions;
 use crate::workspace;
 use anyhow::{Context, bail};
 use sandbox::world::SandboxInfo;
@@ -26,6 +31,22 @@ pub struct UpArgs {
     /// Run release builds of the functions (as the bench does).
     #[arg(long)]
     pub release: bool,
+}
+
+/// `sandbox serve`: what `up` runs in the background (not for direct use).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long, value_parser = ["v14", "v15"], default_value = "v15")]
+    pub ispn_version: String,
+    #[arg(long, default_value_t = 2)]
+    pub fence_instances: usize,
+    #[arg(long, default_value_t = 2000)]
+    pub push_delay_ms: u64,
+    /// Where the function binaries are.
+    #[arg(long)]
+    pub bin_dir: PathBuf,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -63,10 +84,11 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
     let log_path = dir.join("logs").join("sandbox.log");
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    let mut command = Command::new(bin_dir.join("sandbox"));
+    // The xtask just built beside the functions: this process's own file may have been
+    // replaced by that build.
+    let mut command = Command::new(bin_dir.join("xtask"));
     command
-        .arg("run")
-        .arg("--dir")
+        .args(["sandbox", "serve", "--dir"])
         .arg(&dir)
         .arg("--ispn-version")
         .arg(&args.ispn_version)
@@ -74,12 +96,8 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
         .arg(args.fence_instances.to_string())
         .arg("--push-delay-ms")
         .arg(args.push_delay_ms.to_string())
-        .arg("--fence-bin")
-        .arg(bin_dir.join("fence-lambda"))
-        .arg("--route53-bin")
-        .arg(bin_dir.join("route53-failover-lambda"))
-        .arg("--vpc-bin")
-        .arg(bin_dir.join("vpc-route-failover-lambda"))
+        .arg("--bin-dir")
+        .arg(&bin_dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -87,7 +105,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
         .process_group(0);
     let mut child = command.spawn().context("starting the sandbox process")?;
 
-    eprintln!("sandbox: starting moto, the emulators and the functions");
+    eprintln!("sandbox: starting moto and the emulators, deploying the functions into moto");
     let deadline = Instant::now() + Duration::from_secs(300);
     let info = loop {
         if let Ok(info) = read_info(&dir) {
@@ -109,10 +127,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
         std::thread::sleep(Duration::from_millis(100));
     };
 
-    let deployment = Deployment::from_sandbox(&info);
     let toml_path = dir.join("sitefence.toml");
-    std::fs::write(&toml_path, deployment.to_toml()?)
-        .with_context(|| format!("writing {}", toml_path.display()))?;
 
     eprintln!("sandbox: ready in {:.1} s", started.elapsed().as_secs_f64());
     eprintln!("  sandbox.json       {}", info_path.display());
@@ -128,8 +143,43 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
     if let Some(url) = &info.fence.function_url {
         eprintln!("  fence Function URL {url}");
     }
+    for (function, source) in &info.configuration_sources {
+        eprintln!("  {function:<18} configured from {source}");
+    }
     eprintln!("  logs               {}", dir.join("logs").display());
     Ok(info)
+}
+
+/// The sandbox in the foreground, deployed: writes `DIR/sandbox.json` once everything answers
+/// and stops everything on SIGTERM or Ctrl-C.
+pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut options = WorldOptions::new(&args.dir);
+        options.ispn_version = match args.ispn_version.as_str() {
+            "v14" => IspnVersion::V14,
+            _ => IspnVersion::V15,
+        };
+        options.push_delay = Duration::from_millis(args.push_delay_ms);
+        let world = crate::sandbox_world::start(options, &args.bin_dir, args.fence_instances)
+            .await
+            .context("starting the sandbox")?;
+        let path = world.write_info(&args.dir)?;
+        tracing::info!(sandbox_json = %path.display(), "sandbox ready");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("stopping the sandbox");
+        world.shutdown().await;
+        Ok(())
+    })
 }
 
 /// Stops everything `up` started in DIR; leaves no process behind.
@@ -258,6 +308,7 @@ impl Deployment {
                 route_table_ids: vec![info.vpc.route_table_id.clone()],
             }),
             notify_topic_arn: None,
+            code: None,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! with `common`, `aws-topology` or `ispn-client`.
 
 pub mod aws_front;
+pub mod deployed;
 pub mod ga;
 #[cfg(feature = "harness")]
 pub mod harness;

@@ -25,6 +25,10 @@ pub struct SandboxInfo {
     /// Where moto itself listens, behind `aws_endpoint_url` (the counting front).
     pub moto_url: String,
     pub pids: Vec<u32>,
+    /// Where each running function's configuration comes from, by crate name: moto's Lambda
+    /// for deployed functions; absent for functions configured in code.
+    #[serde(default)]
+    pub configuration_sources: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -83,6 +87,7 @@ use crate::tls::SandboxCa;
 use crate::venv::Venv;
 use anyhow::Context;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The region the sandbox's sites, secrets and VPC live in.
@@ -115,14 +120,34 @@ pub enum FunctionCode {
     SeedPython { peers_dir: PathBuf, module: String },
 }
 
-#[derive(Debug, Clone)]
+/// A function's own variables, computed once the world is up (they name its ports and
+/// secrets). The function's crate names its variables (its `config` module); the sandbox adds
+/// only what Lambda itself sets: region, credentials and the endpoints of the emulators.
+pub type Environment = Arc<dyn Fn(&SandboxInfo) -> Vec<(String, String)> + Send + Sync>;
+
+#[derive(Clone)]
 pub struct FunctionOptions {
     pub code: FunctionCode,
     pub instances: usize,
     pub reserved_concurrency: Option<usize>,
     pub timeout: Duration,
-    /// Extra environment on top of what the sandbox sets.
+    /// The function's configured variables; none when `None`.
+    pub environment: Option<Environment>,
+    /// Extra environment on top of `environment` (a test's override).
     pub extra_env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for FunctionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionOptions")
+            .field("code", &self.code)
+            .field("instances", &self.instances)
+            .field("reserved_concurrency", &self.reserved_concurrency)
+            .field("timeout", &self.timeout)
+            .field("environment", &self.environment.as_ref().map(|_| "<fn>"))
+            .field("extra_env", &self.extra_env)
+            .finish()
+    }
 }
 
 impl FunctionOptions {
@@ -132,8 +157,18 @@ impl FunctionOptions {
             instances: 1,
             reserved_concurrency: None,
             timeout: Duration::from_secs(30),
+            environment: None,
             extra_env: Vec::new(),
         }
+    }
+
+    /// The function's configured variables, computed from the world.
+    pub fn with_environment(
+        mut self,
+        environment: impl Fn(&SandboxInfo) -> Vec<(String, String)> + Send + Sync + 'static,
+    ) -> Self {
+        self.environment = Some(Arc::new(environment));
+        self
     }
 }
 
@@ -177,6 +212,29 @@ pub struct World {
     pub aws_front: AwsFront,
     pub moto: MotoServer,
     pub functions: Vec<FunctionHost>,
+    /// The tasks keeping deployed functions' hosts configured as moto says.
+    watchers: Vec<tokio::task::AbortHandle>,
+}
+
+/// Which of the project's functions a deployed host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionRole {
+    Fence,
+    Route53,
+    Vpc,
+}
+
+/// A function deployed into the sandbox's moto (by `cargo xtask deploy`), to run from the
+/// configuration moto holds for it.
+#[derive(Debug, Clone)]
+pub struct DeployedFunction {
+    pub role: FunctionRole,
+    /// Its name in Lambda.
+    pub name: String,
+    /// The bootstrap the deployed ZIP holds, built for this machine.
+    pub binary: PathBuf,
+    /// Execution environments when no reserved concurrency caps them.
+    pub instances: usize,
 }
 
 impl World {
@@ -272,35 +330,36 @@ impl World {
             vpc: seeded.vpc,
             moto_url: moto.url(),
             pids: vec![std::process::id(), moto.pid()],
+            configuration_sources: BTreeMap::new(),
         };
 
         let mut functions = Vec::new();
         if let Some(fence) = &options.fence {
-            let host =
-                start_function("fence-lambda", fence, fence_env(&info, fence), &logs, true).await?;
+            let env = function_env(&info, REGION, fence);
+            let host = start_function("fence-lambda", fence, env, &logs, true).await?;
             info.fence.function_url = host.function_url();
             info.fence.invoke_url = Some(host.invoke_url());
             functions.push(host);
         }
         if let Some(route53) = &options.route53 {
-            let env = route53_env(&info, route53);
+            let env = function_env(&info, ROUTE53_REGION, route53);
             let host =
                 start_function("route53-failover-lambda", route53, env, &logs, false).await?;
             info.route53.invoke_url = Some(host.invoke_url());
             functions.push(host);
         }
         if let Some(vpc) = &options.vpc {
-            let env = vpc_env(&info, vpc);
+            let env = function_env(&info, REGION, vpc);
             let host = start_function("vpc-route-failover-lambda", vpc, env, &logs, false).await?;
             info.vpc.invoke_url = Some(host.invoke_url());
             functions.push(host);
         }
         for extra in &options.extra_fences {
-            let env = fence_env(&info, extra);
+            let env = function_env(&info, REGION, extra);
             functions.push(start_function("fence-lambda", extra, env, &logs, true).await?);
         }
         for extra in &options.extra_route53 {
-            let env = route53_env(&info, extra);
+            let env = function_env(&info, ROUTE53_REGION, extra);
             let host = start_function("route53-failover-lambda", extra, env, &logs, false).await?;
             functions.push(host);
         }
@@ -315,7 +374,88 @@ impl World {
             aws_front,
             moto,
             functions,
+            watchers: Vec::new(),
         })
+    }
+
+    /// Runs a function that was deployed into this world's moto: its environment, timeout,
+    /// memory, reserved concurrency, Function URL auth type and resource policy are read back
+    /// from moto, and re-read while it runs ([`crate::deployed`]). The host behaves as Lambda
+    /// would with that configuration: the Function URL front refuses (403) what the policy
+    /// does not allow, and invocations beyond the reserved concurrency are throttled (429).
+    pub async fn start_deployed(&mut self, function: DeployedFunction) -> anyhow::Result<()> {
+        let region = match function.role {
+            FunctionRole::Route53 => ROUTE53_REGION,
+            FunctionRole::Fence | FunctionRole::Vpc => REGION,
+        };
+        let runtime_env = aws_env(&self.info, region);
+        // Straight to moto, past the counting front: the host's reads are Lambda's own
+        // business, not calls of the function.
+        let lambda = aws_sdk_lambda::Client::new(&sdk_config(&self.moto.url(), REGION).await);
+        let configuration =
+            crate::deployed::read_configuration(&lambda, &function.name, &runtime_env)
+                .await
+                .with_context(|| format!("reading the deployed configuration of {}", function.name))?;
+        let crate_name = match function.role {
+            FunctionRole::Fence => "fence-lambda",
+            FunctionRole::Route53 => "route53-failover-lambda",
+            FunctionRole::Vpc => "vpc-route-failover-lambda",
+        };
+        // Lambda runs at most as many environments at once as are reserved.
+        let instances = configuration
+            .reserved_concurrency
+            .map_or(function.instances, |reserved| reserved.min(function.instances))
+            .max(1);
+        let spec = FunctionSpec {
+            name: function.name.clone(),
+            program: function.binary.clone(),
+            args: Vec::new(),
+            cwd: function.binary.parent().map(Path::to_path_buf),
+            env: configuration.env.clone(),
+            handler: "bootstrap".to_string(),
+            instances,
+            reserved_concurrency: configuration.reserved_concurrency,
+            timeout: configuration.timeout,
+            memory_mb: configuration.memory_mb,
+            log_path: self.info_logs().join(format!("{crate_name}.log")),
+            function_url: function.role == FunctionRole::Fence,
+            prestart: true,
+            url_access: configuration.url_access.clone(),
+        };
+        let host = FunctionHost::start(spec)
+            .await
+            .with_context(|| format!("starting {}", function.name))?;
+        self.watchers.push(crate::deployed::watch(
+            &host,
+            lambda,
+            function.name.clone(),
+            runtime_env,
+        ));
+        let source = format!(
+            "deployed: moto's Lambda configuration of {} (GetFunctionConfiguration, GetFunctionConcurrency, GetFunctionUrlConfig, GetPolicy)",
+            function.name
+        );
+        match function.role {
+            FunctionRole::Fence => {
+                self.info.fence.function_url = host.function_url();
+                self.info.fence.invoke_url = Some(host.invoke_url());
+            }
+            FunctionRole::Route53 => self.info.route53.invoke_url = Some(host.invoke_url()),
+            FunctionRole::Vpc => self.info.vpc.invoke_url = Some(host.invoke_url()),
+        }
+        self.info
+            .configuration_sources
+            .insert(crate_name.to_string(), source);
+        self.info.pids.extend(host.pids());
+        self.functions.push(host);
+        Ok(())
+    }
+
+    fn info_logs(&self) -> PathBuf {
+        self.info
+            .ca_bundle
+            .parent()
+            .map_or_else(|| PathBuf::from("logs"), |dir| dir.join("logs"))
     }
 
     pub fn info(&self) -> &SandboxInfo {
@@ -333,6 +473,9 @@ impl World {
     }
 
     pub async fn shutdown(self) {
+        for watcher in &self.watchers {
+            watcher.abort();
+        }
         for host in self.functions {
             host.shutdown().await;
         }
@@ -623,71 +766,40 @@ fn aws_env(info: &SandboxInfo, region: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-fn fence_env(info: &SandboxInfo, options: &FunctionOptions) -> Vec<(String, String)> {
-    // The seed builds `https://{endpoint}` itself, so it gets host:port; ours takes URLs too.
-    let seed = matches!(options.code, FunctionCode::SeedPython { .. });
-    let endpoints: BTreeMap<&str, String> = info
-        .sites
-        .iter()
-        .map(|(site, s)| {
-            let url = if seed {
-                s.ispn_url.trim_start_matches("https://").to_string()
-            } else {
-                s.ispn_url.clone()
-            };
-            (site.as_str(), url)
-        })
-        .collect();
-    let load_balancers: BTreeMap<&str, &str> = info
-        .sites
-        .iter()
-        .map(|(site, s)| (site.as_str(), s.endpoint_id.as_str()))
-        .collect();
-    let mut env = aws_env(info, REGION);
-    env.extend(
-        [
-            ("WEBHOOK_USER", WEBHOOK_USER.to_string()),
-            ("WEBHOOK_USER_SECRET", WEBHOOK_SECRET_NAME.to_string()),
-            ("INFINISPAN_USER", INFINISPAN_USER.to_string()),
-            ("INFINISPAN_USER_SECRET", INFINISPAN_SECRET_NAME.to_string()),
-            (
-                "INFINISPAN_SITE_ENDPOINTS",
-                serde_json::to_string(&endpoints).unwrap_or_default(),
-            ),
-            ("SECRETS_REGION", REGION.to_string()),
-            ("ACCELERATOR_REGION", ACCELERATOR_REGION.to_string()),
-            // What `cargo xtask deploy` sets from sitefence.toml (the seed ignores both):
-            // each site's load balancer, and the accelerator read during init.
-            (
-                "SITE_LOAD_BALANCERS",
-                serde_json::to_string(&load_balancers).unwrap_or_default(),
-            ),
-            ("ACCELERATOR_DNS_NAME", info.accelerator_dns.clone()),
-            ("INFINISPAN_CA_BUNDLE", info.ca_bundle.display().to_string()),
-            ("PREFERRED_SITE", SITES[0].to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+/// What Lambda sets (`aws_env`), then the function's configured variables, then a test's
+/// overrides: the last assignment of a name wins.
+fn function_env(info: &SandboxInfo, region: &str, options: &FunctionOptions) -> Vec<(String, String)> {
+    let mut env = aws_env(info, region);
+    if let Some(environment) = &options.environment {
+        env.extend(environment(info));
+    }
     env.extend(options.extra_env.iter().cloned());
     env
 }
 
-fn route53_env(info: &SandboxInfo, options: &FunctionOptions) -> Vec<(String, String)> {
-    let mut env = aws_env(info, ROUTE53_REGION);
-    env.extend(options.extra_env.iter().cloned());
-    env
-}
-
-fn vpc_env(info: &SandboxInfo, options: &FunctionOptions) -> Vec<(String, String)> {
-    let mut env = aws_env(info, REGION);
-    env.extend([
-        ("PRIMARY_ENI".to_string(), info.vpc.primary.eni.clone()),
-        ("STANDBY_ENI".to_string(), info.vpc.standby.eni.clone()),
-        ("VPC_ID".to_string(), info.vpc.vpc_id.clone()),
-    ]);
-    env.extend(options.extra_env.iter().cloned());
-    env
+/// The variables of seed 002's fence (`seed_fence_lambda.py`): the seed's own interface, which
+/// the project's fence also reads (its `config` module names them), except that the seed
+/// builds `https://{endpoint}` itself and so takes host:port.
+pub fn seed_fence_environment(info: &SandboxInfo) -> Vec<(String, String)> {
+    let endpoints: BTreeMap<&str, &str> = info
+        .sites
+        .iter()
+        .map(|(site, s)| (site.as_str(), s.ispn_url.trim_start_matches("https://")))
+        .collect();
+    [
+        ("WEBHOOK_USER", info.fence.user.clone()),
+        ("WEBHOOK_USER_SECRET", info.fence.secret_name.clone()),
+        ("INFINISPAN_USER", info.infinispan.user.clone()),
+        ("INFINISPAN_USER_SECRET", info.infinispan.secret_name.clone()),
+        (
+            "INFINISPAN_SITE_ENDPOINTS",
+            serde_json::to_string(&endpoints).unwrap_or_default(),
+        ),
+        ("SECRETS_REGION", info.region.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 async fn start_function(
@@ -740,6 +852,7 @@ async fn start_function(
         log_path: logs.join(format!("{log_name}.log")),
         function_url,
         prestart: true,
+        url_access: crate::lambda_host::UrlAccess::Unchecked,
     };
     FunctionHost::start(spec)
         .await

@@ -49,6 +49,7 @@ fn echo_spec(test: &str) -> FunctionSpec {
         log_path: scratch_dir(test).join("logs/echo.log"),
         function_url: true,
         prestart: false,
+        url_access: sandbox::lambda_host::UrlAccess::Unchecked,
     }
 }
 

@@ -3,8 +3,8 @@
 use super::Clients;
 use super::observe::{find_subscription, find_topic};
 use super::plan::{
-    Change, HANDLER, OWNER_TAG, ROLE_PATH, RUNTIME, Resource, alarm_settings, canonical,
-    last_segment,
+    Change, HANDLER, OWNER_TAG, PermissionCondition, ROLE_PATH, RUNTIME, Resource,
+    alarm_settings, canonical, last_segment,
 };
 use super::policy;
 use anyhow::{Context, bail};
@@ -234,8 +234,7 @@ pub async fn apply(change: &Change, c: &Clients, s: &Settings) -> anyhow::Result
             statement_id,
             action,
             principal,
-            source_arn,
-            url_auth_none,
+            condition,
         } => {
             if !create {
                 c.lambda
@@ -247,19 +246,7 @@ pub async fn apply(change: &Change, c: &Clients, s: &Settings) -> anyhow::Result
                     .map_err(sdk_error)
                     .context("RemovePermission")?;
             }
-            let mut request = c
-                .lambda
-                .add_permission()
-                .function_name(function)
-                .statement_id(*statement_id)
-                .action(*action)
-                .principal(*principal)
-                .set_source_arn(source_arn.clone());
-            if *url_auth_none {
-                request = request
-                    .function_url_auth_type(aws_sdk_lambda::types::FunctionUrlAuthType::None);
-            }
-            request
+            add_permission_request(&c.lambda, function, statement_id, action, principal, condition)
                 .send()
                 .await
                 .map_err(sdk_error)
@@ -512,5 +499,101 @@ async fn wait_for_alarms_ok(
             Some(name) if Instant::now() >= deadline => return Ok(Some(name)),
             Some(_) => tokio::time::sleep(Duration::from_secs(2)).await,
         }
+    }
+}
+
+/// The AddPermission request of one statement: each condition is its own request parameter
+/// (a unit test pins them, since moto stores them outside the policy's `Condition`).
+pub fn add_permission_request(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    statement_id: &str,
+    action: &str,
+    principal: &str,
+    condition: &PermissionCondition,
+) -> aws_sdk_lambda::operation::add_permission::builders::AddPermissionFluentBuilder {
+    let request = lambda
+        .add_permission()
+        .function_name(function)
+        .statement_id(statement_id)
+        .action(action)
+        .principal(principal);
+    match condition {
+        PermissionCondition::SourceArn(arn) => request.source_arn(arn),
+        PermissionCondition::FunctionUrlAuthNone => {
+            request.function_url_auth_type(aws_sdk_lambda::types::FunctionUrlAuthType::None)
+        }
+        PermissionCondition::InvokedViaFunctionUrl => request.invoked_via_function_url(true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_lambda::types::FunctionUrlAuthType;
+
+    fn lambda() -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::Config::builder()
+                .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+                .region(aws_sdk_lambda::config::Region::new("eu-west-1"))
+                .build(),
+        )
+    }
+
+    /// moto keeps these two parameters outside the policy's `Condition`, so the sandbox alone
+    /// could not tell a request without them: pin what deploy sends.
+    #[test]
+    fn function_url_statements_send_their_conditions_as_lambda_requires() {
+        let client = lambda();
+        let url = add_permission_request(
+            &client,
+            "f",
+            "sitefence-function-url",
+            "lambda:InvokeFunctionUrl",
+            "*",
+            &PermissionCondition::FunctionUrlAuthNone,
+        );
+        let url = url.as_input();
+        assert_eq!(url.get_action().as_deref(), Some("lambda:InvokeFunctionUrl"));
+        assert_eq!(url.get_principal().as_deref(), Some("*"));
+        assert_eq!(
+            url.get_function_url_auth_type(),
+            &Some(FunctionUrlAuthType::None)
+        );
+        assert_eq!(url.get_invoked_via_function_url(), &None);
+
+        let invoke = add_permission_request(
+            &client,
+            "f",
+            "sitefence-function-url-invoke",
+            "lambda:InvokeFunction",
+            "*",
+            &PermissionCondition::InvokedViaFunctionUrl,
+        );
+        let invoke = invoke.as_input();
+        assert_eq!(invoke.get_action().as_deref(), Some("lambda:InvokeFunction"));
+        assert_eq!(invoke.get_invoked_via_function_url(), &Some(true));
+        assert_eq!(invoke.get_function_url_auth_type(), &None);
+        assert_eq!(invoke.get_source_arn(), &None);
+    }
+
+    #[test]
+    fn service_statements_are_limited_to_their_source() {
+        let client = lambda();
+        let request = add_permission_request(
+            &client,
+            "f",
+            "sitefence-sns-alarm",
+            "lambda:InvokeFunction",
+            "sns.amazonaws.com",
+            &PermissionCondition::SourceArn("arn:aws:sns:us-east-1:1:t".into()),
+        );
+        let input = request.as_input();
+        assert_eq!(
+            input.get_source_arn().as_deref(),
+            Some("arn:aws:sns:us-east-1:1:t")
+        );
+        assert_eq!(input.get_invoked_via_function_url(), &None);
     }
 }

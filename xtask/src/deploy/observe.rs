@@ -393,12 +393,28 @@ pub fn permission_attributes(policy: &Value, statement_id: &str) -> Option<Attri
         _ => String::new(),
     };
     a.insert("principal".into(), principal);
+    // Lambda keeps each AddPermission condition under `Condition`; moto 5.2.5 keeps the two
+    // Function URL ones as top-level keys of the statement under their request names instead
+    // (crates/sandbox/README.md). Either form reads the same.
     let condition = &statement["Condition"];
     if let Some(arn) = text(&condition["ArnLike"]["AWS:SourceArn"]) {
         a.insert("source_arn".into(), arn);
     }
-    if let Some(auth) = text(&condition["StringEquals"]["lambda:FunctionUrlAuthType"]) {
+    if let Some(auth) = text(&condition["StringEquals"]["lambda:FunctionUrlAuthType"])
+        .or_else(|| text(&statement["FunctionUrlAuthType"]))
+    {
         a.insert("function_url_auth_type".into(), auth);
+    }
+    let via_url = match (
+        &condition["Bool"]["lambda:InvokedViaFunctionUrl"],
+        &statement["InvokedViaFunctionUrl"],
+    ) {
+        (Value::String(v), _) => Some(v.eq_ignore_ascii_case("true")),
+        (_, Value::Bool(v)) => Some(*v),
+        _ => None,
+    };
+    if let Some(via_url) = via_url {
+        a.insert("invoked_via_function_url".into(), via_url.to_string());
     }
     Some(a)
 }
@@ -475,5 +491,36 @@ mod tests {
             Some("arn:aws:sns:us-east-1:1:t")
         );
         assert!(permission_attributes(&policy, "other").is_none());
+    }
+
+    #[test]
+    fn reads_the_invoke_statement_as_lambda_and_as_moto_keep_it() {
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "lambda", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunction",
+             "Resource": "arn:aws:lambda:eu-west-1:1:function:f",
+             "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}},
+            {"Sid": "moto", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunction",
+             "Resource": "arn:aws:lambda:eu-west-1:1:function:f", "InvokedViaFunctionUrl": true},
+            {"Sid": "moto-url", "Effect": "Allow", "Principal": "*",
+             "Action": "lambda:InvokeFunctionUrl", "FunctionUrlAuthType": "NONE",
+             "Resource": "arn:aws:lambda:eu-west-1:1:function:f"},
+            {"Sid": "unconditional", "Effect": "Allow", "Principal": "*",
+             "Action": "lambda:InvokeFunction", "Resource": "arn:aws:lambda:eu-west-1:1:function:f"}
+        ]});
+        for sid in ["lambda", "moto"] {
+            let attributes = permission_attributes(&policy, sid).unwrap_or_default();
+            assert_eq!(
+                attributes.get("invoked_via_function_url").map(String::as_str),
+                Some("true"),
+                "{sid}"
+            );
+        }
+        let url = permission_attributes(&policy, "moto-url").unwrap_or_default();
+        assert_eq!(
+            url.get("function_url_auth_type").map(String::as_str),
+            Some("NONE")
+        );
+        let bare = permission_attributes(&policy, "unconditional").unwrap_or_default();
+        assert!(!bare.contains_key("invoked_via_function_url"), "{bare:?}");
     }
 }

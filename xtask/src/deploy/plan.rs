@@ -16,7 +16,12 @@ pub const OWNER_TAG: &str = "sitefence:deployment";
 pub const ROLE_PATH: &str = "/sitefence/";
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
+/// The Function URL's first statement: `lambda:InvokeFunctionUrl` for anyone, auth type `NONE`.
 pub const FUNCTION_URL_STATEMENT: &str = "sitefence-function-url";
+/// The Function URL's second statement, required since October 2025: `lambda:InvokeFunction`
+/// for anyone, only when invoked through the Function URL. Without it Lambda answers every
+/// request to the URL with 403 before the function starts (docs/aws-behaviours.md).
+pub const FUNCTION_URL_INVOKE_STATEMENT: &str = "sitefence-function-url-invoke";
 pub const SNS_STATEMENT: &str = "sitefence-sns-alarm";
 pub const EVENTS_STATEMENT: &str = "sitefence-eventbridge";
 pub const RULE_TARGET_ID: &str = "vpc-route-failover";
@@ -116,8 +121,7 @@ pub enum Resource {
         statement_id: &'static str,
         action: &'static str,
         principal: &'static str,
-        source_arn: Option<String>,
-        url_auth_none: bool,
+        condition: PermissionCondition,
     },
     Topic {
         name: String,
@@ -145,6 +149,33 @@ pub enum Resource {
         rule: String,
         function_arn: String,
     },
+}
+
+/// The condition of a Lambda resource-policy statement that deploy writes. Each maps to one
+/// AddPermission parameter, and to the statement's `Condition` in the policy Lambda keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PermissionCondition {
+    /// `SourceArn`: `ArnLike` `AWS:SourceArn` (the SNS topic, the EventBridge rule).
+    SourceArn(String),
+    /// `FunctionUrlAuthType=NONE`: `StringEquals` `lambda:FunctionUrlAuthType` = `NONE`.
+    FunctionUrlAuthNone,
+    /// `InvokedViaFunctionUrl=true`: `Bool` `lambda:InvokedViaFunctionUrl` = `true`.
+    InvokedViaFunctionUrl,
+}
+
+impl PermissionCondition {
+    /// The attributes `diff` compares, the same `observe` reads back from the policy.
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        match self {
+            PermissionCondition::SourceArn(arn) => vec![("source_arn", arn.clone())],
+            PermissionCondition::FunctionUrlAuthNone => {
+                vec![("function_url_auth_type", "NONE".to_string())]
+            }
+            PermissionCondition::InvokedViaFunctionUrl => {
+                vec![("invoked_via_function_url", "true".to_string())]
+            }
+        }
+    }
 }
 
 /// A resource's identity: kind and name, as printed in the plan.
@@ -240,19 +271,14 @@ impl Resource {
             Resource::Permission {
                 action,
                 principal,
-                source_arn,
-                url_auth_none,
+                condition,
                 ..
             } => {
                 set("action", action.to_string());
                 set("principal", principal.to_string());
-                if let Some(arn) = source_arn {
-                    set("source_arn", arn.clone());
+                for (k, v) in condition.attributes() {
+                    set(k, v);
                 }
-                // `FunctionUrlAuthType` is sent with the permission (apply) but not compared: moto
-                // 5.2.5 drops it from the stored statement, so comparing it would re-apply the
-                // permission on every deploy there.
-                let _ = url_auth_none;
             }
             Resource::Topic { .. } => set("owner", owner.to_string()),
             Resource::Alarm {
@@ -526,13 +552,21 @@ pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<R
                     function: name.clone(),
                 });
                 // Alertmanager cannot sign requests: auth NONE, HTTP Basic checked in code.
+                // Lambda requires both statements for a public Function URL (since October
+                // 2025); either alone gets every request a 403.
                 resources.push(Resource::Permission {
                     function: name.clone(),
                     statement_id: FUNCTION_URL_STATEMENT,
                     action: "lambda:InvokeFunctionUrl",
                     principal: "*",
-                    source_arn: None,
-                    url_auth_none: true,
+                    condition: PermissionCondition::FunctionUrlAuthNone,
+                });
+                resources.push(Resource::Permission {
+                    function: name.clone(),
+                    statement_id: FUNCTION_URL_INVOKE_STATEMENT,
+                    action: "lambda:InvokeFunction",
+                    principal: "*",
+                    condition: PermissionCondition::InvokedViaFunctionUrl,
                 });
             }
             Function::Route53 => {
@@ -561,8 +595,7 @@ pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<R
                     statement_id: SNS_STATEMENT,
                     action: "lambda:InvokeFunction",
                     principal: "sns.amazonaws.com",
-                    source_arn: Some(topic_arn.clone()),
-                    url_auth_none: false,
+                    condition: PermissionCondition::SourceArn(topic_arn.clone()),
                 });
                 resources.push(Resource::Subscription {
                     topic_arn,
@@ -583,8 +616,11 @@ pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<R
                     statement_id: EVENTS_STATEMENT,
                     action: "lambda:InvokeFunction",
                     principal: "events.amazonaws.com",
-                    source_arn: Some(scope.arn("events", &scope.region, &format!("rule/{rule}"))),
-                    url_auth_none: false,
+                    condition: PermissionCondition::SourceArn(scope.arn(
+                        "events",
+                        &scope.region,
+                        &format!("rule/{rule}"),
+                    )),
                 });
                 resources.push(Resource::RuleTarget {
                     rule,
@@ -852,6 +888,59 @@ mod tests {
             c.resource(),
             Resource::Secret { name } if name == "keycloak-fence/infinispan-password"
         )));
+    }
+
+    #[test]
+    fn a_public_function_url_gets_both_statements_lambda_requires() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let statement = |id: &str| {
+            resources.iter().find_map(|r| match r {
+                Resource::Permission {
+                    statement_id,
+                    action,
+                    principal,
+                    condition,
+                    ..
+                } if *statement_id == id => Some((*action, *principal, condition.clone())),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            statement(FUNCTION_URL_STATEMENT),
+            Some((
+                "lambda:InvokeFunctionUrl",
+                "*",
+                PermissionCondition::FunctionUrlAuthNone
+            ))
+        );
+        assert_eq!(
+            statement(FUNCTION_URL_INVOKE_STATEMENT),
+            Some((
+                "lambda:InvokeFunction",
+                "*",
+                PermissionCondition::InvokedViaFunctionUrl
+            ))
+        );
+    }
+
+    /// A deployment made before the second statement existed: a redeploy adds it and changes
+    /// nothing else.
+    #[test]
+    fn redeploy_of_a_previous_version_adds_only_the_invoke_statement() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let mut observed = observed_as_desired(&resources, "keycloak-fence");
+        let missing = Key {
+            kind: "lambda permission",
+            name: format!("keycloak-fence-fence/{FUNCTION_URL_INVOKE_STATEMENT}"),
+        };
+        assert!(observed.remove(&missing).is_some());
+        let plan = diff(&resources, &observed, "keycloak-fence");
+        assert_eq!(plan.changes.len(), 1, "{plan}");
+        assert!(matches!(&plan.changes[0], Change::Create(r) if r.key() == missing));
+        assert!(
+            plan.to_string().contains("1 to create, 0 to update"),
+            "{plan}"
+        );
     }
 
     const NOTIFY_TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:keycloak-fence-actions";

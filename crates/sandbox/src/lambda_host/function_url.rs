@@ -53,6 +53,13 @@ async fn handle(
             return with_request_id(message(StatusCode::BAD_REQUEST, "Bad Request"), &request_id);
         }
     };
+    // Lambda checks the resource policy before the function sees anything.
+    if let Err(denied) = shared.configuration().url_access.authorize() {
+        tracing::info!(function = %shared.spec.name, %denied, "function URL request refused");
+        let mut reply = message(StatusCode::FORBIDDEN, super::url_auth::FORBIDDEN_MESSAGE);
+        wire::set_header(&mut reply, "x-amzn-ErrorType", "AccessDeniedException");
+        return with_request_id(reply, &request_id);
+    }
     let site = UrlSite {
         url_id: &shared.url_id,
         region: &shared.region,

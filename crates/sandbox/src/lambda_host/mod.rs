@@ -21,6 +21,7 @@ mod invoke_api;
 mod process;
 mod runtime_api;
 mod state;
+pub mod url_auth;
 mod wire;
 
 use serde::Serialize;
@@ -69,6 +70,58 @@ pub struct FunctionSpec {
     /// Start all instances now and wait until they poll for work (warm), instead of on the
     /// first invocations (cold).
     pub prestart: bool,
+    /// Who may call the Function URL.
+    pub url_access: UrlAccess,
+}
+
+pub use url_auth::UrlAccess;
+
+/// See [`FunctionHost::reconfigurer`].
+#[derive(Clone)]
+pub struct Reconfigurer(std::sync::Weak<Shared>);
+
+impl Reconfigurer {
+    /// Applies `configuration`; false once the host is gone.
+    pub fn reconfigure(&self, configuration: Configuration) -> bool {
+        match self.0.upgrade() {
+            Some(shared) => {
+                shared.reconfigure(configuration);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What Lambda's configuration of a function decides, and what may change while the host
+/// runs ([`FunctionHost::reconfigure`]): the fields of [`FunctionSpec`] of the same names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Configuration {
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    pub reserved_concurrency: Option<usize>,
+    pub url_access: UrlAccess,
+}
+
+impl Configuration {
+    /// Whether an execution environment started under `self` must be replaced to run under
+    /// `other` (Lambda starts new environments after UpdateFunctionConfiguration).
+    fn needs_new_environments(&self, other: &Configuration) -> bool {
+        self.env != other.env || self.timeout != other.timeout || self.memory_mb != other.memory_mb
+    }
+}
+
+impl FunctionSpec {
+    pub fn configuration(&self) -> Configuration {
+        Configuration {
+            env: self.env.clone(),
+            timeout: self.timeout,
+            memory_mb: self.memory_mb,
+            reserved_concurrency: self.reserved_concurrency,
+            url_access: self.url_access.clone(),
+        }
+    }
 }
 
 /// Why a function host could not start.
@@ -233,6 +286,24 @@ impl FunctionHost {
 
     pub fn stats(&self) -> HostStats {
         self.shared.stats()
+    }
+
+    /// The configuration invocations run under now.
+    pub fn configuration(&self) -> Configuration {
+        self.shared.configuration().as_ref().clone()
+    }
+
+    /// Applies a new configuration, as Lambda does after a configuration change: the Function
+    /// URL's access rule and the reserved concurrency take effect for the next request; a new
+    /// environment, timeout or memory size replaces idle instances now and busy ones once
+    /// their invocation ends, so that every later invocation starts cold under it.
+    pub fn reconfigure(&self, configuration: Configuration) {
+        self.shared.reconfigure(configuration);
+    }
+
+    /// A handle that reconfigures this host from another task for as long as it lives.
+    pub fn reconfigurer(&self) -> Reconfigurer {
+        Reconfigurer(Arc::downgrade(&self.shared))
     }
 
     /// Kills every instance and waits until each is gone.

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::FunctionSpec;
+use super::{Configuration, FunctionSpec};
 use super::state::lock;
 
 /// The function's log file, shared by every instance; each line is written whole.
@@ -80,6 +80,7 @@ pub(super) struct Launch {
 /// Starts one instance. `on_exit` runs on a plain thread once the process has ended.
 pub(super) fn spawn(
     spec: &FunctionSpec,
+    configuration: &Configuration,
     launch: &Launch,
     runtime_api: SocketAddr,
     log: &Arc<LogSink>,
@@ -90,7 +91,13 @@ pub(super) fn spawn(
         .args(&spec.args)
         .current_dir(&launch.task_root)
         .env_clear()
-        .envs(environment(spec, launch, runtime_api, SystemTime::now()))
+        .envs(environment(
+            spec,
+            configuration,
+            launch,
+            runtime_api,
+            SystemTime::now(),
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -135,6 +142,7 @@ pub(super) fn spawn(
 /// as Lambda's reserved variables cannot be overridden by configuration).
 fn environment(
     spec: &FunctionSpec,
+    configuration: &Configuration,
     launch: &Launch,
     runtime_api: SocketAddr,
     now: SystemTime,
@@ -144,7 +152,7 @@ fn environment(
         ("PATH".to_string(), path),
         ("LANG".to_string(), "C.UTF-8".to_string()),
     ];
-    env.extend(spec.env.iter().cloned());
+    env.extend(configuration.env.iter().cloned());
     let lambda = [
         ("_HANDLER", spec.handler.clone()),
         ("AWS_REGION", launch.region.clone()),
@@ -154,7 +162,7 @@ fn environment(
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
         (
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            spec.memory_mb.to_string(),
+            configuration.memory_mb.to_string(),
         ),
         (
             "AWS_LAMBDA_LOG_GROUP_NAME",
@@ -301,6 +309,7 @@ mod tests {
             log_path: PathBuf::from("fence.log"),
             function_url: false,
             prestart: false,
+            url_access: super::super::UrlAccess::Unchecked,
         }
     }
 
@@ -318,8 +327,10 @@ mod tests {
             region: "eu-west-1".to_string(),
             task_root: PathBuf::from("/var/task"),
         };
+        let spec = spec();
         let env = environment(
-            &spec(),
+            &spec,
+            &spec.configuration(),
             &launch,
             "127.0.0.1:9001".parse().unwrap(),
             SystemTime::UNIX_EPOCH,

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use super::process::{self, Exit, Launch, LogSink, ProcessGroup};
-use super::{FunctionSpec, HostError, HostStats, InstanceStats, ids};
+use super::{Configuration, FunctionSpec, HostError, HostStats, InstanceStats, ids};
 
 /// Locks a mutex, carrying on past a panic elsewhere: every critical section here leaves
 /// the state consistent at each step.
@@ -117,6 +117,8 @@ struct Instance {
     peak_rss_kb: u64,
     /// What the runtime posted to `/runtime/init/error`, if it did.
     init_error: Option<Bytes>,
+    /// The configuration generation it was started under ([`State::generation`]).
+    generation: u64,
 }
 
 impl Instance {
@@ -161,6 +163,8 @@ struct State {
     totals: Totals,
     /// Set by `kill_all`: nothing new is started after it.
     stopped: bool,
+    /// Bumped by each reconfiguration that needs new execution environments.
+    generation: u64,
 }
 
 pub(super) struct ExitReport {
@@ -178,6 +182,8 @@ pub(super) struct Shared {
     runtime: tokio::runtime::Handle,
     exits: mpsc::UnboundedSender<ExitReport>,
     in_flight: Arc<AtomicUsize>,
+    /// What Lambda's configuration says now; replaced whole by `reconfigure`.
+    configuration: Mutex<Arc<Configuration>>,
     state: Mutex<State>,
     /// Signalled when an invocation is queued.
     work: Notify,
@@ -208,6 +214,7 @@ impl Shared {
             .unwrap_or_else(|| PathBuf::from("."));
         let task_root = std::fs::canonicalize(&task_root).unwrap_or(task_root);
         let (exits, exit_reports) = mpsc::unbounded_channel();
+        let configuration = Mutex::new(Arc::new(spec.configuration()));
         let shared = Shared {
             function_arn: format!(
                 "arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{}",
@@ -224,6 +231,7 @@ impl Shared {
             runtime: tokio::runtime::Handle::current(),
             exits,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            configuration,
             state: Mutex::new(State::default()),
             work: Notify::new(),
             changed: Notify::new(),
@@ -233,6 +241,36 @@ impl Shared {
 
     pub(super) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
+    }
+
+    pub(super) fn configuration(&self) -> Arc<Configuration> {
+        lock(&self.configuration).clone()
+    }
+
+    pub(super) fn reconfigure(self: &Arc<Self>, new: Configuration) {
+        let renew = {
+            let mut current = lock(&self.configuration);
+            if **current == new {
+                return;
+            }
+            let renew = current.needs_new_environments(&new);
+            *current = Arc::new(new);
+            renew
+        };
+        tracing::info!(function = %self.spec.name, new_environments = renew, "configuration changed");
+        if renew {
+            let mut state = lock(&self.state);
+            state.generation += 1;
+            let generation = state.generation;
+            for instance in state
+                .instances
+                .iter_mut()
+                .filter(|i| i.free() && i.generation < generation)
+            {
+                instance.kill();
+            }
+            self.start_instances(&mut state);
+        }
     }
 
     /// Handles instance exits for as long as the host lives.
@@ -272,7 +310,7 @@ impl Shared {
     }
 
     fn admit(&self) -> Result<Slot, Throttled> {
-        match self.spec.reserved_concurrency {
+        match self.configuration().reserved_concurrency {
             Some(limit) => self
                 .in_flight
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -331,10 +369,19 @@ impl Shared {
             tokio::net::TcpListener::from_std(listener).map_err(HostError::Bind)?
         };
         let exits = self.exits.clone();
-        let spawned = process::spawn(&self.spec, &self.launch, address, &self.log, move |exit| {
+        let configuration = self.configuration();
+        let on_exit = move |exit| {
             // The host may be gone already; then nobody needs to know.
             let _ = exits.send(ExitReport { instance: id, exit });
-        })
+        };
+        let spawned = process::spawn(
+            &self.spec,
+            &configuration,
+            &self.launch,
+            address,
+            &self.log,
+            on_exit,
+        )
         .map_err(|source| HostError::Spawn {
             program: self.spec.program.clone(),
             source,
@@ -354,6 +401,7 @@ impl Shared {
             invocations: 0,
             peak_rss_kb: 0,
             init_error: None,
+            generation: state.generation,
         });
         Ok(spawned.pid)
     }
@@ -444,7 +492,7 @@ impl Shared {
             instance.invocations += 1;
             instance.sample_rss();
         }
-        let timeout = self.spec.timeout;
+        let timeout = self.configuration().timeout;
         let watchdog = {
             let shared = Arc::downgrade(self);
             let request_id = request_id.clone();
@@ -493,6 +541,7 @@ impl Shared {
         }
         let running = state.running.remove(request_id).ok_or(UnknownRequest)?;
         running.watchdog.abort();
+        let generation = state.generation;
         if let Poller::Instance(id) = poller
             && let Some(instance) = state.instances.iter_mut().find(|i| i.id == id)
         {
@@ -503,6 +552,10 @@ impl Shared {
                 instance.cold_start = Some(instance.started.elapsed());
             }
             instance.sample_rss();
+            // Started under a configuration that has changed since: it takes no more work.
+            if instance.generation < generation {
+                instance.kill();
+            }
         }
         state.totals.invocations += 1;
         if matches!(outcome, Outcome::Error { .. }) {
@@ -536,7 +589,7 @@ impl Shared {
         state.totals.invocations += 1;
         state.totals.errors += 1;
         state.totals.timeouts += 1;
-        let seconds = self.spec.timeout.as_secs_f64();
+        let seconds = self.configuration().timeout.as_secs_f64();
         tracing::info!(function = %self.spec.name, request_id, seconds, "invocation timed out");
         let body = error_document(
             "Sandbox.Timedout",

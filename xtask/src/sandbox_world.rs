@@ -1,0 +1,154 @@
+//! The sandbox as `deploy` leaves it, which is what `sandbox up` (and so the drill) runs.
+//!
+//! The emulators start first; then the three functions are deployed into the sandbox's moto
+//! with deploy's own code (desired state, diff, apply), from the `sitefence.toml` written
+//! beside `sandbox.json`; then each function's bootstrap runs with the configuration read back
+//! from moto (environment, timeout, memory, reserved concurrency, Function URL policy), kept in
+//! step with it while it runs (`sandbox::deployed`). So a permission, a variable or a
+//! concurrency that deploy gets wrong is wrong in every test, drill and bench too.
+
+use crate::aws::AwsArgs;
+use crate::build::{self, Arch};
+use crate::config::Deployment;
+use crate::deploy::{self, plan::Function};
+use anyhow::Context;
+use sandbox::world::{DeployedFunction, FunctionRole, ROUTE53_REGION, World, WorldOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The deployment a sandbox is deployed as, written to `DIR/sitefence.toml`: its ZIPs are the
+/// native builds in `DIR/zips`, so that `deploy --config DIR/sitefence.toml` redeploys it.
+pub fn deployment(world: &World) -> Deployment {
+    let mut deployment = Deployment::from_sandbox(world.info());
+    deployment.code = Some(crate::config::CodeSource {
+        zips: PathBuf::from(ZIPS_DIR),
+        arch: Arch::host().lambda_name().to_string(),
+    });
+    deployment
+}
+
+/// Where the sandbox's ZIPs are, relative to its directory.
+const ZIPS_DIR: &str = "zips";
+
+/// Starts the emulators of `options` (its functions are ignored: they are deployed), deploys
+/// the functions built in `bin_dir` into moto, and runs them from what was deployed.
+pub async fn start(
+    mut options: WorldOptions,
+    bin_dir: &Path,
+    instances: usize,
+) -> anyhow::Result<World> {
+    options.fence = None;
+    options.route53 = None;
+    options.vpc = None;
+    let dir = options.dir.clone();
+    let mut world = World::start(options).await?;
+    match deploy_and_run(&mut world, &dir, bin_dir, instances).await {
+        Ok(()) => Ok(world),
+        Err(error) => {
+            world.shutdown().await;
+            Err(error)
+        }
+    }
+}
+
+async fn deploy_and_run(
+    world: &mut World,
+    dir: &Path,
+    bin_dir: &Path,
+    instances: usize,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let deployment = deployment(world);
+    write_config(&deployment, dir)?;
+    let zips = native_zips(bin_dir, &dir.join(ZIPS_DIR))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    evaluate_alarms(world, stop.clone()).await;
+    let options = deploy::Options {
+        zips,
+        arch: Arch::host(),
+        dry_run: false,
+        alarm_wait: Duration::from_secs(30),
+        show_secrets: false,
+    };
+    let deployed = deploy::deploy(&deployment, &options, &AwsArgs::default()).await;
+    stop.store(true, Ordering::Relaxed);
+    deployed.context("deploying the functions into the sandbox")?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "functions deployed into the sandbox"
+    );
+    for function in Function::ALL {
+        let role = match function {
+            Function::Fence => FunctionRole::Fence,
+            Function::Route53 => FunctionRole::Route53,
+            Function::Vpc => FunctionRole::Vpc,
+        };
+        world
+            .start_deployed(DeployedFunction {
+                role,
+                name: function.name(&deployment),
+                binary: bin_dir.join(function.crate_name()),
+                instances,
+            })
+            .await?;
+    }
+    // Now with the Function URL the host serves.
+    write_config(&self::deployment(world), dir)?;
+    Ok(())
+}
+
+fn write_config(deployment: &Deployment, dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("sitefence.toml");
+    std::fs::write(&path, deployment.to_toml()?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Lambda ZIPs of the native binaries in `bin_dir`, in deploy's `--zips` layout. moto stores
+/// the code; the host runs the binary the ZIP was made from.
+pub fn native_zips(bin_dir: &Path, zips: &Path) -> anyhow::Result<PathBuf> {
+    for function in crate::workspace::FUNCTIONS {
+        let binary_path = bin_dir.join(function);
+        let binary = std::fs::read(&binary_path)
+            .with_context(|| format!("reading {}", binary_path.display()))?;
+        let zip = build::zip_path(zips, function);
+        std::fs::create_dir_all(zip.parent().context("a ZIP path has a parent")?)?;
+        std::fs::write(&zip, deploy::zip::lambda_zip(&binary)?)?;
+    }
+    Ok(zips.to_path_buf())
+}
+
+/// Stands in for CloudWatch's evaluation, which moto does not do: a new alarm with no data
+/// (missing data not breaching) becomes OK, so that deploy subscribes the Route 53 function.
+pub async fn evaluate_alarms(world: &World, stop: Arc<AtomicBool>) {
+    let config = crate::aws::load(
+        &AwsArgs::default(),
+        Some(world.info().aws_endpoint_url.clone()),
+        ROUTE53_REGION.to_string(),
+    )
+    .await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    tokio::spawn(async move {
+        use aws_sdk_cloudwatch::types::StateValue;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(alarms) = cloudwatch.describe_alarms().send().await {
+                for alarm in alarms.metric_alarms() {
+                    if alarm.state_value() == Some(&StateValue::InsufficientData)
+                        && let Some(name) = alarm.alarm_name()
+                    {
+                        let _ = cloudwatch
+                            .set_alarm_state()
+                            .alarm_name(name)
+                            .state_value(StateValue::Ok)
+                            .state_reason("no data points: missing data is not breaching")
+                            .send()
+                            .await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
