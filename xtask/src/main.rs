@@ -8,6 +8,8 @@ mod deploy;
 mod drill;
 mod lint;
 mod manifests;
+#[cfg(test)]
+mod readme_commands;
 mod reliability;
 mod sandbox_cmd;
 mod sandbox_world;
