@@ -105,13 +105,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .build()?;
     let runs = runtime.block_on(async {
         let mut options = WorldOptions::new(scratch.join("sandbox"));
-        let bootstrap = |krate: &str| FunctionOptions {
+        use crate::deploy::plan::Function;
+        use crate::sandbox_world::deploy_environment;
+        let bootstrap = |krate: &str, function: Function| FunctionOptions {
             timeout: Duration::from_secs(60),
             extra_env: args.rust_env.clone(),
             ..FunctionOptions::bootstrap(bin_dir.join(krate))
+                .with_environment(deploy_environment(function))
         };
-        options.fence = Some(bootstrap(PAIRS[0].1));
-        options.route53 = Some(bootstrap(PAIRS[1].1));
+        options.fence = Some(bootstrap(PAIRS[0].1, Function::Fence));
+        options.route53 = Some(bootstrap(PAIRS[1].1, Function::Route53));
         if let Some(peers) = &peers {
             let seed = |module: &str| FunctionOptions {
                 code: FunctionCode::SeedPython {
@@ -119,10 +122,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     module: module.to_owned(),
                 },
                 extra_env: Vec::new(),
-                ..bootstrap("unused")
+                ..FunctionOptions::bootstrap("unused")
             };
-            options.extra_fences.push(seed(PAIRS[0].2));
-            options.extra_route53.push(seed(PAIRS[1].2));
+            let seed =
+                |module: &str, environment: Option<sandbox::world::Environment>| FunctionOptions {
+                    environment,
+                    timeout: Duration::from_secs(60),
+                    ..seed(module)
+                };
+            options.extra_fences.push(seed(
+                PAIRS[0].2,
+                Some(std::sync::Arc::new(sandbox::world::seed_fence_environment)),
+            ));
+            options.extra_route53.push(seed(PAIRS[1].2, None));
         }
         eprintln!("bench: starting the sandbox");
         let world = World::start(options)

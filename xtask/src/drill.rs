@@ -135,6 +135,11 @@ async fn drill(args: &DrillArgs, dir: &Path) -> anyhow::Result<Vec<judge::Row>> 
         }
     };
     let _sandbox = SandboxGuard(dir.to_path_buf());
+    // The drill runs what deploy deployed: say so, per function.
+    println!("functions, as deployed into the sandbox by `cargo xtask deploy`:");
+    for (function, source) in &info.configuration_sources {
+        println!("  {function}: configuration read from {source}");
+    }
 
     let scenarios = async {
         let sandbox = observe::Sandbox::connect(info, dir).await?;

@@ -4,11 +4,11 @@
 //! deployed ([`crate::sandbox_world`]).
 
 use crate::config::{self, Deployment};
-use sandbox::ispn::IspnVersion;
-use sandbox::world::WorldOptions;
 use crate::workspace;
 use anyhow::{Context, bail};
+use sandbox::ispn::IspnVersion;
 use sandbox::world::SandboxInfo;
+use sandbox::world::WorldOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

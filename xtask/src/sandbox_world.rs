@@ -12,7 +12,9 @@ use crate::build::{self, Arch};
 use crate::config::Deployment;
 use crate::deploy::{self, plan::Function};
 use anyhow::Context;
-use sandbox::world::{DeployedFunction, FunctionRole, ROUTE53_REGION, World, WorldOptions};
+use sandbox::world::{
+    DeployedFunction, FunctionRole, ROUTE53_REGION, SandboxInfo, World, WorldOptions,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -151,4 +153,29 @@ pub async fn evaluate_alarms(world: &World, stop: Arc<AtomicBool>) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
+}
+
+/// A function's variables as deploy writes them for the sandbox's deployment
+/// (`plan::environment`), for worlds that run a function configured in code rather than
+/// deployed (the bench, the reliability lab, the site tests).
+pub fn deploy_environment(
+    function: Function,
+) -> impl Fn(&SandboxInfo) -> Vec<(String, String)> + Send + Sync + 'static {
+    move |info: &SandboxInfo| {
+        let deployment = Deployment::from_sandbox(info);
+        let inputs = deploy::plan::Inputs {
+            scope: deploy::policy::Scope {
+                partition: "aws".to_string(),
+                account: String::new(),
+                region: info.region.clone(),
+                accelerator_arn: info.accelerator_arn.clone(),
+            },
+            architecture: Arch::host().lambda_name().to_string(),
+            code: Default::default(),
+            ca_bundle_pem: std::fs::read_to_string(&info.ca_bundle).ok(),
+        };
+        deploy::plan::environment(&deployment, function, &inputs)
+            .into_iter()
+            .collect()
+    }
 }

@@ -46,13 +46,21 @@ pub async fn read_configuration(
     runtime_env: &[(String, String)],
 ) -> Result<Configuration, ReadError> {
     let (config, concurrency, url, policy) = tokio::join!(
-        lambda.get_function_configuration().function_name(function).send(),
-        lambda.get_function_concurrency().function_name(function).send(),
-        lambda.get_function_url_config().function_name(function).send(),
+        lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send(),
+        lambda
+            .get_function_concurrency()
+            .function_name(function)
+            .send(),
+        lambda
+            .get_function_url_config()
+            .function_name(function)
+            .send(),
         lambda.get_policy().function_name(function).send(),
     );
-    let config =
-        config.map_err(|e| lambda_error("GetFunctionConfiguration", function, e))?;
+    let config = config.map_err(|e| lambda_error("GetFunctionConfiguration", function, e))?;
     let reserved_concurrency = concurrency
         .map_err(|e| lambda_error("GetFunctionConcurrency", function, e))?
         .reserved_concurrent_executions()
@@ -80,7 +88,11 @@ pub async fn read_configuration(
     }
     Ok(Configuration {
         env,
-        timeout: Duration::from_secs(config.timeout().map_or(3, |t| u64::try_from(t).unwrap_or(3))),
+        timeout: Duration::from_secs(
+            config
+                .timeout()
+                .map_or(3, |t| u64::try_from(t).unwrap_or(3)),
+        ),
         memory_mb: config
             .memory_size()
             .and_then(|m| u32::try_from(m).ok())

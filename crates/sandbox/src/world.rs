@@ -395,7 +395,9 @@ impl World {
         let configuration =
             crate::deployed::read_configuration(&lambda, &function.name, &runtime_env)
                 .await
-                .with_context(|| format!("reading the deployed configuration of {}", function.name))?;
+                .with_context(|| {
+                    format!("reading the deployed configuration of {}", function.name)
+                })?;
         let crate_name = match function.role {
             FunctionRole::Fence => "fence-lambda",
             FunctionRole::Route53 => "route53-failover-lambda",
@@ -404,7 +406,9 @@ impl World {
         // Lambda runs at most as many environments at once as are reserved.
         let instances = configuration
             .reserved_concurrency
-            .map_or(function.instances, |reserved| reserved.min(function.instances))
+            .map_or(function.instances, |reserved| {
+                reserved.min(function.instances)
+            })
             .max(1);
         let spec = FunctionSpec {
             name: function.name.clone(),
@@ -768,7 +772,11 @@ fn aws_env(info: &SandboxInfo, region: &str) -> Vec<(String, String)> {
 
 /// What Lambda sets (`aws_env`), then the function's configured variables, then a test's
 /// overrides: the last assignment of a name wins.
-fn function_env(info: &SandboxInfo, region: &str, options: &FunctionOptions) -> Vec<(String, String)> {
+fn function_env(
+    info: &SandboxInfo,
+    region: &str,
+    options: &FunctionOptions,
+) -> Vec<(String, String)> {
     let mut env = aws_env(info, region);
     if let Some(environment) = &options.environment {
         env.extend(environment(info));
@@ -790,7 +798,10 @@ pub fn seed_fence_environment(info: &SandboxInfo) -> Vec<(String, String)> {
         ("WEBHOOK_USER", info.fence.user.clone()),
         ("WEBHOOK_USER_SECRET", info.fence.secret_name.clone()),
         ("INFINISPAN_USER", info.infinispan.user.clone()),
-        ("INFINISPAN_USER_SECRET", info.infinispan.secret_name.clone()),
+        (
+            "INFINISPAN_USER_SECRET",
+            info.infinispan.secret_name.clone(),
+        ),
         (
             "INFINISPAN_SITE_ENDPOINTS",
             serde_json::to_string(&endpoints).unwrap_or_default(),

@@ -71,6 +71,7 @@ async fn seed_python_fence_runs_unchanged_against_the_sandbox() -> anyhow::Resul
             module: "seed_fence_lambda".to_string(),
         },
         ..FunctionOptions::bootstrap("unused")
+            .with_environment(sandbox::world::seed_fence_environment)
     });
     let world = World::start(options).await?;
     let info = world.info().clone();

@@ -3,8 +3,8 @@
 use super::Clients;
 use super::observe::{find_subscription, find_topic};
 use super::plan::{
-    Change, HANDLER, OWNER_TAG, PermissionCondition, ROLE_PATH, RUNTIME, Resource,
-    alarm_settings, canonical, last_segment,
+    Change, HANDLER, OWNER_TAG, PermissionCondition, ROLE_PATH, RUNTIME, Resource, alarm_settings,
+    canonical, last_segment,
 };
 use super::policy;
 use anyhow::{Context, bail};
@@ -246,11 +246,18 @@ pub async fn apply(change: &Change, c: &Clients, s: &Settings) -> anyhow::Result
                     .map_err(sdk_error)
                     .context("RemovePermission")?;
             }
-            add_permission_request(&c.lambda, function, statement_id, action, principal, condition)
-                .send()
-                .await
-                .map_err(sdk_error)
-                .context("AddPermission")?;
+            add_permission_request(
+                &c.lambda,
+                function,
+                statement_id,
+                action,
+                principal,
+                condition,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)
+            .context("AddPermission")?;
         }
         Resource::Topic { name, .. } => {
             c.sns
@@ -386,7 +393,7 @@ pub async fn apply(change: &Change, c: &Clients, s: &Settings) -> anyhow::Result
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn create_function(
+pub(super) async fn create_function(
     c: &Clients,
     name: &str,
     role_arn: &str,
@@ -397,9 +404,8 @@ async fn create_function(
     owner: &str,
     crate_name: &str,
 ) -> anyhow::Result<()> {
-    // A role created seconds ago is not yet assumable by Lambda everywhere (IAM is eventually
-    // consistent): retry that one error for a while.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + ROLE_PROPAGATION_WAIT;
+    let mut told = false;
     loop {
         let result = c
             .lambda
@@ -421,20 +427,51 @@ async fn create_function(
             .tags(OWNER_TAG, owner)
             .send()
             .await;
+        let propagating = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(role_not_yet_assumable);
         match result {
             Ok(_) => return Ok(()),
-            Err(e)
-                if Instant::now() < deadline
-                    && e.as_service_error().is_some_and(|s| {
-                        s.is_invalid_parameter_value_exception()
-                            && s.to_string().contains("cannot be assumed")
-                    }) =>
-            {
+            Err(_) if propagating && Instant::now() < deadline => {
+                if !told {
+                    eprintln!(
+                        "      role {role_arn} is not yet assumable by Lambda (IAM propagation): retrying for up to {} s",
+                        ROLE_PROPAGATION_WAIT.as_secs()
+                    );
+                    told = true;
+                }
                 tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            Err(e) if propagating => {
+                return Err(sdk_error(e)).with_context(|| {
+                    format!(
+                        "CreateFunction: role {role_arn} still not assumable by Lambda after {} s",
+                        ROLE_PROPAGATION_WAIT.as_secs()
+                    )
+                });
             }
             Err(e) => return Err(sdk_error(e)).context("CreateFunction"),
         }
     }
+}
+
+/// How long `CreateFunction` is retried while a new role propagates. IAM gives no bound; a few
+/// seconds is usual, and the deploy is otherwise stuck half-way.
+const ROLE_PROPAGATION_WAIT: Duration = Duration::from_secs(60);
+
+/// Lambda's refusal of a role that IAM has not yet propagated to it ("The role defined for the
+/// function cannot be assumed by Lambda."), the one `CreateFunction` error a retry can fix.
+fn role_not_yet_assumable(
+    error: &aws_sdk_lambda::operation::create_function::CreateFunctionError,
+) -> bool {
+    use aws_sdk_lambda::operation::create_function::CreateFunctionError;
+    matches!(
+        error,
+        CreateFunctionError::InvalidParameterValueException(e)
+            if e.message().is_some_and(|m| m.contains("cannot be assumed by Lambda"))
+    )
 }
 
 /// Lambda refuses a second update while one is in progress; wait for `Active`/`Successful`.
@@ -555,7 +592,10 @@ mod tests {
             &PermissionCondition::FunctionUrlAuthNone,
         );
         let url = url.as_input();
-        assert_eq!(url.get_action().as_deref(), Some("lambda:InvokeFunctionUrl"));
+        assert_eq!(
+            url.get_action().as_deref(),
+            Some("lambda:InvokeFunctionUrl")
+        );
         assert_eq!(url.get_principal().as_deref(), Some("*"));
         assert_eq!(
             url.get_function_url_auth_type(),
@@ -572,7 +612,10 @@ mod tests {
             &PermissionCondition::InvokedViaFunctionUrl,
         );
         let invoke = invoke.as_input();
-        assert_eq!(invoke.get_action().as_deref(), Some("lambda:InvokeFunction"));
+        assert_eq!(
+            invoke.get_action().as_deref(),
+            Some("lambda:InvokeFunction")
+        );
         assert_eq!(invoke.get_invoked_via_function_url(), &Some(true));
         assert_eq!(invoke.get_function_url_auth_type(), &None);
         assert_eq!(invoke.get_source_arn(), &None);
@@ -595,5 +638,33 @@ mod tests {
             Some("arn:aws:sns:us-east-1:1:t")
         );
         assert_eq!(input.get_invoked_via_function_url(), &None);
+    }
+
+    #[test]
+    fn only_an_unpropagated_role_is_worth_retrying() {
+        use aws_sdk_lambda::operation::create_function::CreateFunctionError;
+        use aws_sdk_lambda::types::error::{
+            InvalidParameterValueException, ResourceConflictException,
+        };
+        let invalid = |message: &str| {
+            CreateFunctionError::InvalidParameterValueException(
+                InvalidParameterValueException::builder()
+                    .message(message)
+                    .build(),
+            )
+        };
+        assert!(role_not_yet_assumable(&invalid(
+            "The role defined for the function cannot be assumed by Lambda."
+        )));
+        assert!(!role_not_yet_assumable(&invalid(
+            "Unzipped size must be smaller than 262144000 bytes"
+        )));
+        assert!(!role_not_yet_assumable(
+            &CreateFunctionError::ResourceConflictException(
+                ResourceConflictException::builder()
+                    .message("Function already exist: f")
+                    .build()
+            )
+        ));
     }
 }

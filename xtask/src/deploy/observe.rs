@@ -510,7 +510,9 @@ mod tests {
         for sid in ["lambda", "moto"] {
             let attributes = permission_attributes(&policy, sid).unwrap_or_default();
             assert_eq!(
-                attributes.get("invoked_via_function_url").map(String::as_str),
+                attributes
+                    .get("invoked_via_function_url")
+                    .map(String::as_str),
                 Some("true"),
                 "{sid}"
             );

@@ -56,7 +56,9 @@ impl Lab {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut options = WorldOptions::new(dir);
         options.push_delay = setup.push_delay;
-        let mut fence = FunctionOptions::bootstrap(fence_binary);
+        let mut fence = FunctionOptions::bootstrap(fence_binary).with_environment(
+            crate::sandbox_world::deploy_environment(crate::deploy::plan::Function::Fence),
+        );
         fence.instances = setup.instances;
         fence.timeout = setup.timeout;
         fence.extra_env = setup.extra_env.clone();

@@ -68,7 +68,11 @@ impl Scene {
             fastrand::u32(..)
         ));
         let mut options = WorldOptions::new(&dir);
-        options.fence = Some(FunctionOptions::bootstrap(fence_binary()?));
+        options.fence = Some(
+            FunctionOptions::bootstrap(fence_binary()?).with_environment(
+                crate::sandbox_world::deploy_environment(crate::deploy::plan::Function::Fence),
+            ),
+        );
         options.push_delay = push_delay;
         let world = World::start(options)
             .await

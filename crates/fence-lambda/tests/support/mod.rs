@@ -12,7 +12,7 @@ use std::future::Future;
 use anyhow::{Context, ensure};
 use base64::Engine;
 use sandbox::harness::{self, Answer, Sandbox};
-use sandbox::world::FunctionOptions;
+use sandbox::world::{FunctionOptions, SandboxInfo};
 use serde_json::Value;
 
 pub const FUNCTION: &str = "fence-lambda";
@@ -53,6 +53,7 @@ where
                 reserved_concurrency: None,
                 extra_env,
                 ..FunctionOptions::bootstrap(env!("CARGO_BIN_EXE_fence-lambda"))
+                    .with_environment(fence_environment)
             });
         },
         |sandbox: Sandbox| async move {
@@ -61,6 +62,35 @@ where
         },
     )
     .await
+}
+
+/// The fence's variables for the world, as a deployment of it sets them (the names are the
+/// fence's own, from its `config` module).
+pub fn fence_environment(info: &SandboxInfo) -> Vec<(String, String)> {
+    let environment = fence_lambda::config::Environment {
+        webhook_user: info.fence.user.clone(),
+        webhook_secret: info.fence.secret_name.clone(),
+        infinispan_user: info.infinispan.user.clone(),
+        infinispan_secret: info.infinispan.secret_name.clone(),
+        site_endpoints: info
+            .sites
+            .iter()
+            .map(|(site, s)| (site.clone(), s.ispn_url.clone()))
+            .collect(),
+        secrets_region: info.region.clone(),
+        accelerator_region: Some(sandbox::world::ACCELERATOR_REGION.to_owned()),
+        accelerator_dns_name: Some(info.accelerator_dns.clone()),
+        site_load_balancers: info
+            .sites
+            .iter()
+            .map(|(site, s)| (site.clone(), s.endpoint_id.clone()))
+            .collect(),
+        alert_name: None,
+        preferred_site: info.sites.keys().next().cloned(),
+        ca_bundle_pem: std::fs::read_to_string(&info.ca_bundle).ok(),
+        notify_topic_arn: None,
+    };
+    environment.to_vars().into_iter().collect()
 }
 
 /// Neither password, nor the Authorization header carrying the webhook's, in any file under

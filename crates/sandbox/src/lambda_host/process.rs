@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::{Configuration, FunctionSpec};
 use super::state::lock;
+use super::{Configuration, FunctionSpec};
 
 /// The function's log file, shared by every instance; each line is written whole.
 pub(crate) struct LogSink {

@@ -232,18 +232,32 @@ mod tests {
     #[test]
     fn a_condition_the_request_cannot_meet_does_not_allow() {
         let mut wrong_auth = url_statement();
-        wrong_auth["Condition"] = json!({"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}});
+        wrong_auth["Condition"] =
+            json!({"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}});
         let mut source_arn = invoke_statement();
-        source_arn["Condition"] = json!({"ArnLike": {"AWS:SourceArn": "arn:aws:sns:us-east-1:1:t"}});
-        assert!(deployed(vec![wrong_auth, invoke_statement()]).authorize().is_err());
-        assert!(deployed(vec![url_statement(), source_arn]).authorize().is_err());
+        source_arn["Condition"] =
+            json!({"ArnLike": {"AWS:SourceArn": "arn:aws:sns:us-east-1:1:t"}});
+        assert!(
+            deployed(vec![wrong_auth, invoke_statement()])
+                .authorize()
+                .is_err()
+        );
+        assert!(
+            deployed(vec![url_statement(), source_arn])
+                .authorize()
+                .is_err()
+        );
     }
 
     #[test]
     fn a_service_principal_does_not_admit_anonymous_callers() {
         let mut sns_only = invoke_statement();
         sns_only["Principal"] = json!({"Service": "sns.amazonaws.com"});
-        assert!(deployed(vec![url_statement(), sns_only]).authorize().is_err());
+        assert!(
+            deployed(vec![url_statement(), sns_only])
+                .authorize()
+                .is_err()
+        );
     }
 
     #[test]

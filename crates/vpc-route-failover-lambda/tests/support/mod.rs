@@ -26,9 +26,21 @@ where
     harness::with_world(
         &format!("vpc-{test}"),
         |options| {
-            options.vpc = Some(FunctionOptions::bootstrap(env!(
-                "CARGO_BIN_EXE_vpc-route-failover-lambda"
-            )));
+            options.vpc = Some(
+                FunctionOptions::bootstrap(env!("CARGO_BIN_EXE_vpc-route-failover-lambda"))
+                    .with_environment(|info| {
+                        vpc_route_failover_lambda::config::Environment {
+                            primary_eni: info.vpc.primary.eni.clone(),
+                            standby_eni: info.vpc.standby.eni.clone(),
+                            vpc_id: info.vpc.vpc_id.clone(),
+                            route_table_ids: Vec::new(),
+                            notify_topic_arn: None,
+                        }
+                        .to_vars()
+                        .into_iter()
+                        .collect()
+                    }),
+            );
         },
         scenario,
     )
