@@ -497,3 +497,97 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Lambda refuses a role for a while after `CreateRole` (IAM is eventually consistent). moto
+/// answers a role that does not exist yet with the same error, which stands in for that window:
+/// the role appears 4 s after the first `CreateFunction`, which must then succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_function_waits_for_a_role_lambda_cannot_assume_yet() {
+    let dir = scratch_dir();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("creating {}: {e}", dir.display());
+    }
+    let moto =
+        sandbox::moto::MotoServer::start(&sandbox::venv::Venv::locate(), &dir.join("moto.log"))
+            .await
+            .unwrap_or_else(|e| panic!("starting moto: {e}"));
+    let outcome = role_arrives_late(&moto.url()).await;
+    moto.shutdown();
+    match outcome {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Err(e) => panic!("{e:#} (moto log in {})", dir.display()),
+    }
+}
+
+async fn role_arrives_late(endpoint: &str) -> anyhow::Result<()> {
+    let config = aws::load(
+        &AwsArgs::default(),
+        Some(endpoint.to_string()),
+        "eu-west-1".to_string(),
+    )
+    .await;
+    let clients = super::Clients {
+        iam: aws_sdk_iam::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+        secrets: aws_sdk_secretsmanager::Client::new(&config),
+        events: aws_sdk_eventbridge::Client::new(&config),
+        sns: aws_sdk_sns::Client::new(&config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+        regional: config.clone(),
+    };
+    let account = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await?
+        .account()
+        .context("STS returned no account")?
+        .to_string();
+    let name = format!("{NAME}-late-role");
+    let role_arn = format!(
+        "arn:aws:iam::{account}:role{}{name}",
+        super::plan::ROLE_PATH
+    );
+    let iam = clients.iam.clone();
+    let role = name.clone();
+    let create_role_later = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        iam.create_role()
+            .role_name(role)
+            .path(super::plan::ROLE_PATH)
+            .assume_role_policy_document(super::policy::lambda_trust_policy().to_string())
+            .send()
+            .await
+    });
+    let started = std::time::Instant::now();
+    super::apply::create_function(
+        &clients,
+        &name,
+        &role_arn,
+        &aws_sdk_lambda::types::Architecture::X8664,
+        super::zip::lambda_zip(b"#!/bin/sh\n")?,
+        aws_sdk_lambda::types::Environment::builder().build(),
+        |attribute| if attribute == "memory" { 128 } else { 30 },
+        NAME,
+        "fence-lambda",
+    )
+    .await?;
+    create_role_later.await??;
+    anyhow::ensure!(
+        started.elapsed() >= Duration::from_secs(3),
+        "created before the role existed, after {:?}",
+        started.elapsed()
+    );
+    let function = clients
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        function.configuration().and_then(|c| c.role()) == Some(role_arn.as_str()),
+        "{function:?}"
+    );
+    Ok(())
+}
