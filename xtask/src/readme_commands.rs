@@ -17,17 +17,16 @@
 //! How "as written" is kept: the commands run in a scratch directory holding the sandbox in
 //! `.sandbox/` (so `--dir .sandbox` and `--config .sandbox/sitefence.toml` mean what they say),
 //! and the commands that read `./sitefence.toml` run in `.sandbox/`, where `sandbox up` writes
-//! it. Placeholders are substituted (`DIR`, `ID`); nothing else is added, except `--yes` after
+//! it (naming the ZIPs it deployed, `.sandbox/zips`). Placeholders are substituted (`DIR` is
+//! those ZIPs, `ID` the health check); nothing else is added, except `--yes` after
 //! the command as written has refused to change anything without a terminal (which is checked:
 //! the README promises it). Between the commands the test plays the rest of the world: the
-//! sample `SiteOffline` webhook fences site-b as Alertmanager would, the health check is pinned
-//! as the Route 53 function would, and new alarms turn OK as CloudWatch would (moto does not).
+//! sample `SiteOffline` webhook fences site-b as Alertmanager would, and the health check is
+//! pinned as the Route 53 function would.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -48,6 +47,8 @@ const RUN: &[&str] = &[
     BRING_ONLINE,
     SYNC,
     FAILBACK,
+    DEPLOY_DRY_RUN,
+    DEPLOY,
     DEPLOY_TO_SANDBOX,
     DESTROY,
 ];
@@ -61,6 +62,8 @@ const TAKE_OFFLINE: &str = "cargo xtask site take-offline site-b";
 const BRING_ONLINE: &str = "cargo xtask site bring-online site-b";
 const SYNC: &str = "cargo xtask site sync --from site-a --to site-b";
 const FAILBACK: &str = "cargo xtask route53 failback --health-check-id ID";
+const DEPLOY_DRY_RUN: &str = "cargo xtask deploy --config sitefence.toml --dry-run";
+const DEPLOY: &str = "cargo xtask deploy --config sitefence.toml";
 const DEPLOY_TO_SANDBOX: &str =
     "cargo xtask deploy --config .sandbox/sitefence.toml --zips DIR --arch x86_64";
 const DESTROY: &str = "cargo xtask destroy --config sitefence.toml";
@@ -106,13 +109,7 @@ const EXCLUDED: &[Exclusion] = &[
         command: "cargo xtask build",
         with_any_arguments: true,
         why: "cross-compiles with cargo-lambda (and the aarch64 standard library); \
-              the sandbox deploy here uses ZIPs of the native binaries instead",
-    },
-    Exclusion {
-        command: "cargo xtask deploy --config sitefence.toml",
-        with_any_arguments: true,
-        why: "without --zips it reads `cargo xtask build`'s arm64 ZIPs (cross-compiling, \
-              excluded); the README's sandbox form with `--zips DIR --arch x86_64` runs instead",
+              deploy here uploads the ZIPs of the native binaries `sandbox up` wrote",
     },
 ];
 
@@ -448,7 +445,10 @@ impl Session {
         let slug: String = args
             .iter()
             .take(2)
-            .flat_map(|a| a.chars())
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("-")
+            .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         let log = self.logs.join(format!("{:02}-{slug}", self.commands));
@@ -662,23 +662,30 @@ fn walk_through(session: &mut Session, runtime: &tokio::runtime::Runtime) -> any
         &[route53::ORIGINAL_PATH],
     )?;
 
-    // deploy into the sandbox's moto (it stores the code, never runs it), again (no changes),
-    // then destroy, which asks first.
-    let zips = session.scratch.join("zips");
-    native_zips(&zips)?;
-    let zips = zips.display().to_string();
-    let stop = Arc::new(AtomicBool::new(false));
-    runtime.spawn({
-        let (info, stop) = (info.clone(), stop.clone());
-        async move { evaluate_alarms(&info, stop).await }
-    });
-    let deployed = session
-        .readme(DEPLOY_TO_SANDBOX, Cwd::Scratch, &[("DIR", &zips)], &[])
-        .and_then(|ran| ran.succeeded(&[]))
-        .and_then(|_| session.readme(DEPLOY_TO_SANDBOX, Cwd::Scratch, &[("DIR", &zips)], &[]))
-        .and_then(|ran| ran.succeeded(&["no changes"]));
-    stop.store(true, Ordering::Relaxed);
-    deployed?;
+    // `sandbox up` deployed the functions with deploy's code and runs what it deployed: deploy
+    // finds nothing to change, whichever README form names the sandbox's deployment. Then
+    // destroy, which asks first.
+    session
+        .readme(DEPLOY_DRY_RUN, Cwd::Sandbox, &[], &[])?
+        .succeeded(&["no changes"])?;
+    session
+        .readme(DEPLOY, Cwd::Sandbox, &[], &[])?
+        .succeeded(&["no changes"])?;
+    // `--arch x86_64` as written: the sandbox deployed the host's architecture, so on another
+    // host this form changes the functions' architecture.
+    let unchanged: &[&str] = if cfg!(target_arch = "x86_64") {
+        &["no changes"]
+    } else {
+        &[]
+    };
+    session
+        .readme(
+            DEPLOY_TO_SANDBOX,
+            Cwd::Scratch,
+            &[("DIR", ".sandbox/zips")],
+            &[],
+        )?
+        .succeeded(unchanged)?;
     session
         .readme(DESTROY, Cwd::Sandbox, &[], &[])?
         .refused("not confirmed")?;
@@ -794,62 +801,4 @@ async fn pin_health_check(info: &SandboxInfo, id: &str) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
-}
-
-/// Lambda ZIPs of the native dev binaries in `DIR/<function>/bootstrap.zip` (moto stores the
-/// code, it never runs it). Written by the project virtualenv's Python (`sandbox up` created
-/// it): the ZIP writer of deploy's tests is private to them, and `cargo xtask build`
-/// cross-compiles.
-fn native_zips(dir: &Path) -> anyhow::Result<()> {
-    const ZIP: &str = "import sys, zipfile\n\
-        entry = zipfile.ZipInfo('bootstrap', date_time=(1980, 1, 1, 0, 0, 0))\n\
-        entry.create_system = 3\n\
-        entry.external_attr = 0o100755 << 16\n\
-        with open(sys.argv[1], 'rb') as f, zipfile.ZipFile(sys.argv[2], 'w') as z:\n    \
-        z.writestr(entry, f.read())\n";
-    let bin_dir = workspace::build_sandbox_binaries(false)?;
-    let python = sandbox::venv::Venv::locate().python();
-    for function in workspace::FUNCTIONS {
-        let zip = crate::build::zip_path(dir, function);
-        std::fs::create_dir_all(zip.parent().context("a ZIP path has a parent")?)?;
-        workspace::run(
-            Command::new(&python)
-                .args(["-c", ZIP])
-                .arg(bin_dir.join(function))
-                .arg(&zip),
-        )?;
-    }
-    Ok(())
-}
-
-/// Stands in for CloudWatch's evaluation, which moto does not do: a new alarm without data
-/// (missing data not breaching) becomes OK, so deploy subscribes the Route 53 function instead
-/// of waiting `--alarm-wait` for it.
-async fn evaluate_alarms(info: &SandboxInfo, stop: Arc<AtomicBool>) {
-    use aws_sdk_cloudwatch::types::StateValue;
-    let config = crate::aws::load(
-        &crate::aws::AwsArgs::default(),
-        Some(info.aws_endpoint_url.clone()),
-        sandbox::world::ROUTE53_REGION.to_owned(),
-    )
-    .await;
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
-    while !stop.load(Ordering::Relaxed) {
-        if let Ok(alarms) = cloudwatch.describe_alarms().send().await {
-            for alarm in alarms.metric_alarms() {
-                if alarm.state_value() == Some(&StateValue::InsufficientData)
-                    && let Some(name) = alarm.alarm_name()
-                {
-                    let _ = cloudwatch
-                        .set_alarm_state()
-                        .alarm_name(name)
-                        .state_value(StateValue::Ok)
-                        .state_reason("no data points: missing data is not breaching")
-                        .send()
-                        .await;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
