@@ -34,8 +34,8 @@ pub struct DrillArgs {
     /// The scenario to run.
     #[arg(long, value_enum, default_value_t = Which::All)]
     pub scenario: Which,
-    /// Alerting timings: short ones (fence within seconds) or the seed's (production's). The
-    /// same flag as `manifests --timings`; `--profile` names an AWS profile in every command.
+    // As `manifests --timings`; `--profile` is the AWS profile in every command.
+    /// Alerting timings: short ones (fence within seconds) or the seed's (production's).
     #[arg(long, value_enum, default_value_t = Profile::Fast)]
     pub timings: Profile,
     /// Also write the final table as JSON to this file.

@@ -359,8 +359,8 @@ pub struct ManifestArgs {
     /// Output directory (kubernetes/, prometheus/, alertmanager/).
     #[arg(long, default_value = "manifests")]
     pub out: PathBuf,
-    /// Alerting timings: the seed's, or short ones for a fence within seconds. Not `--profile`:
-    /// that is the AWS profile here as in every command (the AWS CLI's convention).
+    // Not `--profile`: that is the AWS profile, here as in every command (the AWS CLI's name).
+    /// Alerting timings: the seed's, or short ones for a fence within seconds.
     #[arg(long, value_enum, default_value_t = Profile::Seed)]
     pub timings: Profile,
     /// Shorthand for `--timings fast`.
