@@ -179,3 +179,149 @@ pub fn deploy_environment(
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::plan::{FUNCTION_URL_INVOKE_STATEMENT, FUNCTION_URL_STATEMENT};
+    use sandbox::harness::{Sandbox, sample_event, scratch_dir};
+    use std::process::Command;
+
+    /// boto3, as an operator's script would call it: `remove` deletes that statement first;
+    /// prints the statement ids of the fence's resource policy.
+    fn boto3_policy(
+        info: &SandboxInfo,
+        function: &str,
+        remove: Option<&str>,
+    ) -> anyhow::Result<Vec<String>> {
+        let script = r#"
+import json, sys, boto3
+endpoint, region, function, remove = sys.argv[1:5]
+lam = boto3.client("lambda", endpoint_url=endpoint, region_name=region,
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+if remove:
+    lam.remove_permission(FunctionName=function, StatementId=remove)
+policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
+print(json.dumps([s["Sid"] for s in policy["Statement"]]))
+"#;
+        let output = Command::new(sandbox::venv::Venv::locate().python())
+            .args(["-c", script, &info.aws_endpoint_url, &info.region, function])
+            .arg(remove.unwrap_or(""))
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(serde_json::from_slice(&output.stdout)?)
+    }
+
+    /// The sample report "site-b offline, reported by site-a", aimed at the sandbox's accelerator.
+    fn report(info: &SandboxInfo) -> anyhow::Result<String> {
+        Ok(
+            sample_event("fence/site-b-offline-reported-by-site-a.json")?.replace(
+                "a1234567890abcdef.awsglobalaccelerator.com",
+                &info.accelerator_dns,
+            ),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deployed_function_url_answers_as_its_resource_policy_says() {
+        let dir = scratch_dir("deployed-function-url");
+        let bin_dir = crate::workspace::build_sandbox_binaries(false)
+            .unwrap_or_else(|e| panic!("building the functions: {e:#}"));
+        let world = start(WorldOptions::new(&dir), &bin_dir, 2)
+            .await
+            .unwrap_or_else(|e| panic!("starting the deployed sandbox: {e:#}"));
+        let sandbox = Sandbox::attach(&world, &dir).unwrap_or_else(|e| panic!("{e:#}"));
+        let config = dir.join("sitefence.toml");
+        let outcome = tokio::spawn(async move { scenario(&sandbox, &config).await }).await;
+        world.shutdown().await;
+        match outcome {
+            Ok(Ok(())) => {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            Ok(Err(e)) => panic!("{e:#} (sandbox logs in {})", dir.display()),
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
+    async fn scenario(sandbox: &Sandbox, config: &Path) -> anyhow::Result<()> {
+        let info = &sandbox.info;
+        let fence = Function::Fence.name(&Deployment::from_sandbox(info));
+        let credentials = Some((info.fence.user.as_str(), info.fence.password.as_str()));
+        let statements = boto3_policy(info, &fence, None)?;
+        for id in [FUNCTION_URL_STATEMENT, FUNCTION_URL_INVOKE_STATEMENT] {
+            anyhow::ensure!(
+                statements.iter().any(|s| s == id),
+                "{id} missing: {statements:?}"
+            );
+        }
+
+        let before = sandbox.ga_group_endpoints().await?;
+        // Without lambda:InvokeFunction, Lambda refuses a correctly authenticated webhook.
+        boto3_policy(info, &fence, Some(FUNCTION_URL_INVOKE_STATEMENT))?;
+        // The host re-reads the policy within half a second: wait for it with a report that
+        // changes nothing (a resolved alert), then send the one that would fence.
+        let resolved = sample_event("fence/resolved.json")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sandbox
+            .post_function_url(&fence, &resolved, credentials)
+            .await?
+            .status
+            != 403
+        {
+            anyhow::ensure!(Instant::now() < deadline, "the removal never took effect");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let body = report(info)?;
+        let refused = sandbox
+            .post_function_url(&fence, &body, credentials)
+            .await?;
+        anyhow::ensure!(refused.status == 403, "expected 403, got {refused:?}");
+        anyhow::ensure!(refused.body.contains("Forbidden"), "{}", refused.body);
+        let after = sandbox.ga_group_endpoints().await?;
+        anyhow::ensure!(
+            after == before,
+            "a refused report changed {before:?} to {after:?}"
+        );
+
+        // `cargo xtask deploy --config DIR/sitefence.toml` restores it; then the report fences.
+        let args = crate::deploy::DeployArgs {
+            config: config.to_path_buf(),
+            dry_run: false,
+            zips: None,
+            arch: None,
+            alarm_wait: 5,
+            show_secrets: false,
+            aws: AwsArgs::default(),
+        };
+        tokio::task::spawn_blocking(move || crate::deploy::run(&args)).await??;
+        let statements = boto3_policy(info, &fence, None)?;
+        anyhow::ensure!(
+            statements
+                .iter()
+                .any(|s| s == FUNCTION_URL_INVOKE_STATEMENT),
+            "redeploy did not restore it: {statements:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let fenced = loop {
+            let answer = sandbox
+                .post_function_url(&fence, &body, credentials)
+                .await?;
+            if answer.status != 403 || Instant::now() > deadline {
+                break answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        anyhow::ensure!(fenced.status == 200, "expected the fence, got {fenced:?}");
+        let site_b = &info.sites["site-b"].endpoint_id;
+        let left = sandbox.ga_group_endpoints().await?.concat();
+        anyhow::ensure!(
+            !left.contains(site_b) && !left.is_empty(),
+            "endpoints left: {left:?}"
+        );
+        Ok(())
+    }
+}
