@@ -66,7 +66,16 @@ async fn deploy_and_run(
     write_config(&deployment, dir)?;
     let zips = native_zips(bin_dir, &dir.join(ZIPS_DIR))?;
     let stop = Arc::new(AtomicBool::new(false));
-    evaluate_alarms(world, stop.clone()).await;
+    let alarms_region = crate::aws::load(
+        &AwsArgs::default(),
+        Some(world.info().aws_endpoint_url.clone()),
+        ROUTE53_REGION.to_string(),
+    )
+    .await;
+    evaluate_alarms(
+        aws_sdk_cloudwatch::Client::new(&alarms_region),
+        stop.clone(),
+    );
     let options = deploy::Options {
         zips,
         arch: Arch::host(),
@@ -124,14 +133,8 @@ pub fn native_zips(bin_dir: &Path, zips: &Path) -> anyhow::Result<PathBuf> {
 
 /// Stands in for CloudWatch's evaluation, which moto does not do: a new alarm with no data
 /// (missing data not breaching) becomes OK, so that deploy subscribes the Route 53 function.
-pub async fn evaluate_alarms(world: &World, stop: Arc<AtomicBool>) {
-    let config = crate::aws::load(
-        &AwsArgs::default(),
-        Some(world.info().aws_endpoint_url.clone()),
-        ROUTE53_REGION.to_string(),
-    )
-    .await;
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+/// Runs until `stop` is set.
+pub fn evaluate_alarms(cloudwatch: aws_sdk_cloudwatch::Client, stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         use aws_sdk_cloudwatch::types::StateValue;
         while !stop.load(Ordering::Relaxed) {

@@ -31,14 +31,7 @@ fn scratch_dir() -> PathBuf {
 /// Lambda ZIPs of the native dev binaries (moto stores code, it never runs it).
 fn native_zips(dir: &Path) -> anyhow::Result<PathBuf> {
     let bin_dir = crate::workspace::build_sandbox_binaries(false)?;
-    let zips = dir.join("zips");
-    for function in crate::workspace::FUNCTIONS {
-        let binary = std::fs::read(bin_dir.join(function))?;
-        let zip = crate::build::zip_path(&zips, function);
-        std::fs::create_dir_all(zip.parent().context("zip path has a parent")?)?;
-        std::fs::write(&zip, super::zip::lambda_zip(&binary)?)?;
-    }
-    Ok(zips)
+    crate::sandbox_world::native_zips(&bin_dir, &dir.join("zips"))
 }
 
 fn deployment(info: &SandboxInfo) -> Deployment {
@@ -48,32 +41,6 @@ fn deployment(info: &SandboxInfo) -> Deployment {
     // sandbox's own (the operator's, untagged): deploy uses it and destroy must leave it.
     deployment.fence.webhook_secret = format!("{NAME}/webhook-password");
     deployment
-}
-
-/// Stands in for CloudWatch's evaluation, which moto does not do: a new alarm with no data
-/// (missing data not breaching) becomes OK.
-fn evaluate_alarms(cloudwatch: aws_sdk_cloudwatch::Client, stop: Arc<AtomicBool>) {
-    tokio::spawn(async move {
-        use aws_sdk_cloudwatch::types::StateValue;
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok(alarms) = cloudwatch.describe_alarms().send().await {
-                for alarm in alarms.metric_alarms() {
-                    if alarm.state_value() == Some(&StateValue::InsufficientData)
-                        && let Some(name) = alarm.alarm_name()
-                    {
-                        let _ = cloudwatch
-                            .set_alarm_state()
-                            .alarm_name(name)
-                            .state_value(StateValue::Ok)
-                            .state_reason("no data points: missing data is not breaching")
-                            .send()
-                            .await;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +102,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         .await?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    evaluate_alarms(cloudwatch.clone(), stop.clone());
+    crate::sandbox_world::evaluate_alarms(cloudwatch.clone(), stop.clone());
     let options = Options {
         zips,
         arch: Arch::host(),
