@@ -118,9 +118,11 @@ async fn drill(args: &DrillArgs, dir: &Path) -> anyhow::Result<Vec<judge::Row>> 
 
     let up_args = UpArgs {
         dir: dir.to_path_buf(),
-        ispn_version: "v15".to_string(),
-        fence_instances: 2,
-        push_delay_ms: 2000,
+        world: sandbox_cmd::WorldArgs {
+            ispn_version: "v15".to_string(),
+            fence_instances: 2,
+            push_delay_ms: 2000,
+        },
         release: false,
     };
     let mut up = tokio::task::spawn_blocking(move || sandbox_cmd::up(&up_args));

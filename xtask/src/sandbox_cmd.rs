@@ -19,6 +19,16 @@ pub struct UpArgs {
     /// Directory for sandbox.json, sitefence.toml, ca.pem and logs/.
     #[arg(long, default_value = ".sandbox")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub world: WorldArgs,
+    /// Run release builds of the functions (as the bench does).
+    #[arg(long)]
+    pub release: bool,
+}
+
+/// How the world behaves: what `up` takes and hands on to `serve` unchanged.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorldArgs {
     /// Infinispan version the emulators speak.
     #[arg(long, value_parser = ["v14", "v15"], default_value = "v15")]
     pub ispn_version: String,
@@ -28,9 +38,20 @@ pub struct UpArgs {
     /// How long a push-state stays SENDING, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub push_delay_ms: u64,
-    /// Run release builds of the functions (as the bench does).
-    #[arg(long)]
-    pub release: bool,
+}
+
+impl WorldArgs {
+    /// The same settings as command-line arguments, for `serve`.
+    fn to_args(&self) -> Vec<String> {
+        vec![
+            "--ispn-version".to_string(),
+            self.ispn_version.clone(),
+            "--fence-instances".to_string(),
+            self.fence_instances.to_string(),
+            "--push-delay-ms".to_string(),
+            self.push_delay_ms.to_string(),
+        ]
+    }
 }
 
 /// `sandbox serve`: what `up` runs in the background (not for direct use).
@@ -38,12 +59,8 @@ pub struct UpArgs {
 pub struct ServeArgs {
     #[arg(long)]
     pub dir: PathBuf,
-    #[arg(long, value_parser = ["v14", "v15"], default_value = "v15")]
-    pub ispn_version: String,
-    #[arg(long, default_value_t = 2)]
-    pub fence_instances: usize,
-    #[arg(long, default_value_t = 2000)]
-    pub push_delay_ms: u64,
+    #[command(flatten)]
+    pub world: WorldArgs,
     /// Where the function binaries are.
     #[arg(long)]
     pub bin_dir: PathBuf,
@@ -90,12 +107,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
     command
         .args(["sandbox", "serve", "--dir"])
         .arg(&dir)
-        .arg("--ispn-version")
-        .arg(&args.ispn_version)
-        .arg("--fence-instances")
-        .arg(args.fence_instances.to_string())
-        .arg("--push-delay-ms")
-        .arg(args.push_delay_ms.to_string())
+        .args(args.world.to_args())
         .arg("--bin-dir")
         .arg(&bin_dir)
         .stdin(Stdio::null())
@@ -159,26 +171,18 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let world = &args.world;
         let mut options = WorldOptions::new(&args.dir);
-        options.ispn_version = match args.ispn_version.as_str() {
+        options.ispn_version = match world.ispn_version.as_str() {
             "v14" => IspnVersion::V14,
             _ => IspnVersion::V15,
         };
-        options.push_delay = Duration::from_millis(args.push_delay_ms);
-        let world = crate::sandbox_world::start(options, &args.bin_dir, args.fence_instances)
+        options.push_delay = Duration::from_millis(world.push_delay_ms);
+        crate::sandbox_world::start(options, &args.bin_dir, world.fence_instances)
             .await
-            .context("starting the sandbox")?;
-        let path = world.write_info(&args.dir)?;
-        tracing::info!(sandbox_json = %path.display(), "sandbox ready");
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        tracing::info!("stopping the sandbox");
-        world.shutdown().await;
-        Ok(())
+            .context("starting the sandbox")?
+            .serve(&args.dir)
+            .await
     })
 }
 

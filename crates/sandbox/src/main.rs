@@ -58,18 +58,9 @@ async fn main() -> anyhow::Result<()> {
         Version::V15 => IspnVersion::V15,
     };
     options.push_delay = Duration::from_millis(args.push_delay_ms);
-    let world = World::start(options)
+    World::start(options)
         .await
-        .context("starting the sandbox")?;
-    let path = world.write_info(&args.dir)?;
-    tracing::info!(sandbox_json = %path.display(), "sandbox ready");
-
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("stopping the sandbox");
-    world.shutdown().await;
-    Ok(())
+        .context("starting the sandbox")?
+        .serve(&args.dir)
+        .await
 }

@@ -214,6 +214,8 @@ pub struct World {
     pub functions: Vec<FunctionHost>,
     /// The tasks keeping deployed functions' hosts configured as moto says.
     watchers: Vec<tokio::task::AbortHandle>,
+    /// `DIR/logs`, where each function's log goes.
+    logs: PathBuf,
 }
 
 /// Which of the project's functions a deployed host runs.
@@ -375,6 +377,7 @@ impl World {
             moto,
             functions,
             watchers: Vec::new(),
+            logs,
         })
     }
 
@@ -421,7 +424,7 @@ impl World {
             reserved_concurrency: configuration.reserved_concurrency,
             timeout: configuration.timeout,
             memory_mb: configuration.memory_mb,
-            log_path: self.info_logs().join(format!("{crate_name}.log")),
+            log_path: self.logs.join(format!("{crate_name}.log")),
             function_url: function.role == FunctionRole::Fence,
             prestart: true,
             url_access: configuration.url_access.clone(),
@@ -455,13 +458,6 @@ impl World {
         Ok(())
     }
 
-    fn info_logs(&self) -> PathBuf {
-        self.info
-            .ca_bundle
-            .parent()
-            .map_or_else(|| PathBuf::from("logs"), |dir| dir.join("logs"))
-    }
-
     pub fn info(&self) -> &SandboxInfo {
         &self.info
     }
@@ -474,6 +470,22 @@ impl World {
         std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
         std::fs::rename(&partial, &path)?;
         Ok(path)
+    }
+
+    /// Writes `DIR/sandbox.json`, then runs until SIGTERM or Ctrl-C and stops everything: the
+    /// foreground life of a sandbox process.
+    pub async fn serve(self, dir: &Path) -> anyhow::Result<()> {
+        let path = self.write_info(dir)?;
+        tracing::info!(sandbox_json = %path.display(), "sandbox ready");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("stopping the sandbox");
+        self.shutdown().await;
+        Ok(())
     }
 
     pub async fn shutdown(self) {
