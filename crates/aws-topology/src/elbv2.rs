@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_elasticloadbalancingv2::Client;
-use aws_sdk_elasticloadbalancingv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use common::site::SiteName;
 
 /// The tag key holding the site name (as the HA guide tags its NLBs).
@@ -18,45 +17,6 @@ pub const SITE_TAG: &str = "site";
 pub const TAGS_PER_CALL: usize = 20;
 
 pub use crate::retry::AwsError;
-
-impl AwsError {
-    /// Classifies an SDK error of any AWS service.
-    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
-    {
-        let code = err.code().map(str::to_owned);
-        let retryable = match &err {
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(_) => code.as_deref().is_some_and(is_retryable_code),
-            _ => false,
-        };
-        AwsError {
-            operation,
-            code,
-            message: DisplayErrorContext(&err).to_string(),
-            retryable,
-        }
-    }
-}
-
-fn is_retryable_code(code: &str) -> bool {
-    matches!(
-        code,
-        "TransactionInProgressException"
-            | "ThrottlingException"
-            | "Throttling"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded"
-            | "InternalServiceErrorException"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-            | "ServiceUnavailableException"
-    )
-}
 
 /// Splits an ELB ARN (`arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/...`)
 /// into its region; `None` for anything else (EC2 instance ids, Elastic IP allocations...).
@@ -280,13 +240,5 @@ mod tests {
             48,
             "every ELB endpoint is asked once, the instance id never"
         );
-    }
-
-    #[test]
-    fn retryable_codes() {
-        assert!(is_retryable_code("TransactionInProgressException"));
-        assert!(is_retryable_code("ThrottlingException"));
-        assert!(!is_retryable_code("AccessDeniedException"));
-        assert!(!is_retryable_code("EndpointGroupNotFoundException"));
     }
 }

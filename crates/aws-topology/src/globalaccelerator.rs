@@ -45,6 +45,49 @@ pub enum Health {
     Unknown,
 }
 
+/// The weight Global Accelerator gives an endpoint added without one.
+pub const DEFAULT_WEIGHT: i32 = 128;
+
+/// An endpoint group's traffic dial, the share (0–100 %) of its listener's traffic for the
+/// group's region that the group takes. A new group's dial is 100.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct TrafficDial(f32);
+
+// Only built from values Global Accelerator accepts (0.0..=100.0, never NaN), so equality is
+// total.
+impl Eq for TrafficDial {}
+
+impl TrafficDial {
+    pub const FULL: TrafficDial = TrafficDial(100.0);
+    pub const CLOSED: TrafficDial = TrafficDial(0.0);
+
+    /// The dial as Global Accelerator reports it; a value outside 0–100 is clamped, a missing
+    /// one is the default 100.
+    pub fn from_percentage(percentage: Option<f32>) -> TrafficDial {
+        match percentage {
+            Some(p) if p.is_nan() => TrafficDial::FULL,
+            Some(p) => TrafficDial(p.clamp(0.0, 100.0)),
+            None => TrafficDial::FULL,
+        }
+    }
+
+    pub fn percentage(self) -> f32 {
+        self.0
+    }
+
+    /// Whether the group takes any traffic at all.
+    pub fn is_open(self) -> bool {
+        self.0 > 0.0
+    }
+}
+
+impl std::fmt::Display for TrafficDial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoint {
     pub id: String,
@@ -57,18 +100,177 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EndpointGroup {
     pub arn: String,
+    /// The listener the group belongs to (part of the group's ARN).
+    pub listener_arn: String,
     pub region: String,
+    pub traffic_dial: TrafficDial,
     pub endpoints: Vec<Endpoint>,
+}
+
+impl EndpointGroup {
+    /// **The** rule of what takes traffic, for the fence, its invariant and the operator's
+    /// tool alike: an endpoint takes traffic when its weight is above 0 (no weight is Global
+    /// Accelerator's default, 128) and its group's traffic dial is above 0. Health does not
+    /// enter: Global Accelerator sends traffic to UNHEALTHY endpoints when all of a group's
+    /// endpoints are unhealthy (it fails open), so only the configuration says where traffic
+    /// can go.
+    pub fn takes_traffic(&self, endpoint: &Endpoint) -> bool {
+        self.traffic_dial.is_open() && endpoint.weight.unwrap_or(DEFAULT_WEIGHT) > 0
+    }
+
+    /// The endpoints that take traffic.
+    pub fn traffic_endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.endpoints.iter().filter(|e| self.takes_traffic(e))
+    }
 }
 
 /// An accelerator's endpoint groups (over all its listeners) with each endpoint's site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Topology {
     pub accelerator_arn: String,
+    /// Every listener, also those without an endpoint group.
+    pub listeners: Vec<String>,
     pub groups: Vec<EndpointGroup>,
 }
 
-/// One endpoint as `DescribeEndpointGroup` returns it (no site).
+/// Where traffic can go in one listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ListenerTraffic {
+    /// Sites with at least one endpoint that takes traffic.
+    pub sites: BTreeSet<SiteName>,
+    /// Endpoints that take traffic but belong to no known site.
+    pub unknown_endpoints: Vec<String>,
+}
+
+impl ListenerTraffic {
+    pub fn is_empty(&self) -> bool {
+        self.sites.is_empty() && self.unknown_endpoints.is_empty()
+    }
+}
+
+/// A listener where a fence left traffic going where it must not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+pub enum TrafficViolation {
+    #[error("listener {listener}: {loser} still takes traffic")]
+    LoserTakesTraffic { listener: String, loser: SiteName },
+    #[error("listener {listener}: no endpoint takes traffic (it had {survivor} or {loser})")]
+    Nobody {
+        listener: String,
+        survivor: SiteName,
+        loser: SiteName,
+    },
+}
+
+impl Topology {
+    /// The groups of `listener`.
+    pub fn groups_of<'a>(&'a self, listener: &'a str) -> impl Iterator<Item = &'a EndpointGroup> {
+        self.groups
+            .iter()
+            .filter(move |g| g.listener_arn == listener)
+    }
+
+    /// Per listener, where traffic can go ([`EndpointGroup::takes_traffic`]).
+    pub fn traffic(&self) -> BTreeMap<&str, ListenerTraffic> {
+        let mut traffic: BTreeMap<&str, ListenerTraffic> = self
+            .listeners
+            .iter()
+            .map(|l| (l.as_str(), ListenerTraffic::default()))
+            .collect();
+        for group in &self.groups {
+            let listener = traffic.entry(group.listener_arn.as_str()).or_default();
+            for endpoint in group.traffic_endpoints() {
+                match &endpoint.site {
+                    Some(site) => {
+                        listener.sites.insert(site.clone());
+                    }
+                    None => listener.unknown_endpoints.push(endpoint.id.clone()),
+                }
+            }
+        }
+        traffic
+    }
+
+    /// Whether any endpoint of `site` takes traffic, in any listener.
+    pub fn site_takes_traffic(&self, site: &SiteName) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.traffic_endpoints().any(|e| e.site.as_ref() == Some(site)))
+    }
+
+    /// Whether `site` has any endpoint in the accelerator, taking traffic or not.
+    pub fn site_present(&self, site: &SiteName) -> bool {
+        self.groups
+            .iter()
+            .flat_map(|g| g.endpoints.iter())
+            .any(|e| e.site.as_ref() == Some(site))
+    }
+
+    /// The fence's invariant: in every listener that has an endpoint of `survivor` or `loser`,
+    /// `loser` takes no traffic and somebody does.
+    pub fn check_fenced(&self, survivor: &SiteName, loser: &SiteName) -> Vec<TrafficViolation> {
+        let traffic = self.traffic();
+        let mut violations = Vec::new();
+        for (listener, to) in traffic {
+            let ours = self.groups_of(listener).any(|g| {
+                g.endpoints
+                    .iter()
+                    .any(|e| e.site.as_ref().is_some_and(|s| s == survivor || s == loser))
+            });
+            if !ours {
+                continue;
+            }
+            if to.sites.contains(loser) {
+                violations.push(TrafficViolation::LoserTakesTraffic {
+                    listener: listener.to_owned(),
+                    loser: loser.clone(),
+                });
+            } else if to.is_empty() {
+                violations.push(TrafficViolation::Nobody {
+                    listener: listener.to_owned(),
+                    survivor: survivor.clone(),
+                    loser: loser.clone(),
+                });
+            }
+        }
+        violations
+    }
+
+    /// What a fence may remember about the accelerator between invocations: only what cannot
+    /// change under it unnoticed (see [`Known`]).
+    pub fn known(&self) -> Known {
+        Known {
+            accelerator_arn: self.accelerator_arn.clone(),
+            listeners: self.listeners.clone(),
+            sites: self
+                .groups
+                .iter()
+                .flat_map(|g| g.endpoints.iter())
+                .map(|e| (e.id.clone(), e.site.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// What a warm read starts from: the accelerator's ARN (fixed for its DNS name), the listeners
+/// seen last time, and each endpoint's site (a load balancer's `site` tag). A warm read lists
+/// the listeners *and* the known listeners' groups at once, so a listener, group or endpoint
+/// added or removed since is seen by the very next read, for one round trip in sequence; only a
+/// new listener or an endpoint of unknown site costs a second one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub accelerator_arn: String,
+    pub listeners: Vec<String>,
+    pub sites: BTreeMap<String, Option<SiteName>>,
+}
+
+/// The listener an endpoint group belongs to: its ARN up to `/endpoint-group/`.
+pub fn listener_of(group_arn: &str) -> &str {
+    group_arn
+        .find("/endpoint-group/")
+        .map_or(group_arn, |at| &group_arn[..at])
+}
+
+/// One endpoint as `ListEndpointGroups`/`DescribeEndpointGroup` return it (no site).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointState {
     pub id: String,
@@ -76,64 +278,14 @@ pub struct EndpointState {
     pub health: Health,
 }
 
-/// One group's current endpoints, re-read cheaply with `DescribeEndpointGroup`.
+/// One group as Global Accelerator describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupState {
     pub arn: String,
+    pub listener_arn: String,
     pub region: String,
+    pub traffic_dial: TrafficDial,
     pub endpoints: Vec<EndpointState>,
-}
-
-/// A cached topology no longer matches the accelerator: resolve it again.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Stale {
-    #[error("endpoint {0} was not in the cached topology or has no known site")]
-    UnknownEndpoint(String),
-    #[error("endpoint group {0} was not in the cached topology")]
-    UnknownGroup(String),
-}
-
-impl Topology {
-    /// The cached topology with each group's endpoints replaced by their current state, the
-    /// sites taken from the cache. Any endpoint the cache does not know with a site makes it
-    /// stale.
-    pub fn refreshed(&self, states: Vec<GroupState>) -> Result<Topology, Stale> {
-        let sites: BTreeMap<&str, &SiteName> = self
-            .groups
-            .iter()
-            .flat_map(|g| g.endpoints.iter())
-            .filter_map(|e| Some((e.id.as_str(), e.site.as_ref()?)))
-            .collect();
-        let known_groups: BTreeSet<&str> = self.groups.iter().map(|g| g.arn.as_str()).collect();
-        let mut groups = Vec::with_capacity(states.len());
-        for state in states {
-            if !known_groups.contains(state.arn.as_str()) {
-                return Err(Stale::UnknownGroup(state.arn));
-            }
-            let endpoints = state
-                .endpoints
-                .into_iter()
-                .map(|e| match sites.get(e.id.as_str()) {
-                    Some(site) => Ok(Endpoint {
-                        site: Some((*site).clone()),
-                        id: e.id,
-                        weight: e.weight,
-                        health: e.health,
-                    }),
-                    None => Err(Stale::UnknownEndpoint(e.id)),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            groups.push(EndpointGroup {
-                arn: state.arn,
-                region: state.region,
-                endpoints,
-            });
-        }
-        Ok(Topology {
-            accelerator_arn: self.accelerator_arn.clone(),
-            groups,
-        })
-    }
 }
 
 /// What a removal did.
@@ -144,19 +296,23 @@ pub struct Removal {
     pub already_gone: Vec<String>,
 }
 
-/// Puts groups and sites together.
+/// Puts listeners, groups and sites together.
 pub fn assemble(
     accelerator_arn: String,
+    listeners: Vec<String>,
     groups: Vec<GroupState>,
     sites: &BTreeMap<String, Option<SiteName>>,
 ) -> Topology {
     Topology {
         accelerator_arn,
+        listeners,
         groups: groups
             .into_iter()
             .map(|g| EndpointGroup {
                 arn: g.arn,
+                listener_arn: g.listener_arn,
                 region: g.region,
+                traffic_dial: g.traffic_dial,
                 endpoints: g
                     .endpoints
                     .into_iter()
@@ -169,6 +325,107 @@ pub fn assemble(
                     .collect(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod traffic_tests {
+    use super::*;
+
+    fn site(name: &str) -> SiteName {
+        SiteName::parse(name).unwrap()
+    }
+
+    /// `(listener, group, dial, [(endpoint, site, weight)])`
+    fn topology(groups: &[(&str, &str, f32, &[(&str, &str, i32)])]) -> Topology {
+        let mut listeners: Vec<String> = groups.iter().map(|g| g.0.to_owned()).collect();
+        listeners.dedup();
+        Topology {
+            accelerator_arn: "acc".into(),
+            listeners,
+            groups: groups
+                .iter()
+                .map(|(listener, arn, dial, endpoints)| EndpointGroup {
+                    arn: (*arn).to_owned(),
+                    listener_arn: (*listener).to_owned(),
+                    region: "eu-west-1".into(),
+                    traffic_dial: TrafficDial::from_percentage(Some(*dial)),
+                    endpoints: endpoints
+                        .iter()
+                        .map(|(id, s, weight)| Endpoint {
+                            id: (*id).to_owned(),
+                            site: (!s.is_empty()).then(|| site(s)),
+                            weight: Some(*weight),
+                            health: Health::Healthy,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn weight_zero_or_a_closed_dial_takes_no_traffic() {
+        let t = topology(&[
+            (
+                "l1",
+                "g1",
+                100.0,
+                &[("a", "site-a", 128), ("b", "site-b", 0)],
+            ),
+            ("l2", "g2", 0.0, &[("b2", "site-b", 128)]),
+            ("l2", "g3", 50.0, &[("a3", "site-a", 1)]),
+        ]);
+        let traffic = t.traffic();
+        assert_eq!(traffic["l1"].sites, BTreeSet::from([site("site-a")]));
+        assert_eq!(traffic["l2"].sites, BTreeSet::from([site("site-a")]));
+        assert!(!t.site_takes_traffic(&site("site-b")));
+        assert!(t.site_present(&site("site-b")));
+        assert!(t.check_fenced(&site("site-a"), &site("site-b")).is_empty());
+    }
+
+    #[test]
+    fn a_missing_weight_is_the_default_weight() {
+        let mut t = topology(&[("l1", "g1", 100.0, &[("b", "site-b", 0)])]);
+        t.groups[0].endpoints[0].weight = None;
+        assert!(t.site_takes_traffic(&site("site-b")));
+    }
+
+    #[test]
+    fn the_invariant_names_each_listener_that_breaks_it() {
+        let t = topology(&[
+            (
+                "l1",
+                "g1",
+                100.0,
+                &[("a", "site-a", 128), ("b", "site-b", 128)],
+            ),
+            ("l2", "g2", 0.0, &[("a2", "site-a", 128)]),
+            ("l3", "g3", 100.0, &[("x", "", 128)]),
+        ]);
+        let violations = t.check_fenced(&site("site-a"), &site("site-b"));
+        assert_eq!(
+            violations,
+            vec![
+                TrafficViolation::LoserTakesTraffic {
+                    listener: "l1".into(),
+                    loser: site("site-b")
+                },
+                TrafficViolation::Nobody {
+                    listener: "l2".into(),
+                    survivor: site("site-a"),
+                    loser: site("site-b")
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_group_belongs_to_the_listener_in_its_arn() {
+        assert_eq!(
+            listener_of("arn:aws:globalaccelerator::1:accelerator/x/listener/y/endpoint-group/z"),
+            "arn:aws:globalaccelerator::1:accelerator/x/listener/y"
+        );
     }
 }
 
@@ -188,7 +445,9 @@ mod tests {
     fn state(arn: &str, ids: &[(&str, Health)]) -> GroupState {
         GroupState {
             arn: arn.to_owned(),
+            listener_arn: "l1".to_owned(),
             region: "eu-west-1".to_owned(),
+            traffic_dial: TrafficDial::FULL,
             endpoints: ids
                 .iter()
                 .map(|(id, health)| EndpointState {
@@ -200,55 +459,12 @@ mod tests {
         }
     }
 
-    fn cached() -> Topology {
-        let sites = BTreeMap::from([
-            ("lb-a".to_owned(), Some(site("site-a"))),
-            ("lb-b".to_owned(), Some(site("site-b"))),
-        ]);
-        assemble(
-            "acc".to_owned(),
-            vec![state(
-                "g1",
-                &[("lb-a", Health::Healthy), ("lb-b", Health::Healthy)],
-            )],
-            &sites,
-        )
-    }
-
-    #[test]
-    fn refresh_keeps_sites_and_takes_current_health() {
-        let fresh = cached()
-            .refreshed(vec![state(
-                "g1",
-                &[("lb-a", Health::Healthy), ("lb-b", Health::Unhealthy)],
-            )])
-            .unwrap();
-        let b = &fresh.groups[0].endpoints[1];
-        assert_eq!(b.site, Some(site("site-b")));
-        assert_eq!(b.health, Health::Unhealthy);
-        let gone = cached()
-            .refreshed(vec![state("g1", &[("lb-a", Health::Healthy)])])
-            .unwrap();
-        assert_eq!(gone.groups[0].endpoints.len(), 1);
-    }
-
-    #[test]
-    fn refresh_with_an_endpoint_unknown_to_the_cache_is_stale() {
-        assert_eq!(
-            cached().refreshed(vec![state("g1", &[("lb-c", Health::Healthy)])]),
-            Err(Stale::UnknownEndpoint("lb-c".to_owned()))
-        );
-        assert_eq!(
-            cached().refreshed(vec![state("g2", &[])]),
-            Err(Stale::UnknownGroup("g2".to_owned()))
-        );
-    }
-
     #[test]
     fn untagged_endpoints_have_no_site() {
         let sites = BTreeMap::from([("lb-a".to_owned(), Some(site("site-a")))]);
         let topology = assemble(
             "acc".to_owned(),
+            vec!["l1".to_owned()],
             vec![state(
                 "g1",
                 &[("lb-a", Health::Healthy), ("i-123", Health::Healthy)],

@@ -6,9 +6,11 @@
 //!   each endpoint belongs to (ELBv2 tags).
 //! * `route53`: health checks and their failed-over path.
 //! * `ec2`: VPC route tables and the appliances routes point at.
+//! * `decisions`: the fence's decision record, one per split-brain (DynamoDB).
 
 pub mod retry;
 
+pub mod decisions;
 pub mod ec2;
 #[cfg(feature = "elbv2")]
 pub mod elbv2;

@@ -198,6 +198,56 @@ where
     }
 }
 
+/// The codes that mean "not now" for the services this crate calls, whatever the status.
+#[cfg(feature = "sdk")]
+pub(crate) const TRANSIENT_CODES: &[&str] = &[
+    "TransactionInProgressException",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "InternalServiceErrorException",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+];
+
+#[cfg(feature = "sdk")]
+impl AwsError {
+    /// Classifies an SDK error of any AWS service with [`classify_sdk`]: the status (429, 5xx)
+    /// and the "not now" codes make it retryable.
+    pub fn from_sdk<E>(
+        operation: &'static str,
+        err: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::http::Response,
+        >,
+    ) -> AwsError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
+        use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+        let code = err.code().map(str::to_owned);
+        let retryable = matches!(
+            classify_sdk(&err, TRANSIENT_CODES),
+            SdkFailure::Transient(_)
+        );
+        AwsError {
+            operation,
+            code,
+            message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+            retryable,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -374,5 +424,16 @@ mod tests {
         )
         .await;
         assert_eq!(result, Ok("done"));
+    }
+
+    #[cfg(feature = "sdk")]
+    #[test]
+    fn transaction_in_progress_and_throttling_are_transient_denials_are_not() {
+        for code in ["TransactionInProgressException", "ThrottlingException"] {
+            assert!(TRANSIENT_CODES.contains(&code));
+        }
+        for code in ["AccessDeniedException", "EndpointGroupNotFoundException"] {
+            assert!(!TRANSIENT_CODES.contains(&code));
+        }
     }
 }

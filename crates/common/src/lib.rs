@@ -11,6 +11,7 @@
 //! * [`alertmanager`]: the Alertmanager webhook (version 4) and the typed `SiteOffline` alert.
 //! * [`outcome`]: how a result maps to an HTTP status, so that senders retry only what may pass
 //!   on a retry.
+//! * [`join`]: running a varying number of futures at once on one task.
 //! * [`notify`] (feature `notify`): SNS notification of every action taken.
 //!
 //! Function URL requests (payload format 2.0, including base64 bodies) are decoded by the fence
@@ -21,6 +22,7 @@ pub mod auth;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod join;
 pub mod logging;
 #[cfg(feature = "notify")]
 pub mod notify;

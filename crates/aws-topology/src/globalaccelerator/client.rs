@@ -86,15 +86,76 @@ impl GlobalAccelerator {
     }
 
     /// The whole topology of the accelerator `dns`; `None` when no accelerator has that name.
+    /// Every listener's groups are read at once.
     pub async fn topology(&self, dns: &AcceleratorDns) -> Result<Option<Topology>, AwsError> {
         let Some(accelerator_arn) = self.find_accelerator(dns).await? else {
             return Ok(None);
         };
+        let listeners = self.listeners(&accelerator_arn).await?;
+        let groups = self.groups_of_listeners(&listeners).await?;
+        let sites = self.sites_of(&groups, &BTreeMap::new()).await?;
+        Ok(Some(assemble(accelerator_arn, listeners, groups, &sites)))
+    }
+
+    /// The accelerator's topology as it is now, starting from what an earlier read found
+    /// (see [`Known`]): the listeners and the known listeners' groups are listed at once (one
+    /// round trip in sequence); a new listener's groups, or the site of an endpoint not seen
+    /// before, cost one more. Without `known`, or when the accelerator is gone, a full read.
+    pub async fn topology_from(
+        &self,
+        dns: &AcceleratorDns,
+        known: Option<&Known>,
+    ) -> Result<Option<Topology>, AwsError> {
+        let Some(known) = known else {
+            return self.topology(dns).await;
+        };
+        let (listeners, known_groups) = tokio::join!(
+            self.listeners(&known.accelerator_arn),
+            common::join::join_all(known.listeners.iter().map(|l| self.groups_of(l)))
+        );
+        let listeners = match listeners {
+            Ok(listeners) => listeners,
+            Err(err) if err.has_code("AcceleratorNotFoundException") => {
+                return self.topology(dns).await;
+            }
+            Err(err) => return Err(err),
+        };
+        let mut groups = Vec::new();
+        for (listener, read) in known.listeners.iter().zip(known_groups) {
+            match read {
+                Ok(found) if listeners.contains(listener) => groups.extend(found),
+                // Deleted since: the listener list above no longer has it.
+                Ok(_) => {}
+                Err(err)
+                    if err.has_code("ListenerNotFoundException")
+                        && !listeners.contains(listener) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let added: Vec<String> = listeners
+            .iter()
+            .filter(|l| !known.listeners.contains(l))
+            .cloned()
+            .collect();
+        if !added.is_empty() {
+            groups.extend(self.groups_of_listeners(&added).await?);
+        }
+        let sites = self.sites_of(&groups, &known.sites).await?;
+        Ok(Some(assemble(
+            known.accelerator_arn.clone(),
+            listeners,
+            groups,
+            &sites,
+        )))
+    }
+
+    /// Every listener of the accelerator, over every page.
+    async fn listeners(&self, accelerator_arn: &str) -> Result<Vec<String>, AwsError> {
         let mut listeners = Vec::new();
         let mut pages = self
             .client
             .list_listeners()
-            .accelerator_arn(&accelerator_arn)
+            .accelerator_arn(accelerator_arn)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -105,41 +166,65 @@ impl GlobalAccelerator {
                     .filter_map(|l| l.listener_arn().map(str::to_owned)),
             );
         }
-        let mut states = Vec::new();
-        for listener in &listeners {
-            let mut pages = self
-                .client
-                .list_endpoint_groups()
-                .listener_arn(listener)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| AwsError::from_sdk("ListEndpointGroups", e))?;
-                states.extend(page.endpoint_groups().iter().filter_map(|g| {
-                    Some(group_state(
-                        g.endpoint_group_arn()?,
-                        g.endpoint_group_region(),
-                        g.endpoint_descriptions(),
-                    ))
-                }));
-            }
+        Ok(listeners)
+    }
+
+    /// Every endpoint group of `listener`, with its endpoints and their health, over every page.
+    async fn groups_of(&self, listener: &str) -> Result<Vec<GroupState>, AwsError> {
+        let mut groups = Vec::new();
+        let mut pages = self
+            .client
+            .list_endpoint_groups()
+            .listener_arn(listener)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("ListEndpointGroups", e))?;
+            groups.extend(page.endpoint_groups().iter().filter_map(|g| {
+                Some(group_state(
+                    g.endpoint_group_arn()?,
+                    g.endpoint_group_region(),
+                    g.traffic_dial_percentage(),
+                    g.endpoint_descriptions(),
+                ))
+            }));
         }
-        let unknown: Vec<String> = states
+        Ok(groups)
+    }
+
+    /// The groups of every listener, the listeners read at once.
+    async fn groups_of_listeners(&self, listeners: &[String]) -> Result<Vec<GroupState>, AwsError> {
+        let mut groups = Vec::new();
+        for read in common::join::join_all(listeners.iter().map(|l| self.groups_of(l))).await {
+            groups.extend(read?);
+        }
+        Ok(groups)
+    }
+
+    /// The site of every endpoint of `groups`: from configuration, from `known`, else from the
+    /// load balancers' ELBv2 tags (one read for all the others).
+    async fn sites_of(
+        &self,
+        groups: &[GroupState],
+        known: &BTreeMap<String, Option<SiteName>>,
+    ) -> Result<BTreeMap<String, Option<SiteName>>, AwsError> {
+        let unknown: Vec<String> = groups
             .iter()
             .flat_map(|g| g.endpoints.iter().map(|e| e.id.clone()))
-            .filter(|id| !self.known_sites.contains_key(id))
+            .filter(|id| !self.known_sites.contains_key(id) && !known.contains_key(id))
             .collect();
         let mut sites = if unknown.is_empty() {
             BTreeMap::new()
         } else {
             self.tags.sites(&unknown).await?
         };
+        sites.extend(known.iter().map(|(id, site)| (id.clone(), site.clone())));
         sites.extend(
             self.known_sites
                 .iter()
                 .map(|(id, site)| (id.clone(), Some(site.clone()))),
         );
-        Ok(Some(assemble(accelerator_arn, states, &sites)))
+        Ok(sites)
     }
 
     /// One group's current endpoints and health (one call: the warm path).
@@ -160,6 +245,7 @@ impl GlobalAccelerator {
         Ok(group_state(
             group.endpoint_group_arn().unwrap_or(arn),
             group.endpoint_group_region(),
+            group.traffic_dial_percentage(),
             group.endpoint_descriptions(),
         ))
     }
@@ -242,6 +328,34 @@ impl GlobalAccelerator {
         Ok(())
     }
 
+    /// Sets the group's traffic dial with `UpdateEndpointGroup`, retried within `deadline`.
+    /// Only the dial is sent: Global Accelerator leaves the settings a request omits as they
+    /// are, endpoints included.
+    pub async fn set_traffic_dial(
+        &self,
+        group_arn: &str,
+        dial: TrafficDial,
+        deadline: Instant,
+    ) -> Result<(), AwsError> {
+        retry::retry(
+            "UpdateEndpointGroup",
+            &self.backoff,
+            deadline,
+            AwsError::retry,
+            || async {
+                self.client
+                    .update_endpoint_group()
+                    .endpoint_group_arn(group_arn)
+                    .traffic_dial_percentage(dial.percentage())
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| AwsError::from_sdk("UpdateEndpointGroup", e))
+            },
+        )
+        .await
+    }
+
     async fn add_call(&self, group_arn: &str, endpoints: &[EndpointToAdd]) -> Result<(), AwsError> {
         let configurations = endpoints
             .iter()
@@ -285,10 +399,17 @@ impl GlobalAccelerator {
     }
 }
 
-fn group_state(arn: &str, region: Option<&str>, endpoints: &[EndpointDescription]) -> GroupState {
+fn group_state(
+    arn: &str,
+    region: Option<&str>,
+    traffic_dial: Option<f32>,
+    endpoints: &[EndpointDescription],
+) -> GroupState {
     GroupState {
         arn: arn.to_owned(),
+        listener_arn: listener_of(arn).to_owned(),
         region: region.unwrap_or_default().to_owned(),
+        traffic_dial: TrafficDial::from_percentage(traffic_dial),
         endpoints: endpoints
             .iter()
             .filter_map(|e| {

@@ -1,0 +1,317 @@
+//! The decision records in DynamoDB: one item per split-brain, keyed by [`KEY_ATTRIBUTE`].
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use common::site::SiteName;
+
+use super::*;
+use crate::retry::AwsError;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// What a create did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// This decision is now the record.
+    Created,
+    /// Another decision was there first: this one.
+    Existing(DecisionRecord),
+}
+
+/// The table of decision records.
+#[derive(Debug, Clone)]
+pub struct DecisionStore {
+    client: Client,
+    table: String,
+}
+
+const STATE: &str = "state";
+const OPEN: &str = "open";
+const CLOSED: &str = "closed";
+
+impl DecisionStore {
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> DecisionStore {
+        DecisionStore {
+            client: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates `record` unless a standing one is there: with `replacing` `None`, when there is
+    /// no record or a closed one; with `Some(id)`, only over the record with that
+    /// `decision_id` (a stale one). When the condition fails the record in place comes back in
+    /// the same call.
+    pub async fn create(
+        &self,
+        record: &DecisionRecord,
+        replacing: Option<&str>,
+    ) -> Result<Recorded, AwsError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_names("#state", STATE);
+        let request = match replacing {
+            None => request
+                .condition_expression(format!(
+                    "attribute_not_exists({KEY_ATTRIBUTE}) OR #state = :closed"
+                ))
+                .expression_attribute_values(":closed", AttributeValue::S(CLOSED.to_owned())),
+            Some(id) => request
+                .condition_expression("decision_id = :replaced AND #state = :open")
+                .expression_attribute_values(":replaced", AttributeValue::S(id.to_owned()))
+                .expression_attribute_values(":open", AttributeValue::S(OPEN.to_owned())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(Recorded::Created),
+            Err(SdkError::ServiceError(context))
+                if matches!(
+                    context.err(),
+                    PutItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                let PutItemError::ConditionalCheckFailedException(failed) = context.err() else {
+                    unreachable!("matched above");
+                };
+                match failed.item() {
+                    Some(item) => from_item(item)
+                        .map(Recorded::Existing)
+                        .map_err(|e| AwsError {
+                            operation: "PutItem",
+                            code: None,
+                            message: e.to_string(),
+                            retryable: false,
+                        }),
+                    // The record changed between the check and now (closed, replaced, or a
+                    // store that does not return it): read it.
+                    None => match self.get(&record.split_brain).await? {
+                        Some(existing) => Ok(Recorded::Existing(existing)),
+                        None => Err(AwsError {
+                            operation: "PutItem",
+                            code: Some("ConditionalCheckFailedException".to_owned()),
+                            message: "the condition failed but no record is there".to_owned(),
+                            retryable: true,
+                        }),
+                    },
+                }
+            }
+            Err(err) => Err(AwsError::from_sdk("PutItem", err)),
+        }
+    }
+
+    /// The record of `split_brain`, read consistently.
+    pub async fn get(&self, split_brain: &str) -> Result<Option<DecisionRecord>, AwsError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, AttributeValue::S(split_brain.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetItem", e))?;
+        output
+            .item()
+            .map(from_item)
+            .transpose()
+            .map_err(|e| malformed("GetItem", e))
+    }
+
+    /// Every record, closed ones included (the table holds one per pair of sites).
+    pub async fn list(&self) -> Result<Vec<DecisionRecord>, AwsError> {
+        let mut records = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("Scan", e))?;
+            for item in page.items() {
+                records.push(from_item(item).map_err(|e| malformed("Scan", e))?);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Closes the decision `decision_id` of `split_brain`. `false` when it is not the standing
+    /// record any more (closed already, or replaced).
+    pub async fn close(
+        &self,
+        split_brain: &str,
+        decision_id: &str,
+        closure: &Closure,
+    ) -> Result<bool, AwsError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, AttributeValue::S(split_brain.to_owned()))
+            .update_expression("SET #state = :closed, closed_at_ms = :at, closed_by = :by")
+            .condition_expression("decision_id = :id AND #state = :open")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_values(":closed", AttributeValue::S(CLOSED.to_owned()))
+            .expression_attribute_values(":open", AttributeValue::S(OPEN.to_owned()))
+            .expression_attribute_values(":at", AttributeValue::N(closure.at_ms.to_string()))
+            .expression_attribute_values(":by", AttributeValue::S(closure.by.clone()))
+            .expression_attribute_values(":id", AttributeValue::S(decision_id.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(context))
+                if context.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(AwsError::from_sdk("UpdateItem", err)),
+        }
+    }
+}
+
+fn malformed(operation: &'static str, err: MalformedRecord) -> AwsError {
+    AwsError {
+        operation,
+        code: None,
+        message: err.to_string(),
+        retryable: false,
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The item of a record: one attribute per field, `facts` as JSON text, and `state`
+/// (`open`/`closed`) for the conditions.
+pub(crate) fn to_item(record: &DecisionRecord) -> Item {
+    let mode = match record.mode {
+        Mode::Enforce => "enforce",
+        Mode::Monitor => "monitor",
+    };
+    let mut item = Item::from([
+        (KEY_ATTRIBUTE.to_owned(), s(&record.split_brain)),
+        ("decision_id".to_owned(), s(&record.decision_id)),
+        ("survivor".to_owned(), s(record.survivor.as_str())),
+        ("loser".to_owned(), s(record.loser.as_str())),
+        ("rule".to_owned(), s(&record.rule)),
+        ("reporter".to_owned(), s(record.reporter.as_str())),
+        ("decided_at_ms".to_owned(), n(record.decided_at_ms)),
+        ("request_id".to_owned(), s(&record.request_id)),
+        ("facts".to_owned(), s(record.facts.to_string())),
+        ("mode".to_owned(), s(mode)),
+        (
+            STATE.to_owned(),
+            s(if record.closed.is_some() {
+                CLOSED
+            } else {
+                OPEN
+            }),
+        ),
+    ]);
+    if let Some(closure) = &record.closed {
+        item.insert("closed_at_ms".to_owned(), n(closure.at_ms));
+        item.insert("closed_by".to_owned(), s(&closure.by));
+    }
+    item
+}
+
+pub(crate) fn from_item(item: &Item) -> Result<DecisionRecord, MalformedRecord> {
+    let key = item
+        .get(KEY_ATTRIBUTE)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    let bad = |reason: String| MalformedRecord {
+        key: key.clone(),
+        reason,
+    };
+    let text = |name: &str| -> Result<String, MalformedRecord> {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| bad(format!("no string attribute `{name}`")))
+    };
+    let number = |name: &str| -> Result<u64, MalformedRecord> {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad(format!("no number attribute `{name}`")))
+    };
+    let site = |name: &str| -> Result<SiteName, MalformedRecord> {
+        SiteName::parse(&text(name)?).map_err(|e| bad(format!("`{name}`: {e}")))
+    };
+    let closed = match text(STATE)?.as_str() {
+        OPEN => None,
+        CLOSED => Some(Closure {
+            at_ms: number("closed_at_ms")?,
+            by: text("closed_by")?,
+        }),
+        other => return Err(bad(format!("unknown state `{other}`"))),
+    };
+    Ok(DecisionRecord {
+        split_brain: text(KEY_ATTRIBUTE)?,
+        decision_id: text("decision_id")?,
+        survivor: site("survivor")?,
+        loser: site("loser")?,
+        rule: text("rule")?,
+        reporter: site("reporter")?,
+        decided_at_ms: number("decided_at_ms")?,
+        request_id: text("request_id")?,
+        facts: serde_json::from_str(&text("facts")?).map_err(|e| bad(format!("`facts`: {e}")))?,
+        mode: match text("mode")?.as_str() {
+            "monitor" => Mode::Monitor,
+            _ => Mode::Enforce,
+        },
+        closed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_survives_its_item() {
+        let record = DecisionRecord {
+            split_brain: "acc/site-a+site-b".into(),
+            decision_id: "req-1".into(),
+            survivor: SiteName::parse("site-a").unwrap(),
+            loser: SiteName::parse("site-b").unwrap(),
+            rule: "reporter_preferred".into(),
+            reporter: SiteName::parse("site-a").unwrap(),
+            decided_at_ms: 42,
+            request_id: "req-1".into(),
+            facts: serde_json::json!({"probe": "alive"}),
+            mode: Mode::Monitor,
+            closed: Some(Closure {
+                at_ms: 43,
+                by: "site bring-online".into(),
+            }),
+        };
+        assert_eq!(from_item(&to_item(&record)).as_ref(), Ok(&record));
+        let mut broken = to_item(&DecisionRecord {
+            closed: None,
+            ..record
+        });
+        broken.remove("loser");
+        assert!(from_item(&broken).unwrap_err().reason.contains("loser"));
+    }
+}
