@@ -1,10 +1,12 @@
 //! The two shapes a CloudWatch alarm reaches the function in, parsed once into [`AlarmNotice`].
 //!
 //! * Through SNS: `Records[].Sns.Message` is the alarm as a JSON *string*, with `NewStateValue`
-//!   and `Trigger.Dimensions` (`[{"name", "value"}]`), or `Trigger.Metrics` for a metric-math
-//!   alarm. One event may carry several records.
+//!   and `Trigger.Namespace`, `Trigger.MetricName` and `Trigger.Dimensions`
+//!   (`[{"name", "value"}]`), or, for a metric-math alarm, `Trigger.Metrics` and no metric at the
+//!   top level of `Trigger`. One event may carry several records.
 //! * Directly (alarm action → Lambda): `source: aws.cloudwatch`, `alarmData.state.value`, and
-//!   `alarmData.configuration.metrics[].metricStat.metric.dimensions` as a name → value object.
+//!   `alarmData.configuration.metrics[].metricStat.metric` with `namespace`, `name` and
+//!   `dimensions` as a name → value object.
 //!
 //! A record that cannot be read is an error of that record only: the other records of the batch
 //! are still handled.
@@ -44,13 +46,22 @@ impl AlarmState {
 /// What the alarm watches, as far as finding the health check goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlarmMetric {
-    /// A single metric and its dimensions (name, value), in the order the event gave them.
-    Single(Vec<(String, String)>),
+    Single(Metric),
     /// A metric-math alarm: its expression may combine several health checks (or none), so no
     /// single health check can be read from it.
     MetricMath,
     /// A composite alarm: a rule over other alarms, no metric at all.
     Composite,
+}
+
+/// The one metric a plain alarm watches, as the event named it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metric {
+    /// `None` when the event did not say (CloudWatch always does for a single-metric alarm).
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    /// (name, value), in the order the event gave them.
+    pub dimensions: Vec<(String, String)>,
 }
 
 /// One alarm state change, whichever way it came.
@@ -139,6 +150,8 @@ struct SnsAlarm {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SnsTrigger {
+    namespace: Option<String>,
+    metric_name: Option<String>,
     dimensions: Option<Vec<SnsDimension>>,
     metrics: Option<Vec<Value>>,
 }
@@ -157,17 +170,18 @@ impl SnsAlarm {
             Some(SnsTrigger {
                 metrics: Some(_), ..
             }) => AlarmMetric::MetricMath,
-            Some(SnsTrigger {
-                dimensions: Some(dimensions),
-                ..
-            }) => AlarmMetric::Single(
-                dimensions
+            Some(trigger) => AlarmMetric::Single(Metric {
+                namespace: trigger.namespace,
+                name: trigger.metric_name,
+                dimensions: trigger
+                    .dimensions
+                    .unwrap_or_default()
                     .into_iter()
                     .map(|dimension| (dimension.name, dimension.value))
                     .collect(),
-            ),
-            // No metric and no dimensions: nothing names a health check.
-            _ => AlarmMetric::Single(Vec::new()),
+            }),
+            // No trigger at all: nothing names a metric or a health check.
+            None => AlarmMetric::Single(Metric::default()),
         };
         Ok(AlarmNotice {
             alarm_name: self.alarm_name,
@@ -218,11 +232,13 @@ struct DirectMetric {
 
 #[derive(Deserialize)]
 struct MetricStat {
-    metric: Metric,
+    metric: DirectMetricId,
 }
 
 #[derive(Deserialize)]
-struct Metric {
+struct DirectMetricId {
+    namespace: Option<String>,
+    name: Option<String>,
     dimensions: Option<BTreeMap<String, String>>,
 }
 
@@ -237,7 +253,7 @@ impl AlarmData {
                 metrics: Some(metrics),
                 ..
             }) => direct_metric(metrics),
-            _ => AlarmMetric::Single(Vec::new()),
+            _ => AlarmMetric::Single(Metric::default()),
         };
         Ok(AlarmNotice {
             alarm_name: self.alarm_name,
@@ -257,13 +273,18 @@ fn direct_metric(metrics: Vec<DirectMetric>) -> AlarmMetric {
     if is_math {
         return AlarmMetric::MetricMath;
     }
-    let dimensions = metrics
+    let Some(metric) = metrics
         .into_iter()
-        .filter_map(|m| m.metric_stat)
-        .filter_map(|stat| stat.metric.dimensions)
-        .flatten()
-        .collect();
-    AlarmMetric::Single(dimensions)
+        .find_map(|m| m.metric_stat)
+        .map(|stat| stat.metric)
+    else {
+        return AlarmMetric::Single(Metric::default());
+    };
+    AlarmMetric::Single(Metric {
+        namespace: metric.namespace,
+        name: metric.name,
+        dimensions: metric.dimensions.unwrap_or_default().into_iter().collect(),
+    })
 }
 
 #[cfg(test)]
@@ -285,10 +306,14 @@ mod tests {
             "AlarmName": "primary",
             "NewStateValue": "ALARM",
             "OldStateValue": "OK",
-            "Trigger": {"Dimensions": [
-                {"value": "eu-west-1", "name": "Region"},
-                {"value": "hc-1", "name": "HealthCheckId"}
-            ]}
+            "Trigger": {
+                "MetricName": "HealthCheckStatus",
+                "Namespace": "AWS/Route53",
+                "Dimensions": [
+                    {"value": "eu-west-1", "name": "Region"},
+                    {"value": "hc-1", "name": "HealthCheckId"}
+                ]
+            }
         })]);
         let trigger = parse_event(&event).unwrap();
         assert_eq!(trigger.kind, TriggerKind::Sns);
@@ -298,12 +323,113 @@ mod tests {
                 alarm_name: "primary".into(),
                 state: AlarmState::Alarm,
                 previous_state: Some(AlarmState::Ok),
-                metric: AlarmMetric::Single(vec![
-                    ("Region".into(), "eu-west-1".into()),
-                    ("HealthCheckId".into(), "hc-1".into()),
-                ]),
+                metric: AlarmMetric::Single(Metric {
+                    namespace: Some("AWS/Route53".into()),
+                    name: Some("HealthCheckStatus".into()),
+                    dimensions: vec![
+                        ("Region".into(), "eu-west-1".into()),
+                        ("HealthCheckId".into(), "hc-1".into()),
+                    ],
+                }),
             })]
         );
+    }
+
+    /// The alarm's metric as each trigger shape names it, for the decision to check.
+    #[test]
+    fn metric_is_read_from_every_shape() {
+        let sns_trigger = |trigger: Value| {
+            let event =
+                sns(&[json!({"AlarmName": "a", "NewStateValue": "ALARM", "Trigger": trigger})]);
+            parse_event(&event).unwrap().records[0]
+                .clone()
+                .map(|n| n.metric)
+        };
+        let direct = |metrics: Value| {
+            let event = json!({
+                "source": "aws.cloudwatch",
+                "alarmData": {
+                    "alarmName": "a",
+                    "state": {"value": "ALARM"},
+                    "configuration": {"metrics": metrics}
+                }
+            });
+            parse_event(&event).unwrap().records[0]
+                .clone()
+                .map(|n| n.metric)
+        };
+        let single = |namespace: Option<&str>, name: Option<&str>, dimensions: &[(&str, &str)]| {
+            Ok(AlarmMetric::Single(Metric {
+                namespace: namespace.map(str::to_owned),
+                name: name.map(str::to_owned),
+                dimensions: dimensions
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                    .collect(),
+            }))
+        };
+        let rows = [
+            (
+                "sns_other_metric_keeps_its_namespace_and_name",
+                sns_trigger(json!({
+                    "MetricName": "CPUUtilization",
+                    "Namespace": "AWS/EC2",
+                    "Dimensions": [{"value": "hc-1", "name": "HealthCheckId"}]
+                })),
+                single(
+                    Some("AWS/EC2"),
+                    Some("CPUUtilization"),
+                    &[("HealthCheckId", "hc-1")],
+                ),
+            ),
+            (
+                "sns_trigger_without_metric_names_none",
+                sns_trigger(json!({"Dimensions": [{"value": "hc-1", "name": "HealthCheckId"}]})),
+                single(None, None, &[("HealthCheckId", "hc-1")]),
+            ),
+            (
+                // aws-lambda-go's `cloudwatch-alarm-sns-payload-multiple-metrics.json` shape: no
+                // metric at the top of `Trigger`, the queries in `Metrics`.
+                "sns_metric_math_is_metric_math_even_over_health_check_status",
+                sns_trigger(json!({"Metrics": [
+                    {"Expression": "MIN([m1])", "Id": "e1", "ReturnData": true},
+                    {"Id": "m1", "ReturnData": false, "MetricStat": {"Metric": {
+                        "Namespace": "AWS/Route53",
+                        "MetricName": "HealthCheckStatus",
+                        "Dimensions": [{"value": "hc-1", "name": "HealthCheckId"}]
+                    }}}
+                ]})),
+                Ok(AlarmMetric::MetricMath),
+            ),
+            (
+                "direct_single_metric_keeps_its_namespace_and_name",
+                direct(json!([{"id": "m1", "metricStat": {"metric": {
+                    "namespace": "AWS/Route53",
+                    "name": "HealthCheckStatus",
+                    "dimensions": {"HealthCheckId": "hc-1"}
+                }}}])),
+                single(
+                    Some("AWS/Route53"),
+                    Some("HealthCheckStatus"),
+                    &[("HealthCheckId", "hc-1")],
+                ),
+            ),
+            (
+                "direct_metric_math_is_metric_math",
+                direct(json!([
+                    {"id": "e1", "expression": "MIN([m1])"},
+                    {"id": "m1", "metricStat": {"metric": {
+                        "namespace": "AWS/Route53",
+                        "name": "HealthCheckStatus",
+                        "dimensions": {"HealthCheckId": "hc-1"}
+                    }}}
+                ])),
+                Ok(AlarmMetric::MetricMath),
+            ),
+        ];
+        for (name, read, expected) in rows {
+            assert_eq!(read, expected, "{name}");
+        }
     }
 
     #[test]

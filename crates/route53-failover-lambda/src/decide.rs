@@ -5,7 +5,12 @@ use std::collections::BTreeSet;
 use aws_topology::route53::HealthCheckId;
 use serde::Serialize;
 
-use crate::alarm::{AlarmMetric, AlarmNotice, AlarmState};
+use crate::alarm::{AlarmMetric, AlarmNotice, AlarmState, Metric};
+
+/// The namespace and metric of the one alarm this function serves: Route 53's status of a
+/// health check (1 healthy, 0 failed).
+pub const HEALTH_CHECK_NAMESPACE: &str = "AWS/Route53";
+pub const HEALTH_CHECK_METRIC: &str = "HealthCheckStatus";
 
 /// The dimension CloudWatch's `AWS/Route53` metrics carry the health check in.
 pub const HEALTH_CHECK_DIMENSION: &str = "HealthCheckId";
@@ -28,6 +33,13 @@ pub enum Ignored {
     NotInAlarm { state: AlarmState },
     /// `HEALTH_CHECK_IDS` is set and does not list this health check.
     NotInAllowlist { health_check_id: String },
+    /// The alarm watches another metric than `AWS/Route53` `HealthCheckStatus`, though it may
+    /// carry a `HealthCheckId` dimension (`HealthCheckPercentageHealthy`, a custom metric...):
+    /// its `ALARM` says nothing about the health check failing.
+    NotHealthCheckStatus {
+        namespace: Option<String>,
+        metric_name: Option<String>,
+    },
 }
 
 /// Why a notice cannot be acted on: the alarm is not one this function can serve.
@@ -52,20 +64,28 @@ pub enum Decision {
     Reject(Rejected),
 }
 
-/// Decides one notice. The health check comes from the dimension *named* `HealthCheckId`: the
-/// seed read the first dimension, which is whatever the alarm's author listed first.
+/// Decides one notice. Only an alarm on `AWS/Route53` `HealthCheckStatus` pins anything; the
+/// health check comes from the dimension *named* `HealthCheckId`: the seed read the first
+/// dimension, which is whatever the alarm's author listed first.
 pub fn decide(notice: &AlarmNotice, policy: &Policy) -> Decision {
     if notice.state != AlarmState::Alarm {
         return Decision::Ignore(Ignored::NotInAlarm {
             state: notice.state,
         });
     }
-    let dimensions = match &notice.metric {
-        AlarmMetric::Single(dimensions) => dimensions,
+    let metric = match &notice.metric {
+        AlarmMetric::Single(metric) => metric,
         AlarmMetric::MetricMath => return Decision::Reject(Rejected::MetricMathAlarm),
         AlarmMetric::Composite => return Decision::Reject(Rejected::CompositeAlarm),
     };
-    let Some((_, value)) = dimensions
+    if !is_health_check_status(metric) {
+        return Decision::Ignore(Ignored::NotHealthCheckStatus {
+            namespace: metric.namespace.clone(),
+            metric_name: metric.name.clone(),
+        });
+    }
+    let Some((_, value)) = metric
+        .dimensions
         .iter()
         .find(|(name, _)| name == HEALTH_CHECK_DIMENSION)
     else {
@@ -86,6 +106,12 @@ pub fn decide(notice: &AlarmNotice, policy: &Policy) -> Decision {
     Decision::Pin(id)
 }
 
+/// Both must be named and exact: an event that leaves either out names no metric to trust.
+fn is_health_check_status(metric: &Metric) -> bool {
+    metric.namespace.as_deref() == Some(HEALTH_CHECK_NAMESPACE)
+        && metric.name.as_deref() == Some(HEALTH_CHECK_METRIC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,13 +128,32 @@ mod tests {
         }
     }
 
-    fn dims(pairs: &[(&str, &str)]) -> AlarmMetric {
-        AlarmMetric::Single(
-            pairs
+    /// An alarm on `namespace` `name` (`None`: the event did not say) with these dimensions.
+    fn on(namespace: Option<&str>, name: Option<&str>, pairs: &[(&str, &str)]) -> AlarmMetric {
+        AlarmMetric::Single(Metric {
+            namespace: namespace.map(str::to_owned),
+            name: name.map(str::to_owned),
+            dimensions: pairs
                 .iter()
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
                 .collect(),
+        })
+    }
+
+    /// An alarm on `AWS/Route53` `HealthCheckStatus` with these dimensions.
+    fn dims(pairs: &[(&str, &str)]) -> AlarmMetric {
+        on(
+            Some(HEALTH_CHECK_NAMESPACE),
+            Some(HEALTH_CHECK_METRIC),
+            pairs,
         )
+    }
+
+    fn not_health_check_status(namespace: Option<&str>, name: Option<&str>) -> Decision {
+        Decision::Ignore(Ignored::NotHealthCheckStatus {
+            namespace: namespace.map(str::to_owned),
+            metric_name: name.map(str::to_owned),
+        })
     }
 
     fn pin(id: &str) -> Decision {
@@ -157,7 +202,9 @@ mod tests {
                 pin(PRIMARY),
             ),
             (
-                "metric_math_alarm_without_dimensions_is_reported_not_acted_on",
+                // Even when every query is `AWS/Route53` `HealthCheckStatus`: the expression
+                // decides, and it may combine several health checks.
+                "metric_math_alarm_is_reported_not_acted_on",
                 notice(Alarm, AlarmMetric::MetricMath),
                 policy(None),
                 Decision::Reject(Rejected::MetricMathAlarm),
@@ -175,8 +222,79 @@ mod tests {
                 Decision::Reject(Rejected::CompositeAlarm),
             ),
             (
-                "alarm_on_another_metric_names_no_health_check",
-                notice(Alarm, dims(&[("InstanceId", "i-0abc")])),
+                "other_route53_metric_with_health_check_dimension_is_ignored",
+                notice(
+                    Alarm,
+                    on(
+                        Some("AWS/Route53"),
+                        Some("HealthCheckPercentageHealthy"),
+                        &[(HEALTH_CHECK_DIMENSION, PRIMARY)],
+                    ),
+                ),
+                policy(None),
+                not_health_check_status(Some("AWS/Route53"), Some("HealthCheckPercentageHealthy")),
+            ),
+            (
+                "health_check_status_of_another_namespace_is_ignored",
+                notice(
+                    Alarm,
+                    on(
+                        Some("Custom/Probes"),
+                        Some(HEALTH_CHECK_METRIC),
+                        &[(HEALTH_CHECK_DIMENSION, PRIMARY)],
+                    ),
+                ),
+                policy(None),
+                not_health_check_status(Some("Custom/Probes"), Some(HEALTH_CHECK_METRIC)),
+            ),
+            (
+                "alarm_on_another_metric_is_ignored",
+                notice(
+                    Alarm,
+                    on(
+                        Some("AWS/EC2"),
+                        Some("CPUUtilization"),
+                        &[("InstanceId", "i-0abc")],
+                    ),
+                ),
+                policy(None),
+                not_health_check_status(Some("AWS/EC2"), Some("CPUUtilization")),
+            ),
+            (
+                "alarm_naming_no_metric_is_ignored_even_with_a_health_check_dimension",
+                notice(Alarm, on(None, None, &[(HEALTH_CHECK_DIMENSION, PRIMARY)])),
+                policy(None),
+                not_health_check_status(None, None),
+            ),
+            (
+                "namespace_and_metric_are_compared_exactly",
+                notice(
+                    Alarm,
+                    on(
+                        Some("aws/route53"),
+                        Some("healthcheckstatus"),
+                        &[(HEALTH_CHECK_DIMENSION, PRIMARY)],
+                    ),
+                ),
+                policy(None),
+                not_health_check_status(Some("aws/route53"), Some("healthcheckstatus")),
+            ),
+            (
+                "other_metric_returning_ok_is_just_not_in_alarm",
+                notice(
+                    Ok,
+                    on(
+                        Some("AWS/EC2"),
+                        Some("CPUUtilization"),
+                        &[(HEALTH_CHECK_DIMENSION, PRIMARY)],
+                    ),
+                ),
+                policy(None),
+                Decision::Ignore(Ignored::NotInAlarm { state: Ok }),
+            ),
+            (
+                "health_check_status_without_health_check_dimension_is_rejected",
+                notice(Alarm, dims(&[("Region", "us-east-1")])),
                 policy(None),
                 Decision::Reject(Rejected::NoHealthCheckDimension),
             ),

@@ -38,6 +38,11 @@ pub struct RecordOutcome {
     pub state: Option<AlarmState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check_id: Option<String>,
+    /// The metric of an alarm ignored for watching another metric than `HealthCheckStatus`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric_name: Option<String>,
     pub disposition: Disposition,
     pub action: Action,
     /// Why nothing was done, in words an operator can grep for.
@@ -64,6 +69,8 @@ impl RecordOutcome {
             alarm: None,
             state: None,
             health_check_id: None,
+            namespace: None,
+            metric_name: None,
             disposition,
             action: Action::None,
             reason: None,
@@ -157,16 +164,26 @@ impl<S: HealthChecks + Sync> Failover<S> {
         let id = match decision {
             Decision::Pin(id) => id,
             Decision::Ignore(ignored) => {
-                let (reason, health_check_id) = match ignored {
-                    Ignored::NotInAlarm { .. } => ("not_in_alarm", None),
-                    Ignored::NotInAllowlist { health_check_id } => {
-                        ("not_in_allowlist", Some(health_check_id))
-                    }
-                };
-                return RecordOutcome {
-                    reason: Some(reason.into()),
-                    health_check_id,
-                    ..RecordOutcome::new(index, Disposition::Ignored)
+                let ignored_record = RecordOutcome::new(index, Disposition::Ignored);
+                return match ignored {
+                    Ignored::NotInAlarm { .. } => RecordOutcome {
+                        reason: Some("not_in_alarm".into()),
+                        ..ignored_record
+                    },
+                    Ignored::NotInAllowlist { health_check_id } => RecordOutcome {
+                        reason: Some("not_in_allowlist".into()),
+                        health_check_id: Some(health_check_id),
+                        ..ignored_record
+                    },
+                    Ignored::NotHealthCheckStatus {
+                        namespace,
+                        metric_name,
+                    } => RecordOutcome {
+                        reason: Some("not_route53_health_check_status_alarm".into()),
+                        namespace,
+                        metric_name,
+                        ..ignored_record
+                    },
                 };
             }
             Decision::Reject(rejected) => {
@@ -415,11 +432,21 @@ mod tests {
     }
 
     fn sns_alarm(health_check_id: &str) -> Value {
+        sns_alarm_on("AWS/Route53", "HealthCheckStatus", health_check_id)
+    }
+
+    /// An SNS record of an alarm on `namespace` `metric_name` that has a `HealthCheckId`
+    /// dimension.
+    fn sns_alarm_on(namespace: &str, metric_name: &str, health_check_id: &str) -> Value {
         let message = json!({
             "AlarmName": format!("alarm-{health_check_id}"),
             "NewStateValue": "ALARM",
             "OldStateValue": "OK",
-            "Trigger": {"Dimensions": [{"name": "HealthCheckId", "value": health_check_id}]}
+            "Trigger": {
+                "MetricName": metric_name,
+                "Namespace": namespace,
+                "Dimensions": [{"name": "HealthCheckId", "value": health_check_id}]
+            }
         });
         json!({"EventSource": "aws:sns", "Sns": {"Message": message.to_string()}})
     }
@@ -552,6 +579,37 @@ mod tests {
             .await
             .unwrap_or_else(|err| panic!("{event}: {err}"));
             assert_eq!(response["disposition"], "bad_input", "{event}");
+        }
+        assert_eq!(function.route53.writes(), 0);
+    }
+
+    #[tokio::test]
+    async fn alarm_on_another_metric_never_pins_its_health_check_and_is_not_retried() {
+        let function = failover(FakeRoute53::with(&[PRIMARY, SECONDARY]), None);
+        let event = json!({"Records": [
+            sns_alarm_on("AWS/Route53", "HealthCheckPercentageHealthy", PRIMARY),
+            sns_alarm_on("Custom/Probes", "HealthCheckStatus", SECONDARY),
+        ]});
+        let response = handle(&function, LambdaEvent::new(event, Default::default()))
+            .await
+            .unwrap();
+        assert_eq!(response["disposition"], "ignored", "{response}");
+        let records = response["records"].as_array().unwrap();
+        let expected = [
+            ("AWS/Route53", "HealthCheckPercentageHealthy"),
+            ("Custom/Probes", "HealthCheckStatus"),
+        ];
+        for (record, (namespace, metric_name)) in records.iter().zip(expected) {
+            assert_eq!(record["disposition"], "ignored", "{record}");
+            assert_eq!(record["reason"], "not_route53_health_check_status_alarm");
+            assert_eq!(record["namespace"], namespace);
+            assert_eq!(record["metric_name"], metric_name);
+        }
+        for id in [PRIMARY, SECONDARY] {
+            assert_eq!(
+                function.route53.path(id).as_deref(),
+                Some(route53::ORIGINAL_PATH)
+            );
         }
         assert_eq!(function.route53.writes(), 0);
     }
