@@ -33,6 +33,14 @@ impl AuthFailure {
             AuthFailure::WrongCredentials => "wrong user or password",
         }
     }
+
+    /// Whether reading the password again may turn this failure into a success: only well-formed
+    /// Basic credentials that do not match, which is what a sender configured with a password
+    /// rotated after ours was cached sends. The other failures are never re-read for, so that
+    /// a scanner's requests cost Secrets Manager nothing.
+    pub fn password_may_be_rotated(self) -> bool {
+        self == AuthFailure::WrongCredentials
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +57,8 @@ pub struct BasicCredentials {
 }
 
 /// Checks an `Authorization` header value (raw bytes, as received) against the expected
-/// credentials. The header is never kept nor returned, so it cannot reach a log.
+/// credentials. The header is never kept nor returned, so it cannot reach a log. An empty
+/// expected password lets nobody in (`common::secret` refuses to read one; this is the backstop).
 pub fn check_basic(header: Option<&[u8]>, expected: &BasicCredentials) -> AuthOutcome {
     let Some(header) = header else {
         return AuthOutcome::Unauthorized(AuthFailure::MissingHeader);
@@ -61,7 +70,7 @@ pub fn check_basic(header: Option<&[u8]>, expected: &BasicCredentials) -> AuthOu
     // `&` and not `&&`: both comparisons always run, so the time does not say which one failed.
     let matches = digest(&user).ct_eq(&digest(expected.user.as_bytes()))
         & digest(&password).ct_eq(&digest(expected.password.expose().as_bytes()));
-    if bool::from(matches) {
+    if bool::from(matches) && !expected.password.expose().is_empty() {
         AuthOutcome::Authorized
     } else {
         AuthOutcome::Unauthorized(AuthFailure::WrongCredentials)
@@ -200,19 +209,32 @@ mod tests {
     }
 
     #[test]
-    fn empty_expected_password_still_needs_an_exact_match() {
+    fn empty_expected_password_lets_nobody_in() {
         let creds = BasicCredentials {
             user: "u".to_owned(),
             password: Secret::new(""),
         };
-        assert_eq!(
-            check_basic(Some(basic("u:").as_bytes()), &creds),
-            AuthOutcome::Authorized
-        );
-        assert_eq!(
-            check_basic(Some(basic("u:x").as_bytes()), &creds),
-            AuthOutcome::Unauthorized(AuthFailure::WrongCredentials)
-        );
+        for sent in ["u:", "u:x"] {
+            assert_eq!(
+                check_basic(Some(basic(sent).as_bytes()), &creds),
+                AuthOutcome::Unauthorized(AuthFailure::WrongCredentials),
+                "{sent}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_mismatched_credentials_are_worth_rereading_the_password() {
+        use AuthFailure::*;
+        let table = [
+            (WrongCredentials, true),
+            (MissingHeader, false),
+            (NotBasic, false),
+            (Malformed, false),
+        ];
+        for (failure, want) in table {
+            assert_eq!(failure.password_may_be_rotated(), want, "{failure:?}");
+        }
     }
 
     #[test]

@@ -4,29 +4,67 @@ use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 static FUNCTION: OnceLock<&'static str> = OnceLock::new();
 
+/// Targets held at DEBUG whatever `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL` say, because their TRACE
+/// events carry requests: Lambda's advanced logging sets `AWS_LAMBDA_LOG_LEVEL=TRACE` from the
+/// console, and a `RUST_LOG` written to debug one thing must not put a credential in CloudWatch.
+const NEVER_BELOW_DEBUG: &[&str] = &[
+    // `lambda_runtime::layers::api_response` logs every invocation's raw event at TRACE ("raw
+    // JSON event received from Lambda"); for a Function URL that is the whole HTTP request, its
+    // `authorization` header (the webhook's Basic credentials) included. The prefix also covers
+    // `lambda_runtime_api_client`.
+    "lambda_runtime",
+    // The AWS SDK's orchestrator logs each request and response at TRACE: headers (it redacts
+    // `authorization` and `x-amz-security-token`) and bodies of operations not marked
+    // sensitive. SigV4 logs the request it signs, headers not redacted.
+    "aws_smithy_runtime",
+    "aws_sigv4",
+    // The HTTP wire: no header or body at TRACE in the versions locked today, but nothing of
+    // ours needs them below DEBUG, and a release that adds one would leak it.
+    "aws_smithy_http_client",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+];
+
 /// Installs the JSON log subscriber. The filter is `RUST_LOG`, else Lambda's
 /// `AWS_LAMBDA_LOG_LEVEL`, else `info` (with the AWS SDK's own chatter at `warn`). `RUST_LOG`
 /// takes `target=level` directives and a bare default level (no span or field filters: those
-/// need `tracing-subscriber`'s regex-based filter, which the functions do not link). Calling it
-/// again is harmless.
+/// need `tracing-subscriber`'s regex-based filter, which the functions do not link). Whatever
+/// the filter, the targets of [`NEVER_BELOW_DEBUG`] never log at TRACE. Calling it again is
+/// harmless.
 pub fn init(function: &'static str) {
     let _ = FUNCTION.set(function);
-    let filter = std::env::var("RUST_LOG")
-        .ok()
+    let directives = directives(
+        std::env::var("RUST_LOG").ok().as_deref(),
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+    );
+    let _ = subscriber(&directives, std::io::stdout).try_init();
+}
+
+/// `RUST_LOG` when set and not blank, else Lambda's level, else `info`.
+fn directives(rust_log: Option<&str>, lambda_log_level: Option<&str>) -> String {
+    rust_log
         .filter(|v| !v.trim().is_empty())
-        .or_else(|| {
-            std::env::var("AWS_LAMBDA_LOG_LEVEL")
-                .ok()
-                .map(|level| lambda_level(&level).to_owned())
-        })
-        .unwrap_or_else(|| "info".to_owned());
-    let _ = tracing_subscriber::registry()
+        .map(str::to_owned)
+        .or_else(|| lambda_log_level.map(|level| lambda_level(level).to_owned()))
+        .unwrap_or_else(|| "info".to_owned())
+}
+
+/// JSON lines to `writer`, filtered by `directives` and, on top of them, by the cap of
+/// [`NEVER_BELOW_DEBUG`]: an event is written only when both filters let it through.
+fn subscriber<W>(directives: &str, writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .json()
@@ -35,10 +73,10 @@ pub fn init(function: &'static str) {
                 .with_span_list(false)
                 .with_ansi(false)
                 .with_target(true)
-                .with_writer(std::io::stdout),
+                .with_writer(writer),
         )
-        .with(filter_of(&filter))
-        .try_init();
+        .with(filter_of(directives))
+        .with(never_below_debug())
 }
 
 /// The directives, after the SDK's own defaults so that they can override them; `info` when
@@ -47,6 +85,19 @@ fn filter_of(directives: &str) -> Targets {
     format!("aws_config=warn,aws_smithy_runtime=warn,hyper_util=warn,rustls=warn,{directives}")
         .parse()
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+}
+
+/// Everything up to TRACE, except [`NEVER_BELOW_DEBUG`] up to DEBUG. A filter of its own rather
+/// than directives appended to the configured ones: a more specific configured target
+/// (`lambda_runtime::layers=trace`) would win over an appended `lambda_runtime=debug`.
+fn never_below_debug() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(
+            NEVER_BELOW_DEBUG
+                .iter()
+                .map(|target| (*target, LevelFilter::DEBUG)),
+        )
 }
 
 fn lambda_level(level: &str) -> &'static str {
@@ -143,6 +194,146 @@ mod tests {
         assert!(!filter.would_enable("rustls::client", &Level::INFO));
         let fallback = filter_of("fence_lambda[span{x=1}]=debug");
         assert_eq!(fallback.default_level(), Some(LevelFilter::INFO));
+    }
+
+    /// What a subscriber writes, for tests.
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut out) = self.0.lock() {
+                out.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'w self) -> Capture {
+            self.clone()
+        }
+    }
+
+    impl Capture {
+        fn text(&self) -> String {
+            self.0
+                .lock()
+                .map(|out| String::from_utf8_lossy(&out).into_owned())
+                .unwrap_or_default()
+        }
+    }
+
+    /// The events the capped crates emit at TRACE, as they emit them (same targets), with a
+    /// credential in place of the request; then one DEBUG event of the runtime and one TRACE
+    /// event of ours, which must pass when the directives ask for them.
+    fn emit_everything(credential: &str) {
+        tracing::trace!(
+            target: "lambda_runtime::layers::api_response",
+            body = credential,
+            "raw JSON event received from Lambda"
+        );
+        tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", request = credential, "transmitting request");
+        tracing::trace!(target: "aws_sigv4::http_request::sign", request = credential, "signing request");
+        tracing::trace!(target: "h2::proto::connection", frame = credential, "recv HEADERS");
+        tracing::trace!(target: "hyper::proto::h1::role", headers = credential);
+        tracing::debug!(target: "lambda_runtime::runtime", "runtime_debug_event");
+        tracing::trace!(target: "fence_lambda::handler", "our_trace_event");
+    }
+
+    /// One configuration, and which of the events that may pass do.
+    struct Row {
+        case: &'static str,
+        rust_log: Option<&'static str>,
+        lambda_log_level: Option<&'static str>,
+        our_trace_written: bool,
+        runtime_debug_written: bool,
+    }
+
+    #[test]
+    fn trace_never_writes_the_runtime_event_nor_the_wire_whatever_the_level() {
+        const CREDENTIAL: &str = "Basic a2V5Y2xvYWs6czNjcmV0";
+        let table = [
+            Row {
+                case: "lambda_advanced_logging_at_trace",
+                rust_log: None,
+                lambda_log_level: Some("TRACE"),
+                our_trace_written: true,
+                runtime_debug_written: true,
+            },
+            Row {
+                case: "rust_log_trace",
+                rust_log: Some("trace"),
+                lambda_log_level: None,
+                our_trace_written: true,
+                runtime_debug_written: true,
+            },
+            Row {
+                case: "rust_log_names_the_runtime",
+                rust_log: Some("lambda_runtime=trace"),
+                lambda_log_level: None,
+                our_trace_written: false,
+                runtime_debug_written: true,
+            },
+            Row {
+                case: "rust_log_names_the_module_that_logs_the_event",
+                rust_log: Some("info,lambda_runtime::layers::api_response=trace"),
+                lambda_log_level: None,
+                our_trace_written: false,
+                runtime_debug_written: false,
+            },
+            Row {
+                case: "rust_log_names_the_sdk_and_the_wire",
+                rust_log: Some(
+                    "debug,aws_smithy_runtime=trace,aws_sigv4=trace,h2=trace,hyper=trace",
+                ),
+                lambda_log_level: None,
+                our_trace_written: false,
+                runtime_debug_written: true,
+            },
+            Row {
+                case: "info_by_default",
+                rust_log: None,
+                lambda_log_level: None,
+                our_trace_written: false,
+                runtime_debug_written: false,
+            },
+        ];
+        for row in table {
+            let case = row.case;
+            let capture = Capture::default();
+            let subscriber = subscriber(
+                &directives(row.rust_log, row.lambda_log_level),
+                capture.clone(),
+            );
+            tracing::subscriber::with_default(subscriber, || emit_everything(CREDENTIAL));
+            let written = capture.text();
+            assert!(!written.contains(CREDENTIAL), "{case}: {written}");
+            assert_eq!(
+                written.contains("our_trace_event"),
+                row.our_trace_written,
+                "{case}: {written}"
+            );
+            assert_eq!(
+                written.contains("runtime_debug_event"),
+                row.runtime_debug_written,
+                "{case}: {written}"
+            );
+        }
+    }
+
+    #[test]
+    fn rust_log_wins_over_the_lambda_level_unless_blank() {
+        assert_eq!(
+            directives(Some("fence_lambda=debug"), Some("TRACE")),
+            "fence_lambda=debug"
+        );
+        assert_eq!(directives(Some("  "), Some("TRACE")), "trace");
+        assert_eq!(directives(None, None), "info");
     }
 
     #[test]
