@@ -40,6 +40,10 @@ pub mod vars {
     pub const TOPOLOGY_TTL_SECONDS: &str = "TOPOLOGY_TTL_SECONDS";
     pub const SECRET_TTL_SECONDS: &str = "SECRET_TTL_SECONDS";
     pub const RETRY_BUDGET_SECONDS: &str = "RETRY_BUDGET_SECONDS";
+    /// The DynamoDB table of decision records (in the function's region). Required: without
+    /// it two reports that read different facts could fence both sites.
+    pub const DECISION_TABLE: &str = "DECISION_TABLE";
+    pub const DECISION_STALE_AFTER_SECONDS: &str = "DECISION_STALE_AFTER_SECONDS";
     /// Read by `common::notify` for every function, so named there.
     pub use common::config::NOTIFY_TOPIC_ARN;
 }
@@ -74,6 +78,10 @@ pub struct FenceConfig {
     pub topology_ttl: Duration,
     pub secret_ttl: Duration,
     pub retry_budget: Duration,
+    /// The table of decision records.
+    pub decision_table: String,
+    /// See [`aws_topology::decisions::DEFAULT_STALE_AFTER`].
+    pub decision_stale_after: Duration,
 }
 
 impl FenceConfig {
@@ -163,6 +171,11 @@ impl FenceConfig {
             topology_ttl: seconds(vars::TOPOLOGY_TTL_SECONDS, DEFAULT_TOPOLOGY_TTL)?,
             secret_ttl: seconds(vars::SECRET_TTL_SECONDS, DEFAULT_SECRET_TTL)?,
             retry_budget: seconds(vars::RETRY_BUDGET_SECONDS, DEFAULT_RETRY_BUDGET)?,
+            decision_table: require(&[vars::DECISION_TABLE])?,
+            decision_stale_after: seconds(
+                vars::DECISION_STALE_AFTER_SECONDS,
+                aws_topology::decisions::DEFAULT_STALE_AFTER,
+            )?,
         })
     }
 
@@ -203,6 +216,8 @@ pub struct Environment {
     /// deployment has no file for).
     pub ca_bundle_pem: Option<String>,
     pub notify_topic_arn: Option<String>,
+    /// The table of decision records.
+    pub decision_table: String,
 }
 
 impl Environment {
@@ -221,6 +236,7 @@ impl Environment {
             &json_object(&self.site_endpoints),
         );
         set(vars::SECRETS_REGION, &self.secrets_region);
+        set(vars::DECISION_TABLE, &self.decision_table);
         let optional = [
             (vars::ACCELERATOR_REGION, &self.accelerator_region),
             (vars::ACCELERATOR_DNS_NAME, &self.accelerator_dns_name),
@@ -348,6 +364,8 @@ mod tests {
                 r#"{"site-b": "infinispan.site-b.example:11222", "site-a": "https://infinispan.site-a.example"}"#.into(),
             ),
             ("SECRETS_REGION", "eu-west-1".into()),
+            // Not a seed setting: the one the seeds lack, the decision record's table.
+            ("DECISION_TABLE", "sitefence-decisions".into()),
         ]
     }
 
@@ -360,7 +378,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_settings_are_enough() {
+    fn the_seed_settings_and_the_decision_table_are_enough() {
         let config = load(&seed_env()).unwrap();
         assert_eq!(config.accelerator_region, "us-west-2");
         assert_eq!(config.alert_name, "SiteOffline");
@@ -422,6 +440,7 @@ mod tests {
             "INFINISPAN_USER_SECRET",
             "INFINISPAN_SITE_ENDPOINTS",
             "SECRETS_REGION",
+            "DECISION_TABLE",
         ] {
             let vars: Vec<_> = seed_env().into_iter().filter(|(k, _)| *k != name).collect();
             let err = load(&vars).unwrap_err().to_string();
@@ -512,6 +531,7 @@ mod tests {
             accelerator_dns_name: Some("a1234567890abcdef.awsglobalaccelerator.com".into()),
             site_load_balancers: strings(&[("site-a", "arn:lb-a"), ("site-b", "arn:lb-b")]),
             alert_name: Some("SiteDown".into()),
+            decision_table: "sitefence-decisions".into(),
             preferred_site: Some("site-b".into()),
             ca_bundle_pem: Some(PEM.into()),
             notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:fence".into()),
