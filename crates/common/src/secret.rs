@@ -125,7 +125,7 @@ mod cache {
 
     /// A secret that could not be read or is not a usable password. Names the secret, never
     /// its value.
-    #[derive(Debug, thiserror::Error)]
+    #[derive(Debug, Clone, thiserror::Error)]
     pub enum SecretError {
         #[error("secret {name}: {message}")]
         Read {
@@ -159,6 +159,13 @@ mod cache {
         read_at: Instant,
     }
 
+    /// The last re-read of a secret after a rejection.
+    struct Reread {
+        at: Instant,
+        /// Why it failed, if it did: given again until the next re-read is allowed.
+        failed: Option<SecretError>,
+    }
+
     /// Where values are read: Secrets Manager, or in unit tests a map.
     #[derive(Clone)]
     enum Source {
@@ -176,9 +183,9 @@ mod cache {
         source: Source,
         ttl: Duration,
         entries: Arc<Mutex<HashMap<String, Entry>>>,
-        /// When each secret was last re-read after a rejection. Held across that read, so that
+        /// Each secret's last re-read after a rejection. Held across that read, so that
         /// concurrent rejections wait for it and use its value instead of reading again.
-        rereads: Arc<tokio::sync::Mutex<HashMap<String, Instant>>>,
+        rereads: Arc<tokio::sync::Mutex<HashMap<String, Reread>>>,
     }
 
     impl SecretCache {
@@ -255,8 +262,11 @@ mod cache {
         ///   [`get`](Self::get) never returns `rejected` again once it has been rotated away;
         ///   `Some` when it differs from `rejected`.
         ///
-        /// A value that is not a usable password is an error naming the secret; the cached
-        /// value is then left as it was, until its time to live ends.
+        /// A failed read (Secrets Manager unavailable, or a value that is not a usable
+        /// password) is an error naming the secret, and the cached value is left as it was
+        /// until its time to live ends. Until the next re-read is allowed, that same error is
+        /// returned again without a read, not `None`: a sender answered 5xx and retrying must
+        /// not then be told 401, which Alertmanager does not retry.
         pub async fn refresh_after_rejection(
             &self,
             name: &str,
@@ -269,14 +279,23 @@ mod cache {
                 return Ok(Some(current));
             }
             let now = Instant::now();
-            if rereads
-                .get(name)
-                .is_some_and(|last| now.duration_since(*last) < MIN_REREAD_INTERVAL)
+            if let Some(last) = rereads.get(name)
+                && now.duration_since(last.at) < MIN_REREAD_INTERVAL
             {
-                return Ok(None);
+                return match &last.failed {
+                    Some(err) => Err(err.clone()),
+                    None => Ok(None),
+                };
             }
-            rereads.insert(name.to_owned(), now);
-            let value = self.read(name).await?;
+            let read = self.read(name).await;
+            rereads.insert(
+                name.to_owned(),
+                Reread {
+                    at: now,
+                    failed: read.as_ref().err().cloned(),
+                },
+            );
+            let value = read?;
             self.keep(name, &value);
             Ok((value != *rejected).then_some(value))
         }
@@ -552,6 +571,33 @@ mod cache {
                 );
                 assert_eq!(value(&cache, WEBHOOK).await, "good", "{case}");
             }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_failed_reread_is_reported_again_until_the_next_is_allowed() {
+            let (cache, store) = fake_cache();
+            store.put(WEBHOOK, "old");
+            cache.get(WEBHOOK).await.unwrap();
+            let old = secret("old");
+            store.put(WEBHOOK, "new\n");
+            let first = cache
+                .refresh_after_rejection(WEBHOOK, &old)
+                .await
+                .unwrap_err();
+            // Alertmanager, answered 5xx, retries within the interval: the same error, no read.
+            tokio::time::advance(Duration::from_secs(1)).await;
+            let again = cache
+                .refresh_after_rejection(WEBHOOK, &old)
+                .await
+                .unwrap_err();
+            assert_eq!(again.to_string(), first.to_string());
+            assert_eq!(store.reads(), 2);
+            // The value is fixed; the next allowed re-read finds it.
+            store.put(WEBHOOK, "new");
+            tokio::time::advance(MIN_REREAD_INTERVAL).await;
+            let fixed = cache.refresh_after_rejection(WEBHOOK, &old).await.unwrap();
+            assert_eq!(fixed, Some(secret("new")));
+            assert_eq!(store.reads(), 3);
         }
 
         #[tokio::test(start_paused = true)]
