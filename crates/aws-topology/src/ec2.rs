@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -147,6 +148,16 @@ impl fmt::Display for InstanceState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// An instance as `DescribeInstances` shows it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DescribedInstance {
+    pub state: InstanceState,
+    /// When the instance was *last* launched: EC2 sets it again each time a stopped instance
+    /// starts, so a launch after an event means the instance was restarted since. `None` when
+    /// EC2 did not say.
+    pub launch_time: Option<SystemTime>,
 }
 
 /// Where a route sends traffic to; `ReplaceRoute` names the route by exactly one of these.
@@ -341,11 +352,12 @@ pub trait Vpc {
         eni: &EniId,
     ) -> impl Future<Output = Result<Option<InstanceId>, Ec2Error>> + Send;
 
-    /// The instance's state; `None` when EC2 no longer knows the instance.
-    fn instance_state(
+    /// The instance's state and last launch; `None` when EC2 no longer knows the instance (or
+    /// reports a state this crate does not know).
+    fn describe_instance(
         &self,
         instance: &InstanceId,
-    ) -> impl Future<Output = Result<Option<InstanceState>, Ec2Error>> + Send;
+    ) -> impl Future<Output = Result<Option<DescribedInstance>, Ec2Error>> + Send;
 
     /// Points the route at the move's ENI, in place.
     fn replace_route(

@@ -1,7 +1,8 @@
 //! One invocation: read the event, find which appliance failed, move its routes, report.
 
 use aws_topology::ec2::{
-    Appliance, Ec2Error, EniId, InstanceId, InstanceState, RouteMove, RouteSkip, Vpc,
+    Appliance, DescribedInstance, Ec2Error, EniId, InstanceId, InstanceState, RouteMove, RouteSkip,
+    Vpc,
 };
 use common::notify::Notifier;
 use common::outcome::Disposition;
@@ -11,8 +12,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::config::Settings;
-use crate::decide::{Ignored, Pair, Plan, Role, Verdict, classify, plan};
-use crate::event::parse_event;
+use crate::decide::{Current, Ignored, Pair, Plan, Role, Verdict, classify, plan};
+use crate::event::{StateChange, parse_event};
 
 /// The function's shared state, built once at cold start.
 pub struct Failover<V> {
@@ -32,6 +33,9 @@ pub enum Outcome {
     RoutesMoved,
     NothingToMove,
     ReplacementNotRunning,
+    /// EC2 does not confirm the event yet (the instance still shows running): nothing moved,
+    /// the invocation fails so that Lambda retries it.
+    Unconfirmed,
     Ignored,
     BadInput,
     Failed,
@@ -43,6 +47,8 @@ pub struct ApplianceReport {
     pub role: Role,
     pub eni: EniId,
     pub instance: Option<InstanceId>,
+    /// The instance's state as EC2 answered during the invocation (the event's is the
+    /// invocation's `state`); absent when EC2 does not know the instance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<InstanceState>,
 }
@@ -141,8 +147,11 @@ impl<V: Vpc + Sync> Failover<V> {
     /// Looks up which instance each ENI is attached to. A known owner is kept when the ENI is
     /// now detached or gone: the instance id of a terminated appliance must still be recognised.
     async fn resolve_pair(&self, known: Option<&Pair>) -> Result<Pair, Ec2Error> {
-        let primary = self.owner(&self.settings.primary_eni).await?;
-        let standby = self.owner(&self.settings.standby_eni).await?;
+        let (primary, standby) = tokio::join!(
+            self.owner(&self.settings.primary_eni),
+            self.owner(&self.settings.standby_eni)
+        );
+        let (primary, standby) = (primary?, standby?);
         let keep = |found: Option<InstanceId>, role: Role| {
             found.or_else(|| known.and_then(|pair| pair.appliance(role).instance.clone()))
         };
@@ -200,22 +209,44 @@ impl<V: Vpc + Sync> Failover<V> {
                 };
             }
         };
-        let mut invocation = self.fail_over(&change.instance, change.state).await;
+        let mut invocation = self.fail_over(&change).await;
         invocation.instance_id = Some(change.instance);
         invocation.state = Some(change.state);
         invocation
     }
 
-    async fn fail_over(&self, instance: &InstanceId, state: InstanceState) -> Invocation {
-        let pair = match self.pair_for(instance).await {
+    /// Reads what EC2 says now, all at once: the route tables and both appliances' instances.
+    /// The event's instance is read because a late or re-delivered event may describe an
+    /// instance that has been started again since.
+    async fn read_current(
+        &self,
+        change: &StateChange,
+        replacement: &Appliance,
+    ) -> Result<Current, Ec2Error> {
+        let replacement_read = async {
+            match &replacement.instance {
+                None => Ok(None),
+                Some(instance) => self.ec2.describe_instance(instance).await,
+            }
+        };
+        let (tables, failed, replacement) = tokio::join!(
+            self.ec2.route_tables(&self.settings.vpc),
+            self.ec2.describe_instance(&change.instance),
+            replacement_read
+        );
+        Ok(Current {
+            tables: tables?,
+            failed: failed?,
+            replacement: replacement?,
+        })
+    }
+
+    async fn fail_over(&self, change: &StateChange) -> Invocation {
+        let pair = match self.pair_for(&change.instance).await {
             Ok(pair) => pair,
             Err(err) => return Invocation::from_error(&err),
         };
-        let change = crate::event::StateChange {
-            instance: instance.clone(),
-            state,
-        };
-        let failed_role = match classify(&change, &pair) {
+        let failed_role = match classify(change, &pair) {
             Verdict::FailOver(role) => role,
             Verdict::Ignore(ignored) => {
                 let reason = match ignored {
@@ -232,37 +263,48 @@ impl<V: Vpc + Sync> Failover<V> {
         let replacement_role = Pair::other(failed_role);
         let replacement = pair.appliance(replacement_role);
 
-        let tables = match self.ec2.route_tables(&self.settings.vpc).await {
-            Ok(tables) => tables,
+        let current = match self.read_current(change, replacement).await {
+            Ok(current) => current,
             Err(err) => return Invocation::from_error(&err),
         };
-        let replacement_state = match &replacement.instance {
-            None => None,
-            Some(instance) => match self.ec2.instance_state(instance).await {
-                Ok(state) => state,
-                Err(err) => return Invocation::from_error(&err),
-            },
-        };
-        let report = |appliance: &Appliance, role, state| ApplianceReport {
-            role,
-            eni: appliance.eni.clone(),
-            instance: appliance.instance.clone(),
-            state,
-        };
+        let report =
+            |appliance: &Appliance, role, now: Option<DescribedInstance>| ApplianceReport {
+                role,
+                eni: appliance.eni.clone(),
+                instance: appliance.instance.clone(),
+                state: now.map(|now| now.state),
+            };
         let base = |disposition, outcome| Invocation {
-            failed: Some(report(failed, failed_role, Some(state))),
-            replacement: Some(report(replacement, replacement_role, replacement_state)),
+            failed: Some(report(failed, failed_role, current.failed)),
+            replacement: Some(report(replacement, replacement_role, current.replacement)),
             ..Invocation::new(disposition, outcome)
         };
 
         let plan = plan(
-            &tables,
+            change,
             failed,
             replacement,
-            replacement_state,
+            &current,
             self.settings.allowed_tables.as_ref(),
         );
         let routes = match plan {
+            Plan::RunningNow => {
+                return Invocation {
+                    reason: Some("instance_running_now".into()),
+                    ..base(Disposition::Ignored, Outcome::Ignored)
+                };
+            }
+            Plan::RunningSinceBeforeEvent => {
+                return Invocation {
+                    reason: Some("running_since_before_the_event".into()),
+                    error: Some(format!(
+                        "EC2 shows {} running, not started again after the {} event: its \
+                         answer may lag the event; asking again later",
+                        change.instance, change.state
+                    )),
+                    ..base(Disposition::Transient, Outcome::Unconfirmed)
+                };
+            }
             Plan::NothingToMove(routes) => {
                 return Invocation {
                     skipped: routes.skipped,
@@ -378,22 +420,44 @@ mod tests {
     use aws_topology::ec2::{Destination, Route, RouteOrigin, RouteTable};
     use serde_json::json;
     use std::collections::BTreeMap;
-    use std::sync::Mutex as StdMutex;
+    use std::sync::{Arc, Mutex as StdMutex};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use tokio::sync::Barrier;
 
     const PRIMARY_ENI: &str = "eni-00fea71a1c9255bef";
     const STANDBY_ENI: &str = "eni-071b4d6cbf57de651";
     const PRIMARY_INSTANCE: &str = "i-05a7780f2af7c126c";
     const STANDBY_INSTANCE: &str = "i-045ebd27124159b6d";
 
+    /// When both appliances were launched: the morning of the sample events' day
+    /// (2026-11-25T09:00:00Z).
+    const LAUNCHED: u64 = 1_795_597_200;
+    /// The `time` of `events/vpc/primary-stopped.json` (2026-11-25T10:02:52Z).
+    const PRIMARY_STOPPED_AT: u64 = 1_795_600_972;
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
     /// A VPC with two appliances, as EC2 would answer for it.
     struct FakeVpc {
         tables: StdMutex<Vec<RouteTable>>,
         owners: StdMutex<BTreeMap<String, Option<String>>>,
-        states: StdMutex<BTreeMap<String, InstanceState>>,
+        instances: StdMutex<BTreeMap<String, DescribedInstance>>,
         /// ReplaceRoute answers "throttled" for these destinations, once each.
         throttled: StdMutex<Vec<String>>,
         describe_unavailable: bool,
+        /// Every read of the route tables and of an instance waits here: with a barrier for
+        /// three, the reads finish only if they run at the same time.
+        reads_meet: Option<Arc<Barrier>>,
         replaced: StdMutex<u32>,
+    }
+
+    fn running_since(launched: u64) -> DescribedInstance {
+        DescribedInstance {
+            state: InstanceState::Running,
+            launch_time: Some(at(launched)),
+        }
     }
 
     fn transient(operation: &'static str) -> Ec2Error {
@@ -452,13 +516,33 @@ mod tests {
                     (PRIMARY_ENI.into(), Some(PRIMARY_INSTANCE.into())),
                     (STANDBY_ENI.into(), Some(STANDBY_INSTANCE.into())),
                 ])),
-                states: StdMutex::new(BTreeMap::from([
-                    (PRIMARY_INSTANCE.into(), InstanceState::Running),
-                    (STANDBY_INSTANCE.into(), InstanceState::Running),
+                instances: StdMutex::new(BTreeMap::from([
+                    (PRIMARY_INSTANCE.into(), running_since(LAUNCHED)),
+                    (STANDBY_INSTANCE.into(), running_since(LAUNCHED)),
                 ])),
                 throttled: StdMutex::new(Vec::new()),
                 describe_unavailable: false,
+                reads_meet: None,
                 replaced: StdMutex::new(0),
+            }
+        }
+
+        /// The VPC as EC2 shows it once the primary's instance is in `state`.
+        fn with_primary(state: InstanceState) -> Self {
+            let vpc = Self::new();
+            vpc.set_state(PRIMARY_INSTANCE, state);
+            vpc
+        }
+
+        fn set_state(&self, instance: &str, state: InstanceState) {
+            if let Some(found) = self.instances.lock().unwrap().get_mut(instance) {
+                found.state = state;
+            }
+        }
+
+        async fn meet(&self) {
+            if let Some(barrier) = &self.reads_meet {
+                barrier.wait().await;
             }
         }
 
@@ -493,6 +577,7 @@ mod tests {
             &self,
             _vpc: &aws_topology::ec2::VpcId,
         ) -> Result<Vec<RouteTable>, Ec2Error> {
+            self.meet().await;
             if self.describe_unavailable {
                 return Err(transient("DescribeRouteTables"));
             }
@@ -506,11 +591,17 @@ mod tests {
             }
         }
 
-        async fn instance_state(
+        async fn describe_instance(
             &self,
             instance: &InstanceId,
-        ) -> Result<Option<InstanceState>, Ec2Error> {
-            Ok(self.states.lock().unwrap().get(instance.as_str()).copied())
+        ) -> Result<Option<DescribedInstance>, Ec2Error> {
+            self.meet().await;
+            Ok(self
+                .instances
+                .lock()
+                .unwrap()
+                .get(instance.as_str())
+                .copied())
         }
 
         async fn replace_route(&self, change: &RouteMove) -> Result<(), Ec2Error> {
@@ -605,25 +696,54 @@ mod tests {
             ("10.2.0.0/16", STANDBY_ENI),
             ("172.16.0.0/12", PRIMARY_ENI),
         ];
+        // Each event arrives while EC2 shows the primary in the event's state.
+        use InstanceState::*;
         let rows = [
-            ("primary-stopping.json", Outcome::RoutesMoved, &failed_over),
-            ("primary-stopped.json", Outcome::RoutesMoved, &failed_over),
+            (
+                "primary-stopping.json",
+                Stopping,
+                Outcome::RoutesMoved,
+                &failed_over,
+            ),
+            (
+                "primary-stopped.json",
+                Stopped,
+                Outcome::RoutesMoved,
+                &failed_over,
+            ),
             (
                 "primary-shutting-down.json",
+                ShuttingDown,
                 Outcome::RoutesMoved,
                 &failed_over,
             ),
             (
                 "primary-terminated.json",
+                Terminated,
                 Outcome::RoutesMoved,
                 &failed_over,
             ),
-            ("primary-pending.json", Outcome::Ignored, &untouched),
-            ("primary-running.json", Outcome::Ignored, &untouched),
-            ("other-instance-stopped.json", Outcome::Ignored, &untouched),
+            (
+                "primary-pending.json",
+                Pending,
+                Outcome::Ignored,
+                &untouched,
+            ),
+            (
+                "primary-running.json",
+                Running,
+                Outcome::Ignored,
+                &untouched,
+            ),
+            (
+                "other-instance-stopped.json",
+                Running,
+                Outcome::Ignored,
+                &untouched,
+            ),
         ];
-        for (name, outcome, hops) in rows {
-            let function = failover(FakeVpc::new());
+        for (name, primary_state, outcome, hops) in rows {
+            let function = failover(FakeVpc::with_primary(primary_state));
             let invocation = function.invoke(&sample(name)).await;
             assert_eq!(invocation.outcome, outcome, "{name}");
             for (destination, hop) in hops {
@@ -639,7 +759,7 @@ mod tests {
 
     #[tokio::test]
     async fn moved_routes_and_propagated_skip_are_reported() {
-        let function = failover(FakeVpc::new());
+        let function = failover(FakeVpc::with_primary(InstanceState::Stopped));
         let response = handle(&function, lambda_event(sample("primary-stopped.json")))
             .await
             .unwrap();
@@ -656,8 +776,11 @@ mod tests {
 
     #[tokio::test]
     async fn repeated_event_changes_nothing() {
-        let function = failover(FakeVpc::new());
+        let function = failover(FakeVpc::with_primary(InstanceState::Stopping));
         function.invoke(&sample("primary-stopping.json")).await;
+        function
+            .ec2
+            .set_state(PRIMARY_INSTANCE, InstanceState::Stopped);
         let before = function.ec2.next_hops();
         let again = function.invoke(&sample("primary-stopped.json")).await;
         assert_eq!(again.outcome, Outcome::NothingToMove);
@@ -668,11 +791,8 @@ mod tests {
 
     #[tokio::test]
     async fn standby_not_running_keeps_routes_and_is_reported_not_retried() {
-        let vpc = FakeVpc::new();
-        vpc.states
-            .lock()
-            .unwrap()
-            .insert(STANDBY_INSTANCE.into(), InstanceState::Stopped);
+        let vpc = FakeVpc::with_primary(InstanceState::Stopped);
+        vpc.set_state(STANDBY_INSTANCE, InstanceState::Stopped);
         let function = failover(vpc);
         let before = function.ec2.next_hops();
         let response = handle(&function, lambda_event(sample("primary-stopped.json")))
@@ -688,6 +808,9 @@ mod tests {
     #[tokio::test]
     async fn standby_failure_moves_its_routes_to_the_primary() {
         let function = failover(FakeVpc::new());
+        function
+            .ec2
+            .set_state(STANDBY_INSTANCE, InstanceState::Terminated);
         let invocation = function
             .invoke(&state_change(STANDBY_INSTANCE, "terminated"))
             .await;
@@ -698,7 +821,7 @@ mod tests {
 
     #[tokio::test]
     async fn throttled_move_fails_the_invocation_and_the_retry_finishes_the_job() {
-        let vpc = FakeVpc::new();
+        let vpc = FakeVpc::with_primary(InstanceState::Stopped);
         vpc.throttled.lock().unwrap().push("2001:db8:1::/64".into());
         let function = failover(vpc);
         let first = handle(&function, lambda_event(sample("primary-stopped.json"))).await;
@@ -731,6 +854,9 @@ mod tests {
         // A warm function has seen the pair (here through a `running` event).
         function.invoke(&sample("primary-running.json")).await;
         // Termination deletes the ENI; the routes through it turn into blackholes.
+        function
+            .ec2
+            .set_state(PRIMARY_INSTANCE, InstanceState::Terminated);
         function.ec2.owners.lock().unwrap().remove(PRIMARY_ENI);
         for table in function.ec2.tables.lock().unwrap().iter_mut() {
             for route in &mut table.routes {
@@ -755,9 +881,84 @@ mod tests {
             .lock()
             .unwrap()
             .insert(PRIMARY_ENI.into(), Some(rebuilt.into()));
+        function.ec2.instances.lock().unwrap().insert(
+            rebuilt.into(),
+            DescribedInstance {
+                state: InstanceState::Stopping,
+                launch_time: Some(at(LAUNCHED)),
+            },
+        );
         let invocation = function.invoke(&state_change(rebuilt, "stopping")).await;
         assert_eq!(invocation.outcome, Outcome::RoutesMoved);
         assert_eq!(function.ec2.next_hop("1.1.1.1/32"), STANDBY_ENI);
+    }
+
+    #[tokio::test]
+    async fn late_stopped_event_for_a_restarted_primary_moves_nothing() {
+        let vpc = FakeVpc::new();
+        // Started again a minute after the stop the event reports.
+        vpc.instances.lock().unwrap().insert(
+            PRIMARY_INSTANCE.into(),
+            running_since(PRIMARY_STOPPED_AT + 60),
+        );
+        let function = failover(vpc);
+        let before = function.ec2.next_hops();
+        let response = handle(&function, lambda_event(sample("primary-stopped.json")))
+            .await
+            .unwrap();
+        assert_eq!(response["disposition"], "ignored", "{response}");
+        assert_eq!(response["outcome"], "ignored");
+        assert_eq!(response["reason"], "instance_running_now");
+        assert_eq!(response["state"], "stopped");
+        assert_eq!(response["failed"]["state"], "running");
+        assert_eq!(function.ec2.next_hops(), before);
+        assert_eq!(function.ec2.replaced(), 0);
+    }
+
+    #[tokio::test]
+    async fn stop_ec2_does_not_show_yet_is_retried_and_the_retry_moves_the_routes() {
+        // EC2 still shows the primary running since its launch, before the event.
+        let function = failover(FakeVpc::new());
+        let before = function.ec2.next_hops();
+        let first = handle(&function, lambda_event(sample("primary-stopping.json"))).await;
+        let err = first.unwrap_err();
+        assert!(err.0.contains("running"), "{err}");
+        assert_eq!(function.ec2.next_hops(), before);
+        let invocation = function.invoke(&sample("primary-stopping.json")).await;
+        assert_eq!(invocation.outcome, Outcome::Unconfirmed);
+        assert_eq!(invocation.disposition, Disposition::Transient);
+        assert_eq!(
+            invocation.reason.as_deref(),
+            Some("running_since_before_the_event")
+        );
+
+        // Lambda's retry, once EC2 has caught up.
+        function
+            .ec2
+            .set_state(PRIMARY_INSTANCE, InstanceState::Stopping);
+        let retry = handle(&function, lambda_event(sample("primary-stopping.json")))
+            .await
+            .unwrap();
+        assert_eq!(retry["outcome"], "routes_moved", "{retry}");
+        assert_eq!(function.ec2.next_hop("1.1.1.1/32"), STANDBY_ENI);
+    }
+
+    /// Checking the event against EC2 adds no round trip: the instances are read while the route
+    /// tables are (each read waits until all three have started).
+    #[tokio::test]
+    async fn instance_and_route_table_reads_overlap() {
+        let vpc = FakeVpc {
+            reads_meet: Some(Arc::new(Barrier::new(3))),
+            ..FakeVpc::with_primary(InstanceState::Stopped)
+        };
+        let function = failover(vpc);
+        let invocation = tokio::time::timeout(
+            Duration::from_secs(5),
+            function.invoke(&sample("primary-stopped.json")),
+        )
+        .await
+        .expect("the reads wait for each other: they must run at the same time");
+        assert_eq!(invocation.outcome, Outcome::RoutesMoved);
     }
 
     #[tokio::test]

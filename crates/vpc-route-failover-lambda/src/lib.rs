@@ -4,7 +4,9 @@
 //! primary's network interface. When EventBridge reports that one of them is stopping, stopped,
 //! shutting down or terminated, the function points every route whose next hop is that appliance
 //! (by ENI or by instance id) at the other one's ENI, in place with `ReplaceRoute`. An appliance
-//! coming back (`pending`, `running`) moves nothing back: that is an operator's decision.
+//! coming back (`pending`, `running`) moves nothing back: that is an operator's decision. Before
+//! anything moves, the event is checked against what EC2 says of the instance now: a late or
+//! re-delivered stop event for an instance that has been started again moves nothing.
 //!
 //! * [`event`]: the EventBridge event, parsed into an [`event::StateChange`].
 //! * [`config`]: the [`config::Settings`] the function reads ([`config::vars`] names every

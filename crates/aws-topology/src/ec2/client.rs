@@ -59,10 +59,10 @@ impl Vpc for Client {
             .and_then(|id| id.parse().ok()))
     }
 
-    async fn instance_state(
+    async fn describe_instance(
         &self,
         instance: &InstanceId,
-    ) -> Result<Option<InstanceState>, Ec2Error> {
+    ) -> Result<Option<DescribedInstance>, Ec2Error> {
         let output = match self
             .describe_instances()
             .instance_ids(instance.as_str())
@@ -73,14 +73,27 @@ impl Vpc for Client {
             Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
             Err(err) => return Err(classify("DescribeInstances", &err)),
         };
-        Ok(output
+        let Some(found) = output
             .reservations()
             .iter()
             .flat_map(|reservation| reservation.instances())
             .find(|found| found.instance_id() == Some(instance.as_str()))
-            .and_then(|found| found.state())
+        else {
+            return Ok(None);
+        };
+        let Some(state) = found
+            .state()
             .and_then(|state| state.name())
-            .and_then(|name| name.as_str().parse().ok()))
+            .and_then(|name| name.as_str().parse().ok())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(DescribedInstance {
+            state,
+            launch_time: found
+                .launch_time()
+                .and_then(|time| std::time::SystemTime::try_from(*time).ok()),
+        }))
     }
 
     async fn replace_route(&self, change: &RouteMove) -> Result<(), Ec2Error> {

@@ -108,12 +108,42 @@ pub async fn routes(sandbox: &Sandbox) -> anyhow::Result<BTreeMap<String, String
 
 /// Stops an instance in moto and waits until EC2 reports it `stopped`.
 pub async fn stop(sandbox: &Sandbox, instance_id: &str) -> anyhow::Result<()> {
-    let ec2 = ec2(sandbox);
-    ec2.stop_instances()
+    ec2(sandbox)
+        .stop_instances()
         .instance_ids(instance_id)
         .send()
         .await
         .context("StopInstances")?;
+    wait_for(
+        sandbox,
+        instance_id,
+        aws_sdk_ec2::types::InstanceStateName::Stopped,
+    )
+    .await
+}
+
+/// Starts a stopped instance in moto and waits until EC2 reports it `running`.
+pub async fn start(sandbox: &Sandbox, instance_id: &str) -> anyhow::Result<()> {
+    ec2(sandbox)
+        .start_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .context("StartInstances")?;
+    wait_for(
+        sandbox,
+        instance_id,
+        aws_sdk_ec2::types::InstanceStateName::Running,
+    )
+    .await
+}
+
+async fn wait_for(
+    sandbox: &Sandbox,
+    instance_id: &str,
+    wanted: aws_sdk_ec2::types::InstanceStateName,
+) -> anyhow::Result<()> {
+    let ec2 = ec2(sandbox);
     for _ in 0..50 {
         let described = ec2
             .describe_instances()
@@ -126,10 +156,10 @@ pub async fn stop(sandbox: &Sandbox, instance_id: &str) -> anyhow::Result<()> {
             .iter()
             .flat_map(|r| r.instances())
             .find_map(|i| i.state().and_then(|s| s.name()).cloned());
-        if state == Some(aws_sdk_ec2::types::InstanceStateName::Stopped) {
+        if state.as_ref() == Some(&wanted) {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    anyhow::bail!("{instance_id} did not stop")
+    anyhow::bail!("{instance_id} is not {} after 5 s", wanted.as_str())
 }
