@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use aws_topology::globalaccelerator::{Endpoint, EndpointGroup, Health, Removal, Topology};
+use aws_topology::decisions::{DecisionRecord, Recorded};
+use aws_topology::globalaccelerator::{
+    Endpoint, EndpointGroup, Health, Removal, Topology, TrafficDial,
+};
 use common::auth::BasicCredentials;
 use common::secret::Secret;
 use common::site::{AcceleratorDns, SiteName};
@@ -30,9 +33,26 @@ impl World for FixedWorld {
     async fn topology(&self, _: &AcceleratorDns) -> Result<Option<Topology>, Failure> {
         Ok(Some(self.topology.clone()))
     }
+    async fn reread_webhook_credentials(
+        &self,
+        _: &BasicCredentials,
+    ) -> Result<Option<BasicCredentials>, Failure> {
+        Ok(None)
+    }
     fn forget_topology(&self, _: &AcceleratorDns) {}
-    async fn probe(&self, _: &SiteName) -> Liveness {
-        Liveness::Alive
+    async fn probe(&self, _: &SiteName) -> Result<Liveness, Failure> {
+        Ok(Liveness::Alive)
+    }
+    // Every report decides afresh: the record store has nothing (the fuzzer looks for
+    // panics and statuses, not for agreement between reports).
+    async fn record(&self, _: &DecisionRecord, _: Option<&str>) -> Result<Recorded, Failure> {
+        Ok(Recorded::Created)
+    }
+    async fn recorded(&self, _: &str) -> Result<Option<DecisionRecord>, Failure> {
+        Ok(None)
+    }
+    async fn set_traffic_dial(&self, _: &str, _: TrafficDial, _: Instant) -> Result<(), Failure> {
+        Ok(())
     }
     async fn remove_endpoints(
         &self,
@@ -66,10 +86,13 @@ fn world() -> &'static (FixedWorld, Settings, tokio::runtime::Runtime) {
         };
         let topology = Topology {
             accelerator_arn: "arn:aws:globalaccelerator::1:accelerator/a".to_owned(),
+            listeners: vec!["arn:aws:globalaccelerator::1:accelerator/a/listener/l".to_owned()],
             groups: vec![EndpointGroup {
                 arn: "arn:aws:globalaccelerator::1:accelerator/a/listener/l/endpoint-group/g"
                     .to_owned(),
+                listener_arn: "arn:aws:globalaccelerator::1:accelerator/a/listener/l".to_owned(),
                 region: "eu-west-1".to_owned(),
+                traffic_dial: TrafficDial::FULL,
                 endpoints: vec![endpoint("lb-a", "site-a"), endpoint("lb-b", "site-b")],
             }],
         };
@@ -80,6 +103,7 @@ fn world() -> &'static (FixedWorld, Settings, tokio::runtime::Runtime) {
                 preferred: site("site-a"),
             },
             retry_budget: Duration::from_secs(1),
+            decision_stale_after: Duration::from_secs(900),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -94,7 +118,9 @@ fuzz_target!(|event: &[u8]| {
         return;
     };
     let (world, settings, runtime) = world();
-    let response = runtime.block_on(fence_lambda::lambda::handle_event(world, settings, event, 0));
+    let response = runtime.block_on(fence_lambda::lambda::handle_event(
+        world, settings, event, 0, "fuzz",
+    ));
     assert!(
         matches!(response.status_code, 200 | 400 | 401 | 413 | 415 | 500 | 503),
         "unexpected status {}",

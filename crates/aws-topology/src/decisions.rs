@@ -30,7 +30,7 @@ use crate::globalaccelerator::Topology;
 #[cfg(feature = "decisions")]
 mod client;
 #[cfg(feature = "decisions")]
-pub use client::{DecisionStore, Recorded};
+pub use client::DecisionStore;
 
 /// The table's partition key, a string: see [`split_brain_key`].
 pub const KEY_ATTRIBUTE: &str = "split_brain";
@@ -110,6 +110,15 @@ impl DecisionRecord {
         }
         Standing::Stands
     }
+}
+
+/// What a create did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// This decision is now the record.
+    Created,
+    /// Another decision was there first: this one.
+    Existing(DecisionRecord),
 }
 
 /// A record read back from the store could not be understood.

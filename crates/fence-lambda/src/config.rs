@@ -588,7 +588,7 @@ mod tests {
             ..deployed()
         }
         .to_vars();
-        assert_eq!(env.len(), 6, "{env:?}");
+        assert_eq!(env.len(), 7, "{env:?}");
         let config = FenceConfig::from_lookup(|name| env.get(name).cloned())
             .unwrap_or_else(|e| panic!("{e}: {env:?}"));
         assert_eq!(config.alert_name, DEFAULT_ALERT_NAME);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_topology::globalaccelerator::{Health, Topology};
+use aws_topology::globalaccelerator::{DEFAULT_WEIGHT, Health, Topology, TrafficDial};
 use common::alertmanager::FiringSiteOffline;
 use common::site::SiteName;
 use serde::Serialize;
@@ -41,192 +41,259 @@ pub enum Liveness {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SurvivorRule {
-    /// Every endpoint of the offline site is UNHEALTHY, the reporter's are not.
+    /// Every endpoint of the offline site that takes traffic is UNHEALTHY, the reporter's are
+    /// not.
     OfflineSiteUnhealthy,
-    /// The offline site has no endpoint left in the accelerator (fenced earlier): finish the
-    /// fence (resumable).
-    OfflineSiteAlreadyRemoved,
-    /// Both healthy, the reporter is the preferred site and its Infinispan answers.
+    /// Every endpoint of the reporter that takes traffic is UNHEALTHY, the offline site's are
+    /// not: the offline site survives. Under Keycloak's FAIL backup policy a survivor can be
+    /// UNHEALTHY because its writes fail while its backup is online: its report must still
+    /// finish the fence rather than be skipped.
+    ReporterUnhealthy,
+    /// The offline site takes no traffic (fenced earlier): finish the fence (resumable).
+    OfflineSiteTakesNoTraffic,
+    /// Both alike (healthy, or both unhealthy), the reporter is the preferred site and its
+    /// Infinispan answers.
     ReporterPreferred,
-    /// Both healthy, the offline site is preferred and its Infinispan answers: the reporter is
+    /// Both alike, the offline site is preferred and its Infinispan answers: the reporter is
     /// the one cut off.
     PreferredSiteAlive,
-    /// Both healthy, but the preferred site's Infinispan does not answer: the other survives.
+    /// Both alike, but the preferred site's Infinispan does not answer: the other survives.
     PreferredSiteUnreachable,
-    /// The reporter has no endpoint left in the accelerator (fenced earlier): finish that
-    /// fence, the other site's backup to it goes offline (resumable).
-    ReporterAlreadyRemoved,
+    /// The reporter takes no traffic (fenced earlier): finish that fence, the other site's
+    /// backup to it goes offline (resumable).
+    ReporterTakesNoTraffic,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GroupRemoval {
-    pub group_arn: String,
-    pub endpoint_ids: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeptGroup {
-    pub group_arn: String,
-    pub reason: &'static str,
-}
-
-/// Fence `loser`: remove its endpoints, then take `survivor`'s backup to it offline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Fence {
-    pub survivor: SiteName,
-    pub loser: SiteName,
-    pub rule: SurvivorRule,
-    pub removals: Vec<GroupRemoval>,
-    /// Groups where the loser has endpoints that are kept, because removing them would leave
-    /// the group without an endpoint of another site.
-    pub kept: Vec<KeptGroup>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    /// The alert cannot be acted on as given (4xx).
-    Reject(String),
-    /// Nothing to do for this report (2xx).
-    Skip(String),
-    /// The decision needs a health probe of this site's Infinispan first; call [`plan`] again
-    /// with its result.
-    Probe(SiteName),
-    Fence(Fence),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SiteHealth {
-    /// No endpoint of the site is in the accelerator.
-    Absent,
-    /// At least one endpoint is not UNHEALTHY (HEALTHY or INITIAL).
-    Healthy,
-    /// Every endpoint of the site is UNHEALTHY.
-    Unhealthy,
-}
-
-fn site_health(topology: &Topology, site: &SiteName) -> SiteHealth {
-    let mut endpoints = topology
-        .groups
-        .iter()
-        .flat_map(|g| g.endpoints.iter())
-        .filter(|e| e.site.as_ref() == Some(site))
-        .peekable();
-    if endpoints.peek().is_none() {
-        SiteHealth::Absent
-    } else if endpoints.all(|e| e.health == Health::Unhealthy) {
-        SiteHealth::Unhealthy
-    } else {
-        SiteHealth::Healthy
+impl SurvivorRule {
+    /// The rule's name as records and logs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SurvivorRule::OfflineSiteUnhealthy => "offline_site_unhealthy",
+            SurvivorRule::ReporterUnhealthy => "reporter_unhealthy",
+            SurvivorRule::OfflineSiteTakesNoTraffic => "offline_site_takes_no_traffic",
+            SurvivorRule::ReporterPreferred => "reporter_preferred",
+            SurvivorRule::PreferredSiteAlive => "preferred_site_alive",
+            SurvivorRule::PreferredSiteUnreachable => "preferred_site_unreachable",
+            SurvivorRule::ReporterTakesNoTraffic => "reporter_takes_no_traffic",
+        }
     }
 }
 
-/// Decides what to do about `alert`. `probe` is the result of probing the site [`Plan::Probe`]
-/// asked for, `None` before.
-pub fn plan(
+/// Who survives a split-brain, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub survivor: SiteName,
+    pub loser: SiteName,
+    pub rule: SurvivorRule,
+}
+
+/// What to make of one report, before anything is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// The alert cannot be acted on as given (4xx).
+    Reject(String),
+    /// Provably nothing to do for this report (2xx).
+    Skip(String),
+    /// The choice needs a health probe of this site's Infinispan first; call [`choose`] again
+    /// with its result.
+    Probe(SiteName),
+    Decided(Verdict),
+}
+
+/// How a site looks in the accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteState {
+    /// No endpoint of the site takes traffic (removed, weight 0, or in a group dialed to 0).
+    NoTraffic,
+    /// At least one of the site's endpoints that take traffic is not UNHEALTHY.
+    Healthy,
+    /// Every endpoint of the site that takes traffic is UNHEALTHY.
+    Unhealthy,
+}
+
+/// The state of `site` in `topology`, by the one rule of what takes traffic
+/// ([`aws_topology::globalaccelerator::EndpointGroup::takes_traffic`]).
+pub fn site_state(topology: &Topology, site: &SiteName) -> SiteState {
+    let mut endpoints = topology
+        .groups
+        .iter()
+        .flat_map(|g| g.traffic_endpoints())
+        .filter(|e| e.site.as_ref() == Some(site))
+        .peekable();
+    if endpoints.peek().is_none() {
+        SiteState::NoTraffic
+    } else if endpoints.all(|e| e.health == Health::Unhealthy) {
+        SiteState::Unhealthy
+    } else {
+        SiteState::Healthy
+    }
+}
+
+/// Chooses the survivor of the split-brain `alert` reports. `probe` is the result of probing
+/// the site [`Choice::Probe`] asked for, `None` before.
+pub fn choose(
     topology: &Topology,
     alert: &FiringSiteOffline,
     policy: &Policy,
     probe: Option<Liveness>,
-) -> Plan {
+) -> Choice {
     let (reporter, offline) = (&alert.reporter, &alert.site);
     for (label, site) in [("reporter", reporter), ("site", offline)] {
         if !policy.sites.contains(site) {
-            return Plan::Reject(format!(
+            return Choice::Reject(format!(
                 "{label} `{site}` is not a site of INFINISPAN_SITE_ENDPOINTS"
             ));
         }
     }
     if reporter == offline {
-        return Plan::Reject(format!("site `{reporter}` reports itself offline"));
+        return Choice::Reject(format!("site `{reporter}` reports itself offline"));
     }
-    let (survivor, rule) = match (
-        site_health(topology, reporter),
-        site_health(topology, offline),
-    ) {
-        (SiteHealth::Absent, SiteHealth::Absent) => {
-            return Plan::Skip(format!(
-                "neither `{reporter}` nor `{offline}` has an endpoint in the accelerator"
-            ));
-        }
+    let decided = |survivor: &SiteName, rule| {
+        let loser = if survivor == reporter { offline } else { reporter };
+        Choice::Decided(Verdict {
+            survivor: survivor.clone(),
+            loser: loser.clone(),
+            rule,
+        })
+    };
+    match (site_state(topology, reporter), site_state(topology, offline)) {
+        (SiteState::NoTraffic, SiteState::NoTraffic) => Choice::Skip(format!(
+            "neither `{reporter}` nor `{offline}` takes traffic in the accelerator"
+        )),
         // The reporter was fenced earlier, possibly by this very report whose Infinispan step
         // failed (Alertmanager resends it): finish that fence, the survivor's backup to the
-        // reporter must go offline. Skipping here left it online for good.
-        (SiteHealth::Absent, _) => (offline, SurvivorRule::ReporterAlreadyRemoved),
-        (SiteHealth::Unhealthy, _) => {
-            return Plan::Skip(format!(
-                "reporter `{reporter}` is UNHEALTHY in the accelerator; the other site's report decides"
-            ));
+        // reporter must go offline.
+        (SiteState::NoTraffic, _) => decided(offline, SurvivorRule::ReporterTakesNoTraffic),
+        (_, SiteState::NoTraffic) => decided(reporter, SurvivorRule::OfflineSiteTakesNoTraffic),
+        (SiteState::Healthy, SiteState::Unhealthy) => {
+            decided(reporter, SurvivorRule::OfflineSiteUnhealthy)
         }
-        (SiteHealth::Healthy, SiteHealth::Absent) => {
-            (reporter, SurvivorRule::OfflineSiteAlreadyRemoved)
+        (SiteState::Unhealthy, SiteState::Healthy) => {
+            decided(offline, SurvivorRule::ReporterUnhealthy)
         }
-        (SiteHealth::Healthy, SiteHealth::Unhealthy) => {
-            (reporter, SurvivorRule::OfflineSiteUnhealthy)
-        }
-        // Both healthy: the preferred site wins if its Infinispan answers, whichever site
-        // reports. Both reports of one split-brain must decide on the same fact: trusting the
-        // preferred reporter without a probe while the other report probes it made the two
-        // disagree when the preferred site's Infinispan was down (the sandbox's interleaving
-        // suite emptied the endpoint group that way), and left a survivor whose backup could
-        // never be taken offline.
-        (SiteHealth::Healthy, SiteHealth::Healthy) => {
+        // Alike (both healthy, or both unhealthy, when Global Accelerator fails open): the
+        // preferred site wins if its Infinispan answers, whichever site reports.
+        (SiteState::Healthy, SiteState::Healthy) | (SiteState::Unhealthy, SiteState::Unhealthy) => {
             let preferred = policy.stronger(reporter, offline);
-            let other = if preferred == reporter {
-                offline
-            } else {
-                reporter
-            };
+            let other = if preferred == reporter { offline } else { reporter };
             match probe {
-                None => return Plan::Probe(preferred.clone()),
+                None => Choice::Probe(preferred.clone()),
                 Some(Liveness::Alive) if preferred == reporter => {
-                    (reporter, SurvivorRule::ReporterPreferred)
+                    decided(reporter, SurvivorRule::ReporterPreferred)
                 }
-                Some(Liveness::Alive) => (preferred, SurvivorRule::PreferredSiteAlive),
-                Some(Liveness::Unreachable) => (other, SurvivorRule::PreferredSiteUnreachable),
+                Some(Liveness::Alive) => decided(preferred, SurvivorRule::PreferredSiteAlive),
+                Some(Liveness::Unreachable) => decided(other, SurvivorRule::PreferredSiteUnreachable),
             }
         }
-    };
-    let loser = if survivor == reporter {
-        offline
-    } else {
-        reporter
-    };
+    }
+}
 
-    let mut removals = Vec::new();
-    let mut kept = Vec::new();
-    for group in &topology.groups {
-        let endpoint_ids: Vec<String> = group
-            .endpoints
-            .iter()
-            .filter(|e| e.site.as_ref() == Some(loser))
-            .map(|e| e.id.clone())
-            .collect();
-        if endpoint_ids.is_empty() {
+/// One change to the accelerator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "step")]
+pub enum TrafficStep {
+    /// `RemoveEndpoints`: the group keeps an endpoint of another site (or of none) with a
+    /// weight above 0.
+    RemoveEndpoints {
+        group_arn: String,
+        endpoint_ids: Vec<String>,
+    },
+    /// `UpdateEndpointGroup` with a traffic dial of 0: removing the loser's endpoints would
+    /// leave the group with nothing that takes traffic (typically one group per region, one
+    /// site per region). `site bring-online` sets `previous` back.
+    CloseDial {
+        group_arn: String,
+        previous: TrafficDial,
+    },
+}
+
+/// A listener the fence cannot take the loser out of without leaving it to nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unfenceable {
+    pub listener_arn: String,
+    pub reason: String,
+}
+
+/// What it takes, in the accelerator as it is, for `loser` to take no traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrafficPlan {
+    pub steps: Vec<TrafficStep>,
+    /// Listeners left as they are: they would go to nobody. A fence with any of these is not
+    /// done (a 5xx naming them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfenceable: Vec<Unfenceable>,
+}
+
+/// The steps that leave, in every listener, traffic to `survivor` only and never to nobody
+/// ([`Topology::check_fenced`] holds once they are done).
+pub fn traffic_plan(topology: &Topology, survivor: &SiteName, loser: &SiteName) -> TrafficPlan {
+    let mut plan = TrafficPlan::default();
+    let traffic = topology.traffic();
+    for (listener, to) in &traffic {
+        if !to.sites.contains(loser) {
             continue;
         }
-        let keeps_another_site = group
-            .endpoints
-            .iter()
-            .any(|e| e.site.as_ref().is_some_and(|s| s != loser));
-        if keeps_another_site {
-            removals.push(GroupRemoval {
-                group_arn: group.arn.clone(),
-                endpoint_ids,
+        if !to.sites.contains(survivor) {
+            plan.unfenceable.push(Unfenceable {
+                listener_arn: (*listener).to_owned(),
+                reason: format!(
+                    "{survivor} has no endpoint that takes traffic in this listener: taking {loser} out would leave it to nobody"
+                ),
             });
-        } else {
-            kept.push(KeptGroup {
-                group_arn: group.arn.clone(),
-                reason: "removing would leave no endpoint of another site",
+            continue;
+        }
+        for group in topology.groups_of(listener) {
+            let loser_ids: Vec<String> = group
+                .endpoints
+                .iter()
+                .filter(|e| e.site.as_ref() == Some(loser))
+                .map(|e| e.id.clone())
+                .collect();
+            if loser_ids.is_empty() {
+                continue;
+            }
+            let others_weighted = group.endpoints.iter().any(|e| {
+                e.site.as_ref() != Some(loser) && e.weight.unwrap_or(DEFAULT_WEIGHT) > 0
             });
+            if others_weighted {
+                plan.steps.push(TrafficStep::RemoveEndpoints {
+                    group_arn: group.arn.clone(),
+                    endpoint_ids: loser_ids,
+                });
+            } else if group.traffic_dial.is_open() {
+                plan.steps.push(TrafficStep::CloseDial {
+                    group_arn: group.arn.clone(),
+                    previous: group.traffic_dial,
+                });
+            }
         }
     }
-    Plan::Fence(Fence {
-        survivor: survivor.clone(),
-        loser: loser.clone(),
-        rule,
-        removals,
-        kept,
-    })
+    plan
+}
+
+/// The accelerator after `steps`, as a fence expects to leave it (the exhaustive check and the
+/// tests replay plans with it).
+pub fn apply_steps(topology: &Topology, steps: &[TrafficStep]) -> Topology {
+    let mut after = topology.clone();
+    for step in steps {
+        match step {
+            TrafficStep::RemoveEndpoints {
+                group_arn,
+                endpoint_ids,
+            } => {
+                if let Some(group) = after.groups.iter_mut().find(|g| &g.arn == group_arn) {
+                    group.endpoints.retain(|e| !endpoint_ids.contains(&e.id));
+                }
+            }
+            TrafficStep::CloseDial { group_arn, .. } => {
+                if let Some(group) = after.groups.iter_mut().find(|g| &g.arn == group_arn) {
+                    group.traffic_dial = TrafficDial::CLOSED;
+                }
+            }
+        }
+    }
+    after
 }
 
 #[cfg(test)]
@@ -257,11 +324,23 @@ mod tests {
         }
     }
 
-    /// `(endpoint id, site, health)`; a site of `""` is an untagged endpoint.
+    /// A group of listener `l1`: `(endpoint id, site, health)`; a site of `""` is an untagged
+    /// endpoint.
     fn group(arn: &str, endpoints: &[(&str, &str, Health)]) -> EndpointGroup {
+        group_in("l1", arn, 100.0, endpoints)
+    }
+
+    fn group_in(
+        listener: &str,
+        arn: &str,
+        dial: f32,
+        endpoints: &[(&str, &str, Health)],
+    ) -> EndpointGroup {
         EndpointGroup {
             arn: arn.to_owned(),
+            listener_arn: listener.to_owned(),
             region: "eu-west-1".to_owned(),
+            traffic_dial: TrafficDial::from_percentage(Some(dial)),
             endpoints: endpoints
                 .iter()
                 .map(|(id, s, health)| Endpoint {
@@ -275,8 +354,12 @@ mod tests {
     }
 
     fn topology(groups: Vec<EndpointGroup>) -> Topology {
+        let mut listeners: Vec<String> = groups.iter().map(|g| g.listener_arn.clone()).collect();
+        listeners.sort();
+        listeners.dedup();
         Topology {
             accelerator_arn: "arn:aws:globalaccelerator::1:accelerator/x".into(),
+            listeners,
             groups,
         }
     }
@@ -290,95 +373,91 @@ mod tests {
         )])
     }
 
-    /// The survivor the plan settles on, answering a probe with `liveness`.
-    fn survivor(
+    /// The verdict, answering a probe with `liveness`.
+    fn verdict(
         t: &Topology,
         a: &FiringSiteOffline,
         p: &Policy,
         liveness: Liveness,
-    ) -> Option<SiteName> {
-        let mut result = plan(t, a, p, None);
-        if let Plan::Probe(_) = result {
-            result = plan(t, a, p, Some(liveness));
+    ) -> Option<Verdict> {
+        let mut result = choose(t, a, p, None);
+        if let Choice::Probe(_) = result {
+            result = choose(t, a, p, Some(liveness));
         }
         match result {
-            Plan::Fence(f) => Some(f.survivor),
+            Choice::Decided(v) => Some(v),
             _ => None,
         }
     }
 
-    fn fence(p: Plan) -> Fence {
-        match p {
-            Plan::Fence(f) => f,
-            other => panic!("expected a fence, got {other:?}"),
+    fn decided(c: Choice) -> Verdict {
+        match c {
+            Choice::Decided(v) => v,
+            other => panic!("expected a verdict, got {other:?}"),
         }
     }
 
     #[test]
     fn offline_site_unhealthy_reporter_survives() {
-        let f = fence(plan(
-            &two_sites(H, U),
-            &alert("site-a", "site-b"),
-            &policy(),
-            None,
-        ));
-        assert_eq!(f.survivor, site("site-a"));
-        assert_eq!(f.loser, site("site-b"));
-        assert_eq!(f.rule, SurvivorRule::OfflineSiteUnhealthy);
+        let v = decided(choose(&two_sites(H, U), &alert("site-a", "site-b"), &policy(), None));
+        assert_eq!((v.survivor, v.loser), (site("site-a"), site("site-b")));
+        assert_eq!(v.rule, SurvivorRule::OfflineSiteUnhealthy);
+        let plan = traffic_plan(&two_sites(H, U), &site("site-a"), &site("site-b"));
         assert_eq!(
-            f.removals,
-            vec![GroupRemoval {
+            plan.steps,
+            vec![TrafficStep::RemoveEndpoints {
                 group_arn: "g1".into(),
                 endpoint_ids: vec!["lb-b".into()]
             }]
         );
     }
 
+    /// Defect (a): an UNHEALTHY reporter was skipped with a 2xx, also when the other site was
+    /// already out of the accelerator, so the survivor's backup never went offline.
     #[test]
-    fn seed_acted_when_reporter_unhealthy() {
-        let p = plan(
-            &two_sites(U, H),
-            &alert("site-a", "site-b"),
-            &policy(),
-            None,
-        );
-        assert!(
-            matches!(p, Plan::Skip(ref why) if why.contains("UNHEALTHY")),
-            "{p:?}"
+    fn unhealthy_reporter_is_not_skipped() {
+        let gone = topology(vec![group("g1", &[("lb-a", "site-a", U)])]);
+        let v = decided(choose(&gone, &alert("site-a", "site-b"), &policy(), None));
+        assert_eq!((v.survivor, v.rule), (site("site-a"), SurvivorRule::OfflineSiteTakesNoTraffic));
+        let v = decided(choose(&two_sites(U, H), &alert("site-a", "site-b"), &policy(), None));
+        assert_eq!((v.survivor, v.rule), (site("site-b"), SurvivorRule::ReporterUnhealthy));
+    }
+
+    #[test]
+    fn both_unhealthy_is_decided_like_both_healthy() {
+        let t = two_sites(U, U);
+        assert_eq!(
+            choose(&t, &alert("site-b", "site-a"), &policy(), None),
+            Choice::Probe(site("site-a"))
         );
     }
 
     #[test]
     fn seed_guessed_unknown_site() {
-        let p = plan(
-            &two_sites(H, H),
-            &alert("site-a", "site-x"),
-            &policy(),
-            None,
-        );
-        assert!(
-            matches!(p, Plan::Reject(ref why) if why.contains("site-x")),
-            "{p:?}"
-        );
-        let p = plan(
-            &two_sites(H, H),
-            &alert("site-x", "site-b"),
-            &policy(),
-            None,
-        );
-        assert!(matches!(p, Plan::Reject(_)), "{p:?}");
+        for a in [alert("site-a", "site-x"), alert("site-x", "site-b")] {
+            let c = choose(&two_sites(H, H), &a, &policy(), None);
+            assert!(matches!(c, Choice::Reject(ref why) if why.contains("site-x")), "{c:?}");
+        }
     }
 
     #[test]
     fn seed_handled_only_the_first_listener_and_group() {
-        // Two listeners' groups (e.g. 443 and 80), each with both sites: both lose site-b.
+        // Two listeners (443 and 80), each with both sites: both lose site-b.
         let t = topology(vec![
-            group("g-443", &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
-            group("g-80", &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
+            group_in("l-443", "g-443", 100.0, &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
+            group_in("l-80", "g-80", 100.0, &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
         ]);
-        let f = fence(plan(&t, &alert("site-a", "site-b"), &policy(), None));
-        let groups: Vec<&str> = f.removals.iter().map(|r| r.group_arn.as_str()).collect();
+        let plan = traffic_plan(&t, &site("site-a"), &site("site-b"));
+        let groups: Vec<&str> = plan
+            .steps
+            .iter()
+            .map(|s| match s {
+                TrafficStep::RemoveEndpoints { group_arn, .. } => group_arn.as_str(),
+                TrafficStep::CloseDial { group_arn, .. } => group_arn.as_str(),
+            })
+            .collect();
         assert_eq!(groups, vec!["g-443", "g-80"]);
+        assert!(apply_steps(&t, &plan.steps).check_fenced(&site("site-a"), &site("site-b")).is_empty());
     }
 
     #[test]
@@ -391,105 +470,108 @@ mod tests {
             .iter()
             .map(|(i, s, h)| (i.as_str(), *s, *h))
             .collect();
-        let f = fence(plan(
-            &topology(vec![group("g1", &refs)]),
-            &alert("site-a", "site-b"),
-            &policy(),
-            None,
-        ));
-        assert_eq!(f.removals[0].endpoint_ids.len(), 25);
+        let plan = traffic_plan(&topology(vec![group("g1", &refs)]), &site("site-a"), &site("site-b"));
+        assert!(matches!(&plan.steps[0], TrafficStep::RemoveEndpoints { endpoint_ids, .. } if endpoint_ids.len() == 25));
     }
 
     #[test]
-    fn never_removes_last_endpoint() {
-        // g2 holds only site-b: removing it would empty the group.
+    fn one_group_per_region_closes_the_losers_dial_instead_of_emptying_it() {
         let t = topology(vec![
-            group("g1", &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
-            group("g2", &[("lb-b2", "site-b", U)]),
-            // An untagged endpoint is not "another site".
-            group("g3", &[("i-123", "", H), ("lb-b3", "site-b", U)]),
+            group_in("l1", "g-eu", 100.0, &[("lb-a", "site-a", H)]),
+            group_in("l1", "g-us", 60.0, &[("lb-b", "site-b", H)]),
         ]);
-        let f = fence(plan(&t, &alert("site-a", "site-b"), &policy(), None));
-        assert_eq!(f.removals.len(), 1);
-        assert_eq!(f.removals[0].group_arn, "g1");
-        let kept: Vec<&str> = f.kept.iter().map(|k| k.group_arn.as_str()).collect();
-        assert_eq!(kept, vec!["g2", "g3"]);
+        let plan = traffic_plan(&t, &site("site-a"), &site("site-b"));
+        assert_eq!(
+            plan.steps,
+            vec![TrafficStep::CloseDial {
+                group_arn: "g-us".into(),
+                previous: TrafficDial::from_percentage(Some(60.0))
+            }]
+        );
+        let after = apply_steps(&t, &plan.steps);
+        assert!(after.check_fenced(&site("site-a"), &site("site-b")).is_empty());
+        // The fenced site's endpoint stays: a later report sees it take no traffic.
+        assert_eq!(site_state(&after, &site("site-b")), SiteState::NoTraffic);
     }
 
     #[test]
-    fn already_removed_site_is_still_taken_offline() {
-        // The GA step happened earlier; the Infinispan step failed then: it must still run.
+    fn a_listener_without_the_survivor_is_never_left_to_nobody() {
+        let t = topology(vec![
+            group_in("l1", "g1", 100.0, &[("lb-a", "site-a", H), ("lb-b", "site-b", H)]),
+            group_in("l2", "g2", 100.0, &[("lb-b2", "site-b", H)]),
+        ]);
+        let plan = traffic_plan(&t, &site("site-a"), &site("site-b"));
+        assert_eq!(plan.steps.len(), 1);
+        assert_eq!(plan.unfenceable.len(), 1);
+        assert_eq!(plan.unfenceable[0].listener_arn, "l2");
+    }
+
+    #[test]
+    fn weight_zero_counts_as_no_traffic() {
+        let mut t = two_sites(H, H);
+        t.groups[0].endpoints[1].weight = Some(0);
+        let v = decided(choose(&t, &alert("site-a", "site-b"), &policy(), None));
+        assert_eq!(v.rule, SurvivorRule::OfflineSiteTakesNoTraffic);
+        // A survivor at weight 0 takes no traffic either: its group is not one to keep.
+        let mut t = two_sites(H, H);
+        t.groups[0].endpoints[0].weight = Some(0);
+        let plan = traffic_plan(&t, &site("site-a"), &site("site-b"));
+        assert!(plan.steps.is_empty());
+        assert_eq!(plan.unfenceable.len(), 1);
+    }
+
+    #[test]
+    fn an_untagged_endpoint_keeps_a_group_open_but_is_no_survivor() {
+        let t = topology(vec![
+            group_in("l1", "g1", 100.0, &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
+            group_in("l1", "g3", 100.0, &[("i-123", "", H), ("lb-b3", "site-b", U)]),
+        ]);
+        let plan = traffic_plan(&t, &site("site-a"), &site("site-b"));
+        assert_eq!(plan.steps.len(), 2);
+        assert!(plan.unfenceable.is_empty());
+    }
+
+    #[test]
+    fn already_fenced_site_is_still_taken_offline() {
         let t = topology(vec![group("g1", &[("lb-a", "site-a", H)])]);
-        let f = fence(plan(&t, &alert("site-a", "site-b"), &policy(), None));
-        assert_eq!(f.rule, SurvivorRule::OfflineSiteAlreadyRemoved);
-        assert_eq!((f.survivor, f.loser), (site("site-a"), site("site-b")));
-        assert!(f.removals.is_empty());
+        let v = decided(choose(&t, &alert("site-a", "site-b"), &policy(), None));
+        assert_eq!(v.rule, SurvivorRule::OfflineSiteTakesNoTraffic);
+        assert_eq!((v.survivor, v.loser), (site("site-a"), site("site-b")));
+        assert_eq!(traffic_plan(&t, &site("site-a"), &site("site-b")), TrafficPlan::default());
     }
 
     #[test]
     fn reporter_fenced_by_its_own_report_still_gets_the_backup_offline() {
-        // site-b reported site-a, lost (site-a answered the probe), its endpoints were removed,
-        // then taking site-a's backup offline failed: Alertmanager resends site-b's report.
         let t = topology(vec![group("g1", &[("lb-a", "site-a", H)])]);
-        let f = fence(plan(&t, &alert("site-b", "site-a"), &policy(), None));
-        assert_eq!((f.survivor, f.loser), (site("site-a"), site("site-b")));
-        assert_eq!(f.rule, SurvivorRule::ReporterAlreadyRemoved);
-        assert!(f.removals.is_empty() && f.kept.is_empty());
+        let v = decided(choose(&t, &alert("site-b", "site-a"), &policy(), None));
+        assert_eq!((v.survivor, v.loser), (site("site-a"), site("site-b")));
+        assert_eq!(v.rule, SurvivorRule::ReporterTakesNoTraffic);
     }
 
     #[test]
-    fn both_sites_gone_from_the_accelerator_skips() {
+    fn both_sites_without_traffic_skips() {
         let t = topology(vec![group("g1", &[("i-1", "", H)])]);
-        let p = plan(&t, &alert("site-b", "site-a"), &policy(), None);
-        assert!(
-            matches!(p, Plan::Skip(ref why) if why.contains("neither")),
-            "{p:?}"
-        );
+        let c = choose(&t, &alert("site-b", "site-a"), &policy(), None);
+        assert!(matches!(c, Choice::Skip(ref why) if why.contains("neither")), "{c:?}");
     }
 
     #[test]
     fn preferred_reporter_wins_a_split_brain_when_its_infinispan_answers() {
         let t = two_sites(H, H);
         let a = alert("site-a", "site-b");
-        assert_eq!(plan(&t, &a, &policy(), None), Plan::Probe(site("site-a")));
-        let f = fence(plan(&t, &a, &policy(), Some(Liveness::Alive)));
-        assert_eq!(f.survivor, site("site-a"));
-        assert_eq!(f.rule, SurvivorRule::ReporterPreferred);
+        assert_eq!(choose(&t, &a, &policy(), None), Choice::Probe(site("site-a")));
+        let v = decided(choose(&t, &a, &policy(), Some(Liveness::Alive)));
+        assert_eq!((v.survivor, v.rule), (site("site-a"), SurvivorRule::ReporterPreferred));
     }
 
     #[test]
     fn preferred_site_down_both_reports_pick_the_other_site() {
-        // site-a (preferred) has its Infinispan down and both sites report each other: before,
-        // site-a's report fenced site-b unprobed while site-b's fenced site-a, and run at once
-        // they emptied the endpoint group.
         let t = two_sites(H, H);
         for a in [alert("site-a", "site-b"), alert("site-b", "site-a")] {
-            let f = fence(plan(&t, &a, &policy(), Some(Liveness::Unreachable)));
-            assert_eq!(
-                (f.survivor.as_str(), f.loser.as_str()),
-                ("site-b", "site-a")
-            );
-            assert_eq!(f.rule, SurvivorRule::PreferredSiteUnreachable);
+            let v = decided(choose(&t, &a, &policy(), Some(Liveness::Unreachable)));
+            assert_eq!((v.survivor.as_str(), v.loser.as_str()), ("site-b", "site-a"));
+            assert_eq!(v.rule, SurvivorRule::PreferredSiteUnreachable);
         }
-    }
-
-    #[test]
-    fn non_preferred_reporter_probes_the_preferred_site() {
-        let t = two_sites(H, H);
-        let a = alert("site-b", "site-a");
-        assert_eq!(plan(&t, &a, &policy(), None), Plan::Probe(site("site-a")));
-        let alive = fence(plan(&t, &a, &policy(), Some(Liveness::Alive)));
-        assert_eq!(
-            (alive.survivor.as_str(), alive.loser.as_str()),
-            ("site-a", "site-b")
-        );
-        assert_eq!(alive.removals[0].endpoint_ids, vec!["lb-b".to_string()]);
-        let dead = fence(plan(&t, &a, &policy(), Some(Liveness::Unreachable)));
-        assert_eq!(
-            (dead.survivor.as_str(), dead.loser.as_str()),
-            ("site-b", "site-a")
-        );
-        assert_eq!(dead.rule, SurvivorRule::PreferredSiteUnreachable);
     }
 
     #[test]
@@ -500,78 +582,17 @@ mod tests {
                 ..policy()
             };
             let t = two_sites(H, H);
-            let first = survivor(&t, &alert("site-a", "site-b"), &p, Liveness::Alive);
-            let second = survivor(&t, &alert("site-b", "site-a"), &p, Liveness::Alive);
-            assert_eq!(first, Some(site(preferred)));
-            assert_eq!(second, Some(site(preferred)));
+            let first = verdict(&t, &alert("site-a", "site-b"), &p, Liveness::Alive);
+            let second = verdict(&t, &alert("site-b", "site-a"), &p, Liveness::Alive);
+            assert_eq!(first.map(|v| v.survivor), Some(site(preferred)));
+            assert_eq!(second.map(|v| v.survivor), Some(site(preferred)));
         }
-    }
-
-    #[test]
-    fn split_brain_either_interleaving_never_empties_a_group() {
-        // Whichever report runs first, the second one sees its result and agrees.
-        let p = policy();
-        let start = two_sites(H, H);
-        let orders = [
-            [alert("site-a", "site-b"), alert("site-b", "site-a")],
-            [alert("site-b", "site-a"), alert("site-a", "site-b")],
-        ];
-        for order in orders {
-            let mut t = start.clone();
-            let mut survivors = Vec::new();
-            for a in &order {
-                let mut result = plan(&t, a, &p, None);
-                if let Plan::Probe(_) = result {
-                    result = plan(&t, a, &p, Some(Liveness::Alive));
-                }
-                if let Plan::Fence(f) = result {
-                    for r in &f.removals {
-                        let g = t.groups.iter_mut().find(|g| g.arn == r.group_arn).unwrap();
-                        g.endpoints.retain(|e| !r.endpoint_ids.contains(&e.id));
-                    }
-                    survivors.push(f.survivor);
-                }
-            }
-            assert!(t.groups.iter().all(|g| !g.endpoints.is_empty()));
-            assert_eq!(t.groups[0].endpoints[0].site, Some(site("site-a")));
-            assert!(
-                survivors.iter().all(|s| *s == site("site-a")),
-                "{survivors:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn dead_preferred_site_with_stale_healthy_state_fails_over() {
-        // site-a (preferred) died but the accelerator has not noticed yet; site-b reports it.
-        assert_eq!(
-            survivor(
-                &two_sites(H, H),
-                &alert("site-b", "site-a"),
-                &policy(),
-                Liveness::Unreachable
-            ),
-            Some(site("site-b"))
-        );
-        // Once the accelerator sees site-a UNHEALTHY no probe is needed.
-        let f = fence(plan(
-            &two_sites(U, H),
-            &alert("site-b", "site-a"),
-            &policy(),
-            None,
-        ));
-        assert_eq!(f.survivor, site("site-b"));
     }
 
     #[test]
     fn initial_health_counts_as_healthy() {
-        let f = fence(plan(
-            &two_sites(Health::Initial, U),
-            &alert("site-a", "site-b"),
-            &policy(),
-            None,
-        ));
-        assert_eq!(f.survivor, site("site-a"));
+        let v = decided(choose(&two_sites(Health::Initial, U), &alert("site-a", "site-b"), &policy(), None));
+        assert_eq!(v.survivor, site("site-a"));
     }
 
     #[test]
@@ -580,17 +601,9 @@ mod tests {
             sites: [site("site-a"), site("site-b"), site("site-c")].into(),
             preferred: site("site-a"),
         };
-        let t = topology(vec![group(
-            "g1",
-            &[("lb-b", "site-b", H), ("lb-c", "site-c", H)],
-        )]);
-        assert_eq!(
-            survivor(&t, &alert("site-b", "site-c"), &p, Liveness::Alive),
-            Some(site("site-b"))
-        );
-        assert_eq!(
-            survivor(&t, &alert("site-c", "site-b"), &p, Liveness::Alive),
-            Some(site("site-b"))
-        );
+        let t = topology(vec![group("g1", &[("lb-b", "site-b", H), ("lb-c", "site-c", H)])]);
+        for a in [alert("site-b", "site-c"), alert("site-c", "site-b")] {
+            assert_eq!(verdict(&t, &a, &p, Liveness::Alive).map(|v| v.survivor), Some(site("site-b")));
+        }
     }
 }

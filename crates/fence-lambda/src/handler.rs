@@ -4,9 +4,12 @@
 //! world; [`crate::live::LiveWorld`] is the real one.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_topology::globalaccelerator::{Removal, Topology};
+use aws_topology::decisions::{
+    DecisionRecord, Mode, Recorded, Standing, split_brain_key,
+};
+use aws_topology::globalaccelerator::{DEFAULT_WEIGHT, Health, Removal, Topology, TrafficDial};
 use common::alertmanager::{Alert, AlertStatus, FiringSiteOffline, Webhook};
 use common::auth::{self, AuthOutcome, BasicCredentials};
 use common::outcome::Disposition;
@@ -15,7 +18,10 @@ use http::HeaderMap;
 use ispn_client::CacheResults;
 use serde::Serialize;
 
-use crate::decision::{KeptGroup, Liveness, Plan, Policy, SurvivorRule, plan};
+use crate::decision::{
+    Choice, Liveness, Policy, SiteState, TrafficStep, Unfenceable, choose, site_state,
+    traffic_plan,
+};
 
 /// A failed call, already classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,28 +49,56 @@ impl Failure {
 pub trait World: Sync {
     fn webhook_credentials(&self)
     -> impl Future<Output = Result<BasicCredentials, Failure>> + Send;
-    /// The accelerator's topology; `None` when there is no such accelerator.
+    /// The webhook credentials read again from the secret store after `rejected` failed a
+    /// request's check (a rotation takes effect at once); `None` when there is nothing newer
+    /// (or a re-read is not allowed yet: rate-limited).
+    fn reread_webhook_credentials(
+        &self,
+        rejected: &BasicCredentials,
+    ) -> impl Future<Output = Result<Option<BasicCredentials>, Failure>> + Send;
+    /// The accelerator's topology as it is now; `None` when there is no such accelerator.
     fn topology(
         &self,
         accelerator: &AcceleratorDns,
     ) -> impl Future<Output = Result<Option<Topology>, Failure>> + Send;
     /// Drops what is cached about the accelerator, after a failed or inconsistent call.
     fn forget_topology(&self, accelerator: &AcceleratorDns);
-    /// A short, direct health probe of a site's Infinispan.
-    fn probe(&self, site: &SiteName) -> impl Future<Output = Liveness> + Send;
+    /// A short, direct health probe of a site's Infinispan: a verdict ([`Liveness`]), or a
+    /// failure when the probe itself is misconfigured (TLS trust, credentials, URL), which
+    /// must never read as "the site is down".
+    fn probe(&self, site: &SiteName) -> impl Future<Output = Result<Liveness, Failure>> + Send;
+    /// Creates `proposal` as the split-brain's decision unless one stands (see
+    /// [`aws_topology::decisions`]); `replacing` names a stale record to replace.
+    fn record(
+        &self,
+        proposal: &DecisionRecord,
+        replacing: Option<&str>,
+    ) -> impl Future<Output = Result<Recorded, Failure>> + Send;
+    /// The decision record of `split_brain`, if any.
+    fn recorded(
+        &self,
+        split_brain: &str,
+    ) -> impl Future<Output = Result<Option<DecisionRecord>, Failure>> + Send;
     fn remove_endpoints(
         &self,
         group_arn: &str,
         endpoint_ids: &[String],
         deadline: Instant,
     ) -> impl Future<Output = Result<Removal, Failure>> + Send;
-    /// Takes `site`'s backup to `remote` offline for every cache.
+    fn set_traffic_dial(
+        &self,
+        group_arn: &str,
+        dial: TrafficDial,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<(), Failure>> + Send;
+    /// Takes `site`'s backup to `remote` offline for every configured cache; an error unless
+    /// every one of them answered ok.
     fn take_offline(
         &self,
         site: &SiteName,
         remote: &SiteName,
     ) -> impl Future<Output = Result<CacheResults, Failure>> + Send;
-    /// Best effort: a failure is logged, never returned.
+    /// Best effort and bounded in time: a failure is logged, never returned.
     fn notify(&self, subject: &str, record: &serde_json::Value) -> impl Future<Output = ()> + Send;
 }
 
@@ -75,6 +109,17 @@ pub struct Settings {
     pub policy: Policy,
     /// How long Global Accelerator conflicts and throttling are retried.
     pub retry_budget: Duration,
+    /// See [`aws_topology::decisions::DEFAULT_STALE_AFTER`].
+    pub decision_stale_after: Duration,
+}
+
+/// The invocation the request arrived in.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Lambda's request id: the decision id of a decision this invocation records.
+    pub request_id: String,
+    /// When retries stop (see [`crate::lambda`]).
+    pub deadline: Instant,
 }
 
 /// What happened to one alert of the notification.
@@ -95,19 +140,86 @@ pub struct AlertReport {
     pub outcome: Disposition,
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub probe: Option<Liveness>,
+    pub facts: Option<Facts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub survivor: Option<SiteName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fenced: Option<SiteName>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<SurvivorRule>,
+    pub rule: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<GroupResult>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kept_groups: Vec<KeptGroup>,
+    pub dials_closed: Vec<DialClosed>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfenceable: Vec<Unfenceable>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_offline: Option<BackupOffline>,
+}
+
+/// What this report read before deciding: kept in the decision record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    pub reporter: SiteState,
+    pub site: SiteState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Liveness>,
+    /// Each endpoint group: its listener, dial and endpoints (site, weight, health).
+    pub groups: Vec<GroupFacts>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupFacts {
+    pub arn: String,
+    pub listener: String,
+    pub traffic_dial: TrafficDial,
+    pub endpoints: Vec<(String, Option<SiteName>, i32, Health)>,
+}
+
+impl Facts {
+    fn read(topology: &Topology, alert: &FiringSiteOffline, probe: Option<Liveness>) -> Facts {
+        Facts {
+            reporter: site_state(topology, &alert.reporter),
+            site: site_state(topology, &alert.site),
+            probe,
+            groups: topology
+                .groups
+                .iter()
+                .map(|g| GroupFacts {
+                    arn: g.arn.clone(),
+                    listener: g.listener_arn.clone(),
+                    traffic_dial: g.traffic_dial,
+                    endpoints: g
+                        .endpoints
+                        .iter()
+                        .map(|e| {
+                            (
+                                e.id.clone(),
+                                e.site.clone(),
+                                e.weight.unwrap_or(DEFAULT_WEIGHT),
+                                e.health,
+                            )
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The decision this report carried out.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRef {
+    pub split_brain: String,
+    pub decision_id: String,
+    pub decided_at_ms: u64,
+    /// `recorded`: this report decided; `adopted`: an earlier report's decision stood.
+    pub how: &'static str,
+    /// Why an earlier record was replaced, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +228,12 @@ pub struct GroupResult {
     pub removed: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub already_gone: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DialClosed {
+    pub group_arn: String,
+    pub previous: TrafficDial,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,6 +250,10 @@ pub struct Decision {
     pub outcome: Disposition,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What went wrong inside, for the log only: an unauthenticated caller is never told (it
+    /// may name an account, a role or a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     pub alerts: Vec<AlertReport>,
 }
 
@@ -141,6 +263,7 @@ impl Decision {
             status,
             outcome,
             reason: Some(reason.into()),
+            detail: None,
             alerts: Vec::new(),
         }
     }
@@ -150,14 +273,20 @@ impl Decision {
         Decision::rejected(Disposition::BadInput, 400, reason)
     }
 
+    /// The whole record, as logged.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self)
             .unwrap_or_else(|e| serde_json::json!({"status": self.status, "error": e.to_string()}))
     }
 
-    /// The HTTP response: the record as JSON, and `WWW-Authenticate` on a 401.
+    /// The HTTP response: the record as JSON without the internal detail, and
+    /// `WWW-Authenticate` on a 401.
     pub fn http_response(&self) -> http::Response<String> {
-        let mut response = http::Response::new(self.to_json().to_string());
+        let mut body = self.to_json();
+        if let Some(object) = body.as_object_mut() {
+            object.remove("detail");
+        }
+        let mut response = http::Response::new(body.to_string());
         *response.status_mut() = http::StatusCode::from_u16(self.status)
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
@@ -179,25 +308,51 @@ impl Decision {
 pub async fn handle<W: World>(
     world: &W,
     settings: &Settings,
+    invocation: &Invocation,
     headers: &HeaderMap,
     body: &[u8],
-    deadline: Instant,
 ) -> Decision {
     let credentials = match world.webhook_credentials().await {
         Ok(credentials) => credentials,
         Err(failure) => {
-            return Decision::rejected(
+            let mut decision = Decision::rejected(
                 failure.disposition,
                 failure.disposition.http_status(),
-                format!("cannot check credentials: {}", failure.message),
+                "cannot check credentials now",
             );
+            decision.detail = Some(failure.message);
+            return decision;
         }
     };
     let header = headers
         .get(http::header::AUTHORIZATION)
         .map(http::HeaderValue::as_bytes);
     if let AuthOutcome::Unauthorized(failure) = auth::check_basic(header, &credentials) {
-        return Decision::rejected(Disposition::Unauthorized, 401, failure.reason());
+        // A password rotated since the secret was cached: read it again (rate-limited) and
+        // check once more, so a rotation takes effect in seconds and the old password stops
+        // working as soon as the new one is read.
+        let fresh = if failure.password_may_be_rotated() {
+            match world.reread_webhook_credentials(&credentials).await {
+                Ok(fresh) => fresh,
+                Err(reread) => {
+                    let mut decision = Decision::rejected(
+                        reread.disposition,
+                        reread.disposition.http_status(),
+                        "cannot check credentials now",
+                    );
+                    decision.detail = Some(reread.message);
+                    return decision;
+                }
+            }
+        } else {
+            None
+        };
+        let accepted = fresh.is_some_and(|fresh| {
+            matches!(auth::check_basic(header, &fresh), AuthOutcome::Authorized)
+        });
+        if !accepted {
+            return Decision::rejected(Disposition::Unauthorized, 401, failure.reason());
+        }
     }
     if let Some(content_type) = headers.get(http::header::CONTENT_TYPE)
         && !is_json(content_type.as_bytes())
@@ -217,7 +372,7 @@ pub async fn handle<W: World>(
 
     let mut alerts = Vec::with_capacity(webhook.alerts.len());
     for (index, alert) in webhook.alerts.iter().enumerate() {
-        alerts.push(handle_alert(world, settings, index, alert, deadline).await);
+        alerts.push(handle_alert(world, settings, invocation, index, alert).await);
     }
     let outcome = Disposition::most_severe(alerts.iter().map(|a| a.outcome));
     let reason = alerts
@@ -227,6 +382,7 @@ pub async fn handle<W: World>(
         status: outcome.http_status(),
         outcome,
         reason,
+        detail: None,
         alerts,
     }
 }
@@ -247,9 +403,9 @@ fn is_json(content_type: &[u8]) -> bool {
 async fn handle_alert<W: World>(
     world: &W,
     settings: &Settings,
+    invocation: &Invocation,
     index: usize,
     alert: &Alert,
-    deadline: Instant,
 ) -> AlertReport {
     let mut report = AlertReport {
         index,
@@ -261,12 +417,14 @@ async fn handle_alert<W: World>(
         accelerator: None,
         outcome: Disposition::Ignored,
         reason: String::new(),
-        probe: None,
+        facts: None,
+        decision: None,
         survivor: None,
         fenced: None,
         rule: None,
         removed: Vec::new(),
-        kept_groups: Vec::new(),
+        dials_closed: Vec::new(),
+        unfenceable: Vec::new(),
         backup_offline: None,
     };
     if alert.alertname() != Some(settings.alert_name.as_str()) {
@@ -289,8 +447,11 @@ async fn handle_alert<W: World>(
     report.reporter = Some(firing.reporter.clone());
     report.site = Some(firing.site.clone());
     report.accelerator = Some(firing.accelerator.clone());
-    report.outcome = fence(world, settings, &firing, deadline, &mut report).await;
-    if !report.removed.is_empty() || report.backup_offline.is_some() {
+    report.outcome = fence(world, settings, invocation, &firing, &mut report).await;
+    let changed = report.removed.iter().any(|g| !g.removed.is_empty())
+        || !report.dials_closed.is_empty()
+        || report.backup_offline.is_some();
+    if changed {
         let subject = format!(
             "sitefence: {} fenced, {} survives ({:?})",
             report.fenced.as_ref().map_or("?", SiteName::as_str),
@@ -303,16 +464,25 @@ async fn handle_alert<W: World>(
     report
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Reads the accelerator with the probe of the preferred site beside it, decides (or adopts
+/// the recorded decision), records, then takes the loser out of every listener and the
+/// survivor's backup to it offline.
 async fn fence<W: World>(
     world: &W,
     settings: &Settings,
+    invocation: &Invocation,
     alert: &FiringSiteOffline,
-    deadline: Instant,
     report: &mut AlertReport,
 ) -> Disposition {
-    // The probe a split-brain needs (both sites healthy) goes out with the accelerator read
-    // rather than after it, so that it costs no round trip in sequence; when the plan does not
-    // need it, it is dropped (a read of Infinispan's health, harmless).
+    // The probe a split-brain needs (both sites alike) goes out with the accelerator read
+    // rather than after it, so that it costs no round trip in sequence; when the choice does
+    // not need it, it is dropped (a read of Infinispan's health, harmless).
     let probed_site = settings
         .policy
         .stronger(&alert.reporter, &alert.site)
@@ -341,79 +511,224 @@ async fn fence<W: World>(
             return failure.disposition;
         }
     };
-    let mut decision = plan(&topology, alert, &settings.policy, None);
-    if let Plan::Probe(site) = &decision {
+    let mut choice = choose(&topology, alert, &settings.policy, None);
+    let mut probe_failure = None;
+    let mut probed = None;
+    if let Choice::Probe(site) = &choice {
         let liveness = match early_liveness {
             Some(liveness) if *site == probed_site => liveness,
             None if *site == probed_site => early_probe.await,
             _ => world.probe(site).await,
         };
-        report.probe = Some(liveness);
-        decision = plan(&topology, alert, &settings.policy, Some(liveness));
+        match liveness {
+            Ok(liveness) => {
+                probed = Some(liveness);
+                choice = choose(&topology, alert, &settings.policy, Some(liveness));
+            }
+            Err(failure) => probe_failure = Some((site.clone(), failure)),
+        }
     }
-    let fence = match decision {
-        Plan::Fence(fence) => fence,
-        Plan::Reject(reason) => {
+    report.facts = Some(Facts::read(&topology, alert, probed));
+    let key = split_brain_key(&alert.accelerator, &alert.reporter, &alert.site);
+    let now = now_ms();
+    let standing = |record: &DecisionRecord| {
+        record.standing(&topology, now, settings.decision_stale_after) == Standing::Stands
+    };
+    let record = match choice {
+        Choice::Reject(reason) => {
             report.reason = reason;
             return Disposition::BadInput;
         }
-        Plan::Skip(reason) => {
+        Choice::Skip(reason) => {
             report.reason = reason;
             return Disposition::Ignored;
         }
-        Plan::Probe(site) => {
-            report.reason = format!("decision still needs a probe of {site}");
-            return Disposition::Fatal;
-        }
-    };
-    report.survivor = Some(fence.survivor.clone());
-    report.fenced = Some(fence.loser.clone());
-    report.rule = Some(fence.rule);
-    report.kept_groups = fence.kept.clone();
-
-    // Global Accelerator first: the backup goes offline only once no traffic reaches the loser.
-    for removal in &fence.removals {
-        match world
-            .remove_endpoints(&removal.group_arn, &removal.endpoint_ids, deadline)
-            .await
-        {
-            Ok(done) => report.removed.push(GroupResult {
-                group_arn: removal.group_arn.clone(),
-                removed: done.removed,
-                already_gone: done.already_gone,
-            }),
-            Err(failure) => {
-                world.forget_topology(&alert.accelerator);
+        // The probe could not decide (misconfigured): a standing decision needs no probe;
+        // without one this is a loud failure naming the cause, never a verdict.
+        Choice::Probe(site) => match (world.recorded(&key).await, probe_failure) {
+            (Ok(Some(record)), _) if standing(&record) => Adopted {
+                record,
+                how: "adopted",
+                replaced: None,
+            },
+            (_, Some((probed, failure))) => {
                 report.reason = format!(
-                    "removing {} from {}: {}",
-                    fence.loser, removal.group_arn, failure.message
+                    "cannot decide: probing {probed}'s Infinispan is misconfigured: {}",
+                    failure.message
                 );
-                return failure.disposition;
+                return Disposition::most_severe([failure.disposition, Disposition::Fatal]);
+            }
+            (_, None) => {
+                report.reason = format!("the choice still needs a probe of {site}");
+                return Disposition::Fatal;
+            }
+        },
+        Choice::Decided(verdict) => {
+            let proposal = DecisionRecord {
+                split_brain: key.clone(),
+                decision_id: invocation.request_id.clone(),
+                survivor: verdict.survivor.clone(),
+                loser: verdict.loser.clone(),
+                rule: verdict.rule.as_str().to_owned(),
+                reporter: alert.reporter.clone(),
+                decided_at_ms: now,
+                request_id: invocation.request_id.clone(),
+                facts: serde_json::to_value(&report.facts).unwrap_or_default(),
+                mode: Mode::Enforce,
+                closed: None,
+            };
+            match settle(world, &proposal, |r| {
+                r.standing(&topology, now, settings.decision_stale_after)
+            })
+            .await
+            {
+                Ok(adopted) => adopted,
+                Err(failure) => {
+                    report.reason = format!("recording the decision: {}", failure.message);
+                    return failure.disposition;
+                }
             }
         }
+    };
+    let Adopted {
+        record,
+        how,
+        replaced,
+    } = record;
+    report.decision = Some(DecisionRef {
+        split_brain: record.split_brain.clone(),
+        decision_id: record.decision_id.clone(),
+        decided_at_ms: record.decided_at_ms,
+        how,
+        replaced,
+    });
+    report.survivor = Some(record.survivor.clone());
+    report.fenced = Some(record.loser.clone());
+    report.rule = Some(record.rule.clone());
+
+    // Global Accelerator first: the backup goes offline only once no traffic reaches the loser.
+    let plan = traffic_plan(&topology, &record.survivor, &record.loser);
+    for step in &plan.steps {
+        let result = match step {
+            TrafficStep::RemoveEndpoints {
+                group_arn,
+                endpoint_ids,
+            } => world
+                .remove_endpoints(group_arn, endpoint_ids, invocation.deadline)
+                .await
+                .map(|done| {
+                    report.removed.push(GroupResult {
+                        group_arn: group_arn.clone(),
+                        removed: done.removed,
+                        already_gone: done.already_gone,
+                    });
+                }),
+            TrafficStep::CloseDial {
+                group_arn,
+                previous,
+            } => world
+                .set_traffic_dial(group_arn, TrafficDial::CLOSED, invocation.deadline)
+                .await
+                .map(|()| {
+                    report.dials_closed.push(DialClosed {
+                        group_arn: group_arn.clone(),
+                        previous: *previous,
+                    });
+                }),
+        };
+        if let Err(failure) = result {
+            world.forget_topology(&alert.accelerator);
+            report.reason = format!(
+                "taking {} out of the accelerator: {}",
+                record.loser, failure.message
+            );
+            return failure.disposition;
+        }
     }
-    match world.take_offline(&fence.survivor, &fence.loser).await {
+    match world.take_offline(&record.survivor, &record.loser).await {
         Ok(caches) => {
             report.backup_offline = Some(BackupOffline {
-                site: fence.survivor.clone(),
-                remote: fence.loser.clone(),
+                site: record.survivor.clone(),
+                remote: record.loser.clone(),
                 caches,
             });
         }
         Err(failure) => {
             report.reason = format!(
                 "taking {}'s backup to {} offline: {}",
-                fence.survivor, fence.loser, failure.message
+                record.survivor, record.loser, failure.message
             );
             return failure.disposition;
         }
     }
+    if !plan.unfenceable.is_empty() {
+        report.unfenceable = plan.unfenceable;
+        let listeners: Vec<&str> = report
+            .unfenceable
+            .iter()
+            .map(|u| u.listener_arn.as_str())
+            .collect();
+        report.reason = format!(
+            "{} still takes traffic in listener(s) {} where {} has no endpoint that takes traffic: add {}'s endpoints there, the next resend finishes the fence",
+            record.loser,
+            listeners.join(", "),
+            record.survivor,
+            record.survivor
+        );
+        return Disposition::Fatal;
+    }
     let removed: usize = report.removed.iter().map(|g| g.removed.len()).sum();
     report.reason = format!(
-        "fenced {}: {removed} endpoint(s) removed, {} group(s) kept, {}'s backup to it offline",
-        fence.loser,
-        fence.kept.len(),
-        fence.survivor
+        "fenced {}: {removed} endpoint(s) removed, {} dial(s) closed, {}'s backup to it offline",
+        record.loser,
+        report.dials_closed.len(),
+        record.survivor
     );
     Disposition::Done
+}
+
+/// The decision that stands for a split-brain, and how this report came to it.
+struct Adopted {
+    record: DecisionRecord,
+    how: &'static str,
+    replaced: Option<String>,
+}
+
+/// Records `proposal` unless a decision stands; adopts the standing one otherwise. A closed
+/// record is replaced by the create itself; a stale one by a create conditioned on its id, so
+/// that two reports replacing it at once still make one decision.
+async fn settle<W: World>(
+    world: &W,
+    proposal: &DecisionRecord,
+    standing: impl Fn(&DecisionRecord) -> Standing,
+) -> Result<Adopted, Failure> {
+    let mut replacing: Option<(String, String)> = None;
+    // Bounded: each pass either settles or replaces one record that no longer stands.
+    for _ in 0..3 {
+        let replaced_id = replacing.as_ref().map(|(id, _)| id.as_str());
+        match world.record(proposal, replaced_id).await? {
+            Recorded::Created => {
+                return Ok(Adopted {
+                    record: proposal.clone(),
+                    how: "recorded",
+                    replaced: replacing.map(|(_, why)| why),
+                });
+            }
+            Recorded::Existing(existing) => match standing(&existing) {
+                Standing::Stands => {
+                    return Ok(Adopted {
+                        record: existing,
+                        how: "adopted",
+                        replaced: None,
+                    });
+                }
+                // Closed between the create's check and now: the next create replaces it.
+                Standing::Closed => replacing = None,
+                Standing::Stale(why) => replacing = Some((existing.decision_id, why)),
+            },
+        }
+    }
+    Err(Failure::transient(
+        "the decision record kept changing under this report",
+    ))
 }

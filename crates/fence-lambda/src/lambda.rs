@@ -14,7 +14,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::handler::{Decision, Settings, World, handle};
+use crate::handler::{Decision, Invocation, Settings, World, handle};
 
 /// Time kept aside at the end of the invocation to answer.
 const ANSWER_MARGIN: Duration = Duration::from_secs(2);
@@ -104,16 +104,20 @@ impl From<&Decision> for FunctionUrlResponse {
 
 /// Handles one Function URL event: reads it, runs the handler, logs the decision record and
 /// answers. `invocation_deadline_ms` is the invocation's deadline (milliseconds since the
-/// epoch, 0 when unknown).
+/// epoch, 0 when unknown); `request_id` is Lambda's id of the invocation.
 pub async fn handle_event<W: World>(
     world: &W,
     settings: &Settings,
     event: serde_json::Value,
     invocation_deadline_ms: u64,
+    request_id: &str,
 ) -> FunctionUrlResponse {
-    let deadline = deadline(invocation_deadline_ms, settings.retry_budget);
+    let invocation = Invocation {
+        request_id: request_id.to_owned(),
+        deadline: deadline(invocation_deadline_ms, settings.retry_budget),
+    };
     let decision = match FunctionUrlRequest::from_event(event) {
-        Ok(request) => handle(world, settings, &request.headers, &request.body, deadline).await,
+        Ok(request) => handle(world, settings, &invocation, &request.headers, &request.body).await,
         Err(err) => Decision::bad_event(err.to_string()),
     };
     common::logging::decision_record(&decision.to_json());

@@ -1,20 +1,19 @@
 //! The real [`World`]: Global Accelerator and ELBv2, Secrets Manager, Infinispan, SNS.
 //!
 //! Built once per cold start; warm invocations reuse the clients, the secrets (with a TTL) and
-//! the resolved topology (accelerator, groups, endpoint → site, with a TTL). A warm fence reads
-//! only each group's current state (`DescribeEndpointGroup`), then removes and takes offline:
-//! three remote calls for one group. The cached topology is dropped on any failed call and on
-//! any inconsistency (an endpoint or group it does not know).
+//! what cannot change unnoticed about the accelerator ([`Known`]: its ARN, its listeners, each
+//! endpoint's site, with a TTL). A warm fence lists the listeners and the known listeners'
+//! groups at once (one round trip in sequence, so a listener, group or endpoint added or removed
+//! since is seen), records its decision, then removes and takes offline. What is known is
+//! dropped on any failed call.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use aws_config::Region;
-use aws_topology::globalaccelerator::{GlobalAccelerator, Removal, Topology};
+use aws_topology::decisions::{DecisionRecord, DecisionStore, Recorded};
+use aws_topology::globalaccelerator::{GlobalAccelerator, Known, Removal, Topology, TrafficDial};
 use aws_topology::retry::AwsError;
 use common::auth::BasicCredentials;
 use common::notify::Notifier;
@@ -33,22 +32,12 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// answer (it may be the one that failed) delays a cold start by this much at most.
 const CONNECT_AHEAD_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Runs the futures concurrently on this task and waits for all of them.
-async fn join_all<F: Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
-    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    std::future::poll_fn(|cx| {
-        pending.retain_mut(|future| future.as_mut().poll(cx).is_pending());
-        if pending.is_empty() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-}
+/// How long a notification may take: it never turns a finished fence into a failure, nor eats
+/// the time of the answer.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
 
-struct CachedTopology {
-    topology: Topology,
+struct KnownAccelerator {
+    known: Known,
     resolved_at: Instant,
 }
 
@@ -62,12 +51,15 @@ pub struct LiveWorld {
     sites: BTreeMap<SiteName, SiteClient>,
     notifier: Option<Notifier>,
     topology_ttl: Duration,
-    topologies: Mutex<HashMap<AcceleratorDns, CachedTopology>>,
+    known: Mutex<HashMap<AcceleratorDns, KnownAccelerator>>,
+    decisions: DecisionStore,
 }
 
 impl LiveWorld {
     pub async fn new(config: &FenceConfig) -> Result<LiveWorld, IspnError> {
         let accelerator_config = common::aws::sdk_config(Some(&config.accelerator_region)).await;
+        // The decision table lives in the function's own region.
+        let functions_config = common::aws::sdk_config(None).await;
         let secrets_config = accelerator_config
             .to_builder()
             .region(Region::new(config.secrets_region.clone()))
@@ -100,7 +92,8 @@ impl LiveWorld {
             sites,
             notifier: Notifier::from_env(&accelerator_config),
             topology_ttl: config.topology_ttl,
-            topologies: Mutex::default(),
+            known: Mutex::default(),
+            decisions: DecisionStore::new(&functions_config, config.decision_table.clone()),
         })
     }
 
@@ -117,7 +110,7 @@ impl LiveWorld {
             }
             // After the secrets: a read without the password would be refused, and logged by
             // Infinispan as a failed login at every cold start.
-            join_all(self.sites.values().map(|client| async move {
+            common::join::join_all(self.sites.values().map(|client| async move {
                 if let Err(err) = client.health(CONNECT_AHEAD_TIMEOUT).await {
                     tracing::info!(event = "prefetch_failed", what = "infinispan", site = %client.site(), error = %err);
                 }
@@ -165,30 +158,10 @@ impl LiveWorld {
         }
     }
 
-    fn cached_topology(&self, accelerator: &AcceleratorDns) -> Option<Topology> {
-        let cache = self.topologies.lock().ok()?;
-        let cached = cache.get(accelerator)?;
-        (cached.resolved_at.elapsed() < self.topology_ttl).then(|| cached.topology.clone())
-    }
-
-    /// The cached topology with every group's current endpoints and health, read concurrently.
-    async fn refresh(&self, cached: &Topology) -> Result<Topology, String> {
-        let mut reads = tokio::task::JoinSet::new();
-        for (index, group) in cached.groups.iter().enumerate() {
-            let accelerator = Arc::clone(&self.accelerator);
-            let arn = group.arn.clone();
-            reads.spawn(async move { (index, accelerator.describe_group(&arn).await) });
-        }
-        let mut states = vec![None; cached.groups.len()];
-        while let Some(joined) = reads.join_next().await {
-            let (index, state) = joined.map_err(|e| e.to_string())?;
-            states[index] = Some(state.map_err(|e| e.to_string())?);
-        }
-        let states = states
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .ok_or("a group was not read")?;
-        cached.refreshed(states).map_err(|stale| stale.to_string())
+    fn known(&self, accelerator: &AcceleratorDns) -> Option<Known> {
+        let cache = self.known.lock().ok()?;
+        let entry = cache.get(accelerator)?;
+        (entry.resolved_at.elapsed() < self.topology_ttl).then(|| entry.known.clone())
     }
 }
 
@@ -232,55 +205,102 @@ impl World for LiveWorld {
         })
     }
 
+    async fn reread_webhook_credentials(
+        &self,
+        rejected: &BasicCredentials,
+    ) -> Result<Option<BasicCredentials>, Failure> {
+        let fresh = self
+            .secrets
+            .refresh_after_rejection(&self.webhook_secret, &rejected.password)
+            .await
+            .map_err(secret_failure)?;
+        Ok(fresh.map(|password| BasicCredentials {
+            user: self.webhook_user.clone(),
+            password,
+        }))
+    }
+
     async fn topology(&self, accelerator: &AcceleratorDns) -> Result<Option<Topology>, Failure> {
-        if let Some(cached) = self.cached_topology(accelerator) {
-            match self.refresh(&cached).await {
-                Ok(topology) => return Ok(Some(topology)),
-                Err(reason) => {
-                    tracing::info!(event = "topology_cache_stale", accelerator = %accelerator, %reason);
-                    self.forget_topology(accelerator);
-                }
-            }
-        }
+        let known = self.known(accelerator);
         let topology = self
             .accelerator
-            .topology(accelerator)
+            .topology_from(accelerator, known.as_ref())
             .await
             .map_err(aws_failure)?;
-        if let (Some(topology), Ok(mut cache)) = (&topology, self.topologies.lock()) {
-            cache.insert(
-                accelerator.clone(),
-                CachedTopology {
-                    topology: topology.clone(),
-                    resolved_at: Instant::now(),
-                },
-            );
+        if let Ok(mut cache) = self.known.lock() {
+            match &topology {
+                Some(topology) => {
+                    let resolved_at = match (known, cache.get(accelerator)) {
+                        (Some(_), Some(entry)) => entry.resolved_at,
+                        _ => Instant::now(),
+                    };
+                    cache.insert(
+                        accelerator.clone(),
+                        KnownAccelerator {
+                            known: topology.known(),
+                            resolved_at,
+                        },
+                    );
+                }
+                None => {
+                    cache.remove(accelerator);
+                }
+            }
         }
         Ok(topology)
     }
 
     fn forget_topology(&self, accelerator: &AcceleratorDns) {
-        if let Ok(mut cache) = self.topologies.lock() {
+        if let Ok(mut cache) = self.known.lock() {
             cache.remove(accelerator);
         }
     }
 
-    async fn probe(&self, site: &SiteName) -> Liveness {
-        let Ok(client) = self.site(site) else {
-            return Liveness::Unreachable;
-        };
+    async fn probe(&self, site: &SiteName) -> Result<Liveness, Failure> {
+        let client = self.site(site)?;
         if let Err(failure) = self.refresh_infinispan_credentials().await {
             tracing::warn!(event = "probe_without_fresh_credentials", error = %failure.message);
         }
         match client.health(PROBE_TIMEOUT).await {
-            Ok(_) => Liveness::Alive,
-            // It answered: the server is up, only our credentials are in question.
-            Err(err) if err.is_auth_failure() => Liveness::Alive,
+            Ok(_) => Ok(Liveness::Alive),
+            // It answered, but refused us: a verdict from this would hand the split-brain to
+            // the other site for a wrong password.
+            Err(err) if err.is_auth_failure() => {
+                self.secrets.invalidate(&self.infinispan_secret);
+                Err(Failure::fatal(err.to_string()))
+            }
             Err(err) => {
                 tracing::info!(event = "probe_unreachable", site = %site, error = %err);
-                Liveness::Unreachable
+                Ok(Liveness::Unreachable)
             }
         }
+    }
+
+    async fn record(
+        &self,
+        proposal: &DecisionRecord,
+        replacing: Option<&str>,
+    ) -> Result<Recorded, Failure> {
+        self.decisions
+            .create(proposal, replacing)
+            .await
+            .map_err(aws_failure)
+    }
+
+    async fn recorded(&self, split_brain: &str) -> Result<Option<DecisionRecord>, Failure> {
+        self.decisions.get(split_brain).await.map_err(aws_failure)
+    }
+
+    async fn set_traffic_dial(
+        &self,
+        group_arn: &str,
+        dial: TrafficDial,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        self.accelerator
+            .set_traffic_dial(group_arn, dial, deadline)
+            .await
+            .map_err(aws_failure)
     }
 
     async fn remove_endpoints(
@@ -320,10 +340,13 @@ impl World for LiveWorld {
     }
 
     async fn notify(&self, subject: &str, record: &serde_json::Value) {
-        if let Some(notifier) = &self.notifier
-            && let Err(err) = notifier.publish(subject, record).await
-        {
-            tracing::warn!(event = "notification_failed", error = %err);
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        match tokio::time::timeout(NOTIFY_TIMEOUT, notifier.publish(subject, record)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(event = "notification_failed", error = %err),
+            Err(_) => tracing::warn!(event = "notification_failed", error = "timed out"),
         }
     }
 }

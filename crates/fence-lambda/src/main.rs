@@ -30,8 +30,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let settings = settings.clone();
         async move {
             let deadline_ms = event.context.deadline;
+            let request_id = event.context.request_id;
             Ok::<_, std::convert::Infallible>(
-                handle_event(world.as_ref(), &settings, event.payload, deadline_ms).await,
+                handle_event(
+                    world.as_ref(),
+                    &settings,
+                    event.payload,
+                    deadline_ms,
+                    &request_id,
+                )
+                .await,
             )
         }
     }))
@@ -48,6 +56,7 @@ async fn start() -> anyhow::Result<(LiveWorld, Settings)> {
         alert_name: config.alert_name.clone(),
         policy: config.policy(),
         retry_budget: config.retry_budget,
+        decision_stale_after: config.decision_stale_after,
     };
     tracing::info!(
         event = "started",

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_topology::globalaccelerator::{Endpoint, EndpointGroup, Health, Removal, Topology};
+use aws_topology::decisions::{DecisionRecord, Recorded};
+use aws_topology::globalaccelerator::{
+    Endpoint, EndpointGroup, Health, Removal, Topology, TrafficDial,
+};
 use base64::Engine;
 use common::auth::BasicCredentials;
 use common::outcome::Disposition;
@@ -42,7 +45,9 @@ fn endpoint(id: &str, site_name: &str, health: Health) -> Endpoint {
 fn group(arn: &str, endpoints: Vec<Endpoint>) -> EndpointGroup {
     EndpointGroup {
         arn: arn.to_owned(),
+        listener_arn: "listener-443".to_owned(),
         region: "eu-west-1".to_owned(),
+        traffic_dial: TrafficDial::FULL,
         endpoints,
     }
 }
@@ -59,6 +64,8 @@ struct FakeWorld {
     topology_failure: Option<Failure>,
     forgotten: Mutex<u32>,
     notified: Mutex<Vec<String>>,
+    /// The decision records, by split-brain key, with DynamoDB's conditional create.
+    records: Mutex<BTreeMap<String, DecisionRecord>>,
     /// Yield to the executor inside calls, so that concurrent invocations interleave.
     yields: usize,
 }
@@ -84,6 +91,7 @@ impl FakeWorld {
             topology_failure: None,
             forgotten: Mutex::new(0),
             notified: Mutex::default(),
+            records: Mutex::default(),
             yields: 0,
         }
     }
@@ -127,6 +135,7 @@ impl World for FakeWorld {
         }
         Ok(Some(Topology {
             accelerator_arn: "arn:acc".to_owned(),
+            listeners: vec!["listener-443".to_owned()],
             groups: self.groups.lock().unwrap().clone(),
         }))
     }
@@ -135,8 +144,60 @@ impl World for FakeWorld {
         *self.forgotten.lock().unwrap() += 1;
     }
 
-    async fn probe(&self, _: &SiteName) -> Liveness {
-        self.liveness
+    async fn reread_webhook_credentials(
+        &self,
+        _: &BasicCredentials,
+    ) -> Result<Option<BasicCredentials>, Failure> {
+        Ok(None)
+    }
+
+    async fn probe(&self, _: &SiteName) -> Result<Liveness, Failure> {
+        Ok(self.liveness)
+    }
+
+    async fn record(
+        &self,
+        proposal: &DecisionRecord,
+        replacing: Option<&str>,
+    ) -> Result<Recorded, Failure> {
+        self.pause().await;
+        let mut records = self.records.lock().unwrap();
+        let existing = records.get(&proposal.split_brain);
+        let allowed = match (existing, replacing) {
+            (None, None) => true,
+            (Some(r), None) => r.closed.is_some(),
+            (Some(r), Some(id)) => r.decision_id == id && r.closed.is_none(),
+            (None, Some(_)) => false,
+        };
+        if allowed {
+            records.insert(proposal.split_brain.clone(), proposal.clone());
+            Ok(Recorded::Created)
+        } else {
+            existing
+                .cloned()
+                .map(Recorded::Existing)
+                .ok_or_else(|| Failure::transient("no record to replace"))
+        }
+    }
+
+    async fn recorded(&self, split_brain: &str) -> Result<Option<DecisionRecord>, Failure> {
+        Ok(self.records.lock().unwrap().get(split_brain).cloned())
+    }
+
+    async fn set_traffic_dial(
+        &self,
+        group_arn: &str,
+        dial: TrafficDial,
+        _: Instant,
+    ) -> Result<(), Failure> {
+        self.pause().await;
+        let mut groups = self.groups.lock().unwrap();
+        let group = groups
+            .iter_mut()
+            .find(|g| g.arn == group_arn)
+            .ok_or_else(|| Failure::fatal("no group"))?;
+        group.traffic_dial = dial;
+        Ok(())
     }
 
     async fn remove_endpoints(
@@ -200,6 +261,7 @@ fn settings() -> Settings {
             preferred: site("site-a"),
         },
         retry_budget: Duration::from_secs(5),
+        decision_stale_after: Duration::from_secs(900),
     }
 }
 
@@ -224,7 +286,8 @@ async fn invoke(
     world: &FakeWorld,
     request: &serde_json::Value,
 ) -> (u16, http::HeaderMap, serde_json::Value) {
-    let response = handle_event(world, &settings(), request.clone(), 0).await;
+    let request_id = format!("req-{}", fastrand::u64(..));
+    let response = handle_event(world, &settings(), request.clone(), 0, &request_id).await;
     let headers = response
         .headers
         .iter()
@@ -492,17 +555,17 @@ async fn seed_defects_table() {
             },
         },
         Case {
-            name: "seed_acted_when_reporter_unhealthy",
+            // Defect (a): an UNHEALTHY reporter was skipped with a 2xx. Under Keycloak's FAIL
+            // backup policy the survivor is UNHEALTHY because its writes fail while its backup
+            // is online; both sites alike, the preferred site (answering) survives.
+            name: "unhealthy_reporter_still_fences",
             setup: |w| {
                 let groups = w.groups.get_mut().unwrap();
                 groups[0].endpoints[0].health = Health::Unhealthy;
             },
             request: || authorized("site-b-offline-reported-by-site-a"),
             status: 200,
-            outcome: |w| {
-                w.endpoints() == vec![vec!["lb-a".to_owned(), "lb-b".to_owned()]]
-                    && w.backup("site-a", "site-b") == "online"
-            },
+            outcome: fenced_b,
         },
         Case {
             name: "seed_acted_on_resolved_alert",
@@ -648,7 +711,9 @@ async fn fencing_is_resumable_after_an_infinispan_failure() {
     let (status, _, body) = invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
     assert_eq!(status, 200, "{body}");
     assert!(fenced_b(&world));
-    assert_eq!(body["alerts"][0]["rule"], "offline_site_already_removed");
+    // The resend carries out the recorded decision.
+    assert_eq!(body["alerts"][0]["rule"], "offline_site_unhealthy");
+    assert_eq!(body["alerts"][0]["decision"]["how"], "adopted");
     // And once more: still 2xx, nothing else changes.
     let (status, _, _) = invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
     assert_eq!(status, 200);
@@ -689,13 +754,12 @@ async fn the_answer_says_per_alert_what_was_done() {
         .iter()
         .map(|a| a["outcome"].as_str().unwrap())
         .collect();
-    // The second alert is site-b (already fenced) reporting site-a: it finishes that fence
-    // (site-a's backup to site-b offline again) and removes nothing more.
+    // The second alert is site-b (already fenced) reporting site-a: it adopts the recorded
+    // decision, finishes that fence (site-a's backup to site-b offline again) and removes
+    // nothing more.
     assert_eq!(outcomes, vec!["done", "done"], "{body}");
-    assert_eq!(
-        body["alerts"][1]["rule"], "reporter_already_removed",
-        "{body}"
-    );
+    assert_eq!(body["alerts"][1]["decision"]["how"], "adopted", "{body}");
+    assert_eq!(body["alerts"][1]["survivor"], "site-a", "{body}");
     assert_eq!(world.endpoints(), vec![vec!["lb-a".to_owned()]]);
 }
 

@@ -513,7 +513,9 @@ fn random_password() -> String {
         .collect()
 }
 
-async fn sdk_config(endpoint: &str, region: &'static str) -> aws_config::SdkConfig {
+/// An AWS SDK configuration for the sandbox's moto (or its counting front at `endpoint`), with
+/// the sandbox's credentials: for tests that read or prepare AWS state themselves.
+pub async fn sdk_config(endpoint: &str, region: &str) -> aws_config::SdkConfig {
     let credentials = aws_sdk_secretsmanager::config::Credentials::new(
         SANDBOX_ACCESS_KEY,
         SANDBOX_SECRET_KEY,
@@ -522,7 +524,7 @@ async fn sdk_config(endpoint: &str, region: &'static str) -> aws_config::SdkConf
         "sandbox",
     );
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region))
+        .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(credentials)
         .load()

@@ -14,15 +14,6 @@ use crate::retry::AwsError;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// What a create did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recorded {
-    /// This decision is now the record.
-    Created,
-    /// Another decision was there first: this one.
-    Existing(DecisionRecord),
-}
-
 /// The table of decision records.
 #[derive(Debug, Clone)]
 pub struct DecisionStore {
@@ -126,6 +117,67 @@ impl DecisionStore {
             .map(from_item)
             .transpose()
             .map_err(|e| malformed("GetItem", e))
+    }
+
+    /// Creates the table (on-demand, keyed by [`KEY_ATTRIBUTE`]) unless it exists, and waits
+    /// until it is active: for sandboxes and tests. A deployment's table is deploy's, with its
+    /// point-in-time recovery, tags and deletion protection.
+    pub async fn ensure_table(&self) -> Result<(), AwsError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TableStatus,
+        };
+        let build = |e: aws_sdk_dynamodb::error::BuildError| AwsError {
+            operation: "CreateTable",
+            code: None,
+            message: e.to_string(),
+            retryable: false,
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(KEY_ATTRIBUTE)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(KEY_ATTRIBUTE)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(build)?,
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(context)) if context.err().is_resource_in_use_exception() => {}
+            Err(err) => return Err(AwsError::from_sdk("CreateTable", err)),
+        }
+        for _ in 0..100 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("DescribeTable", e))?;
+            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(AwsError {
+            operation: "DescribeTable",
+            code: None,
+            message: format!("table {} is not active after 10 s", self.table),
+            retryable: true,
+        })
     }
 
     /// Every record, closed ones included (the table holds one per pair of sites).

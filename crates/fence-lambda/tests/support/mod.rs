@@ -16,6 +16,8 @@ use sandbox::world::{FunctionOptions, SandboxInfo};
 use serde_json::Value;
 
 pub const FUNCTION: &str = "fence-lambda";
+/// The decision table the tests' fence records in (created in moto by [`with_fence_env`]).
+pub const DECISION_TABLE: &str = "sitefence-test-decisions";
 /// The accelerator the sample notifications name; replaced by the sandbox's.
 const SAMPLE_ACCELERATOR: &str = "a1234567890abcdef.awsglobalaccelerator.com";
 
@@ -57,6 +59,11 @@ where
             });
         },
         |sandbox: Sandbox| async move {
+            decision_store(&sandbox)
+                .await
+                .ensure_table()
+                .await
+                .context("creating the decision table")?;
             scenario(sandbox.clone()).await?;
             assert_no_password_in_logs(&sandbox)
         },
@@ -89,8 +96,15 @@ pub fn fence_environment(info: &SandboxInfo) -> Vec<(String, String)> {
         preferred_site: info.sites.keys().next().cloned(),
         ca_bundle_pem: std::fs::read_to_string(&info.ca_bundle).ok(),
         notify_topic_arn: None,
+        decision_table: DECISION_TABLE.to_owned(),
     };
     environment.to_vars().into_iter().collect()
+}
+
+/// The decision records of the tests' fence, in the sandbox's moto.
+pub async fn decision_store(sandbox: &Sandbox) -> aws_topology::decisions::DecisionStore {
+    let config = sandbox::world::sdk_config(&sandbox.info.moto_url, &sandbox.info.region).await;
+    aws_topology::decisions::DecisionStore::new(&config, DECISION_TABLE)
 }
 
 /// Neither password, nor the Authorization header carrying the webhook's, in any file under
