@@ -2,7 +2,7 @@
 //! auth. Every route is also served under `/_sandbox/` (the Global Accelerator emulator's
 //! prefix), so either spelling works.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,6 +121,10 @@ struct FaultRequest {
     status: Option<u16>,
     message: Option<String>,
     cache_failures: Option<BTreeMap<String, String>>,
+    /// Caches a container-level action leaves out of its answer (and unchanged).
+    omit_caches: Option<BTreeSet<String>>,
+    /// A container-level action's whole answer: `empty_object` (200 `{}`) or `no_content` (204).
+    answer: Option<Answer>,
     count: Option<u32>,
     /// The call waits this long, then is served normally (a server that hangs mid-call).
     delay_ms: Option<u64>,
@@ -128,6 +132,16 @@ struct FaultRequest {
     #[serde(default)]
     reset: bool,
 }
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Answer {
+    EmptyObject,
+    NoContent,
+}
+
+/// The fields of a `/fault` request that choose what the fault does; exactly one is given.
+const EFFECTS: &str = "status, cache_failures, omit_caches, answer or delay_ms";
 
 /// A validated `/fault` request: nothing is applied unless all of it is valid.
 #[derive(Debug, PartialEq)]
@@ -139,76 +153,69 @@ struct FaultChange {
 
 impl FaultRequest {
     fn into_change(self) -> Result<FaultChange, String> {
-        let fault = match self.operation {
-            Some(name) => Some(fault(
-                &name,
-                self.status,
-                self.message,
-                self.cache_failures,
-                self.delay_ms,
-                self.count,
-            )?),
+        let reset = self.reset;
+        let latency = self.latency_ms.map(Duration::from_millis);
+        let fault = match self.operation.clone() {
+            Some(name) => Some(self.fault(&name)?),
             None => {
-                if self.status.is_some()
-                    || self.cache_failures.is_some()
-                    || self.delay_ms.is_some()
-                    || self.count.is_some()
-                    || self.message.is_some()
-                {
-                    return Err(
-                        "status, message, cache_failures, delay_ms and count need an operation"
-                            .to_string(),
-                    );
+                if self.effects() > 0 || self.count.is_some() || self.message.is_some() {
+                    return Err(format!("{EFFECTS}, message and count need an operation"));
                 }
                 None
             }
         };
-        if fault.is_none() && self.latency_ms.is_none() && !self.reset {
-            return Err(
-                "nothing to do: give operation (with status, cache_failures or delay_ms), latency_ms or reset"
-                    .to_string(),
-            );
+        if fault.is_none() && latency.is_none() && !reset {
+            return Err(format!(
+                "nothing to do: give operation (with {EFFECTS}), latency_ms or reset"
+            ));
         }
         Ok(FaultChange {
-            reset: self.reset,
-            latency: self.latency_ms.map(Duration::from_millis),
+            reset,
+            latency,
             fault,
         })
     }
-}
 
-fn fault(
-    name: &str,
-    status: Option<u16>,
-    message: Option<String>,
-    cache_failures: Option<BTreeMap<String, String>>,
-    delay_ms: Option<u64>,
-    count: Option<u32>,
-) -> Result<Fault, String> {
-    let operation = Operation::from_name(name).ok_or_else(|| {
-        let known: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
-        format!("unknown operation '{name}'; known: {}", known.join(", "))
-    })?;
-    let remaining = count.unwrap_or(1);
-    if remaining == 0 {
-        return Err("count must be at least 1".to_string());
+    /// How many of the effect fields are given.
+    fn effects(&self) -> usize {
+        [
+            self.status.is_some(),
+            self.cache_failures.is_some(),
+            self.omit_caches.is_some(),
+            self.answer.is_some(),
+            self.delay_ms.is_some(),
+        ]
+        .into_iter()
+        .filter(|given| *given)
+        .count()
     }
-    let effect = match (status, cache_failures, delay_ms) {
-        (None, None, Some(delay)) => {
-            if message.is_some() {
-                return Err("message goes with status, not with delay_ms".to_string());
+
+    fn fault(self, name: &str) -> Result<Fault, String> {
+        let operation = Operation::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+            format!("unknown operation '{name}'; known: {}", known.join(", "))
+        })?;
+        let remaining = self.count.unwrap_or(1);
+        if remaining == 0 {
+            return Err("count must be at least 1".to_string());
+        }
+        if self.effects() > 1 {
+            return Err(format!("give one of {EFFECTS}"));
+        }
+        if self.message.is_some() && self.status.is_none() {
+            return Err("message goes with status only".to_string());
+        }
+        let container_only = |field: &str| {
+            if matches!(operation, Operation::Container(_)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{field} applies to container-level actions only \
+                     (take-offline, bring-online, start-push-state, cancel-push-state), not '{name}'"
+                ))
             }
-            FaultEffect::Delay(Duration::from_millis(delay))
-        }
-        (None, None, None) => {
-            return Err(format!(
-                "operation '{name}' needs status, cache_failures or delay_ms"
-            ));
-        }
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return Err("give one of status, cache_failures or delay_ms".to_string());
-        }
-        (Some(status), None, None) => {
+        };
+        let effect = if let Some(status) = self.status {
             if !(400..=599).contains(&status) {
                 return Err(format!(
                     "status {status} is not an HTTP error status (400-599)"
@@ -216,31 +223,39 @@ fn fault(
             }
             FaultEffect::Status {
                 status,
-                message: message
+                message: self
+                    .message
                     .unwrap_or_else(|| format!("Injected fault: {name} failed with HTTP {status}")),
             }
-        }
-        (None, Some(failures), None) => {
-            if !matches!(operation, Operation::Container(_)) {
-                return Err(format!(
-                    "cache_failures applies to container-level actions only \
-                     (take-offline, bring-online, start-push-state, cancel-push-state), not '{name}'"
-                ));
-            }
+        } else if let Some(failures) = self.cache_failures {
+            container_only("cache_failures")?;
             if failures.is_empty() {
                 return Err("cache_failures must name at least one cache".to_string());
             }
-            if message.is_some() {
-                return Err("message goes with status, not with cache_failures".to_string());
-            }
             FaultEffect::CacheFailures(failures)
-        }
-    };
-    Ok(Fault {
-        operation,
-        remaining,
-        effect,
-    })
+        } else if let Some(caches) = self.omit_caches {
+            container_only("omit_caches")?;
+            if caches.is_empty() {
+                return Err("omit_caches must name at least one cache".to_string());
+            }
+            FaultEffect::OmitCaches(caches)
+        } else if let Some(answer) = self.answer {
+            container_only("answer")?;
+            match answer {
+                Answer::EmptyObject => FaultEffect::EmptyObject,
+                Answer::NoContent => FaultEffect::NoContent,
+            }
+        } else if let Some(delay) = self.delay_ms {
+            FaultEffect::Delay(Duration::from_millis(delay))
+        } else {
+            return Err(format!("operation '{name}' needs {EFFECTS}"));
+        };
+        Ok(Fault {
+            operation,
+            remaining,
+            effect,
+        })
+    }
 }
 
 impl FaultChange {
@@ -291,6 +306,9 @@ fn state_json(pair: &Pair, side: Side) -> Value {
                     value["message"] = json!(message);
                 }
                 FaultEffect::CacheFailures(failures) => value["cache_failures"] = json!(failures),
+                FaultEffect::OmitCaches(caches) => value["omit_caches"] = json!(caches),
+                FaultEffect::EmptyObject => value["answer"] = json!("empty_object"),
+                FaultEffect::NoContent => value["answer"] = json!("no_content"),
                 FaultEffect::Delay(delay) => {
                     value["delay_ms"] = json!(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
                 }
@@ -346,6 +364,33 @@ mod tests {
     }
 
     #[test]
+    fn answers_without_caches_only_for_container_actions() {
+        let table = [
+            (r#""answer": "empty_object""#, FaultEffect::EmptyObject),
+            (r#""answer": "no_content""#, FaultEffect::NoContent),
+            (
+                r#""omit_caches": ["work"]"#,
+                FaultEffect::OmitCaches(BTreeSet::from(["work".to_string()])),
+            ),
+        ];
+        for (field, effect) in table {
+            let body = format!(r#"{{"operation": "take-offline", {field}}}"#);
+            assert_eq!(
+                change(&body).unwrap().fault.unwrap().effect,
+                effect,
+                "{body}"
+            );
+            let body = format!(r#"{{"operation": "cache-take-offline", {field}}}"#);
+            assert!(
+                change(&body).unwrap_err().contains("container-level"),
+                "{body}"
+            );
+            let body = format!(r#"{{"operation": "take-offline", "status": 500, {field}}}"#);
+            assert!(change(&body).unwrap_err().contains("one of"), "{body}");
+        }
+    }
+
+    #[test]
     fn invalid_requests_say_why() {
         for (body, expected) in [
             ("{", "invalid JSON"),
@@ -356,8 +401,21 @@ mod tests {
             ),
             (
                 r#"{"operation": "take-offline"}"#,
-                "needs status, cache_failures or delay_ms",
+                "needs status, cache_failures, omit_caches, answer or delay_ms",
             ),
+            (
+                r#"{"operation": "take-offline", "answer": "nothing"}"#,
+                "unknown variant",
+            ),
+            (
+                r#"{"operation": "take-offline", "omit_caches": []}"#,
+                "at least one cache",
+            ),
+            (
+                r#"{"operation": "take-offline", "delay_ms": 5, "message": "x"}"#,
+                "message goes with status",
+            ),
+            (r#"{"answer": "no_content"}"#, "need an operation"),
             (
                 r#"{"operation": "take-offline", "status": 200}"#,
                 "not an HTTP error status",

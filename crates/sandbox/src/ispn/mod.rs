@@ -9,13 +9,18 @@
 //! that a container-level call answers 200 when some caches failed.
 //!
 //! Each site also has a plain-HTTP control port for tests (partition, down, faults, reset, call
-//! counts, state); see `README-section.md` next to this file.
+//! counts, state); see the Infinispan section of the sandbox's `README.md`. Faults can make a
+//! container-level action answer for fewer caches than the site has, `{}` or 204 without a
+//! body, changing nothing for the caches left out: what a server answers that does not have
+//! the caches (yet), and what a client must not take for success.
 
 mod control;
 mod metrics;
 mod rest;
 mod server;
 mod state;
+#[cfg(test)]
+mod wire_tests;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -41,7 +46,9 @@ pub const DEFAULT_PUSH_DELAY: Duration = Duration::from_secs(2);
 pub enum IspnVersion {
     /// 14.x: only `/rest/v2/cache-managers/default/x-site/...`.
     V14,
-    /// A 15+ server without the deprecated path: only `/rest/v2/container/x-site/...`.
+    /// A 15+ server without the deprecated x-site path: only `/rest/v2/container/x-site/...`.
+    /// The health status answers on both `/rest/v2/container/health/status` and the
+    /// deprecated `/rest/v2/cache-managers/default/health/status`.
     #[default]
     V15,
 }

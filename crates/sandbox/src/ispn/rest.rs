@@ -14,7 +14,9 @@ use http::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 
 use super::server::{self, Reply, Request};
-use super::state::{CacheError, ContainerStatus, FaultEffect, Operation, Side, XSiteAction};
+use super::state::{
+    CacheError, ContainerBend, ContainerStatus, FaultEffect, Operation, Side, XSiteAction,
+};
 use super::{IspnVersion, Pair, metrics};
 
 /// The realm of the server's default security realm, as the Basic challenge names it.
@@ -68,16 +70,17 @@ pub(crate) async fn handle(pair: Arc<Pair>, side: Side, request: Request) -> Rep
     }
 
     let fault = pair.lock().take_fault(side, route.operation);
-    let cache_failures = match fault {
+    let mut bend = ContainerBend::default();
+    match fault {
         Some(FaultEffect::Status { status, message }) => return server::text(status, message),
-        Some(FaultEffect::CacheFailures(failures)) => failures,
-        Some(FaultEffect::Delay(delay)) => {
-            tokio::time::sleep(delay).await;
-            BTreeMap::new()
-        }
-        None => BTreeMap::new(),
-    };
-    dispatch(&pair, side, request.method(), route, &cache_failures)
+        Some(FaultEffect::EmptyObject) => return server::json(200, &json!({})),
+        Some(FaultEffect::NoContent) => return server::empty(204),
+        Some(FaultEffect::CacheFailures(failures)) => bend.failures = failures,
+        Some(FaultEffect::OmitCaches(caches)) => bend.omitted = caches,
+        Some(FaultEffect::Delay(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
+    dispatch(&pair, side, request.method(), route, &bend)
 }
 
 fn handle_metrics(pair: &Pair, side: Side, method: &Method) -> Reply {
@@ -272,7 +275,7 @@ fn dispatch(
     side: Side,
     method: &Method,
     route: Route,
-    cache_failures: &BTreeMap<String, String>,
+    bend: &ContainerBend,
 ) -> Reply {
     // Infinispan 14 answers 404 for any cache manager but its own; so does the health check.
     if route.manager != CACHE_MANAGER {
@@ -281,8 +284,7 @@ fn dispatch(
     let mut state = pair.lock();
     match route.operation {
         Operation::Container(action) => {
-            let (results, tickets) =
-                state.container_action(side, &route.site, action, cache_failures);
+            let (results, tickets) = state.container_action(side, &route.site, action, bend);
             drop(state);
             pair.schedule_pushes(tickets);
             server::json(200, &json!(results))

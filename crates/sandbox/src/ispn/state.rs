@@ -172,8 +172,25 @@ pub(crate) enum FaultEffect {
     /// A container-level call answers 200 with these caches failed (cache → error text); the
     /// caches named are left unchanged.
     CacheFailures(BTreeMap<String, String>),
+    /// A container-level call answers without these caches and leaves them unchanged, as a
+    /// server answers that does not have them (yet).
+    OmitCaches(BTreeSet<String>),
+    /// A container-level call answers 200 `{}` and changes nothing, as a server answers where
+    /// no cache backs up to the site.
+    EmptyObject,
+    /// A container-level call answers 204 without a body and changes nothing.
+    NoContent,
     /// The call waits this long, then is served normally.
     Delay(Duration),
+}
+
+/// How injected faults bend one container-level action.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ContainerBend {
+    /// Cache → the error text it reports instead of acting.
+    pub(crate) failures: BTreeMap<String, String>,
+    /// Caches left out of the answer and unchanged.
+    pub(crate) omitted: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -424,19 +441,26 @@ impl PairState {
 
     /// `POST /rest/v2/container/x-site/backups/{site}?action=...`: the action on every cache,
     /// answered as cache → `ok` or the cache's error text (Infinispan answers 200 either way).
-    /// Caches in `failures` report that text and are left unchanged.
+    /// Caches in `bend.failures` report that text, caches in `bend.omitted` are not in the
+    /// answer; both are left unchanged.
     pub(crate) fn container_action(
         &mut self,
         side: Side,
         site: &str,
         action: XSiteAction,
-        failures: &BTreeMap<String, String>,
+        bend: &ContainerBend,
     ) -> (BTreeMap<String, String>, Vec<PushTicket>) {
-        let caches: Vec<String> = self.site(side).caches.keys().cloned().collect();
+        let caches: Vec<String> = self
+            .site(side)
+            .caches
+            .keys()
+            .filter(|cache| !bend.omitted.contains(*cache))
+            .cloned()
+            .collect();
         let mut results = BTreeMap::new();
         let mut tickets = Vec::new();
         for cache in caches {
-            let outcome = if let Some(failure) = failures.get(&cache) {
+            let outcome = if let Some(failure) = bend.failures.get(&cache) {
                 failure.clone()
             } else if site != self.remote_name(side) {
                 unknown_site_text(site, action)
@@ -669,8 +693,12 @@ mod tests {
     #[test]
     fn container_take_offline_reports_ok_for_every_cache() {
         let mut pair = pair();
-        let (results, tickets) =
-            pair.container_action(Side::A, SITE_B, XSiteAction::TakeOffline, &BTreeMap::new());
+        let (results, tickets) = pair.container_action(
+            Side::A,
+            SITE_B,
+            XSiteAction::TakeOffline,
+            &ContainerBend::default(),
+        );
         assert!(tickets.is_empty());
         assert_eq!(results.len(), 4);
         assert!(results.values().all(|r| r == "ok"), "{results:?}");
@@ -691,7 +719,7 @@ mod tests {
             Side::A,
             "site-x",
             XSiteAction::TakeOffline,
-            &BTreeMap::new(),
+            &ContainerBend::default(),
         );
         assert!(results.values().all(|r| r == "Incorrect site name: site-x"));
         assert_eq!(
@@ -703,9 +731,11 @@ mod tests {
     #[test]
     fn injected_cache_failure_leaves_that_cache_unchanged_and_status_mixed() {
         let mut pair = pair();
-        let failures = BTreeMap::from([("work".to_string(), "ISPN000000: boom".to_string())]);
-        let (results, _) =
-            pair.container_action(Side::A, SITE_B, XSiteAction::TakeOffline, &failures);
+        let bend = ContainerBend {
+            failures: BTreeMap::from([("work".to_string(), "ISPN000000: boom".to_string())]),
+            ..ContainerBend::default()
+        };
+        let (results, _) = pair.container_action(Side::A, SITE_B, XSiteAction::TakeOffline, &bend);
         assert_eq!(results["work"], "ISPN000000: boom");
         assert_eq!(results["actionTokens"], "ok");
         assert_eq!(
@@ -714,6 +744,23 @@ mod tests {
                 online: vec!["work".to_string()],
                 offline: caches().into_iter().filter(|c| c != "work").collect(),
             }
+        );
+    }
+
+    #[test]
+    fn omitted_cache_is_missing_from_the_answer_and_stays_online() {
+        let mut pair = pair();
+        let bend = ContainerBend {
+            omitted: BTreeSet::from(["work".to_string()]),
+            ..ContainerBend::default()
+        };
+        let (results, _) = pair.container_action(Side::A, SITE_B, XSiteAction::TakeOffline, &bend);
+        assert_eq!(results.len(), 3);
+        assert!(!results.contains_key("work"), "{results:?}");
+        assert!(results.values().all(|r| r == "ok"), "{results:?}");
+        assert_eq!(
+            pair.cache(Side::A, "work").unwrap().backup,
+            BackupStatus::Online
         );
     }
 
@@ -867,7 +914,12 @@ mod tests {
             "{}",
             error.message()
         );
-        pair.container_action(Side::A, SITE_B, XSiteAction::TakeOffline, &BTreeMap::new());
+        pair.container_action(
+            Side::A,
+            SITE_B,
+            XSiteAction::TakeOffline,
+            &ContainerBend::default(),
+        );
         pair.put(Side::A, "work", "k").unwrap();
         assert_eq!(entries(&pair, Side::A, "work"), SEED_ENTRIES + 1);
     }
@@ -894,7 +946,12 @@ mod tests {
     #[test]
     fn reset_restores_seeded_site_and_heals_link() {
         let mut pair = pair();
-        pair.container_action(Side::A, SITE_B, XSiteAction::TakeOffline, &BTreeMap::new());
+        pair.container_action(
+            Side::A,
+            SITE_B,
+            XSiteAction::TakeOffline,
+            &ContainerBend::default(),
+        );
         pair.clear(Side::A, "work").unwrap();
         pair.set_partitioned(true);
         pair.set_down(Side::A, true);
