@@ -1,22 +1,44 @@
 //! Infinispan REST client for the cross-site operations of a two-site deployment.
 //!
 //! TLS is verified unless explicitly disabled (then a WARN is logged when the client is built);
-//! a custom CA bundle (PEM) can be given. Authentication is HTTP Basic. Every call has short
-//! timeouts: the functions that use this run inside a Lambda time budget.
+//! a custom CA bundle (PEM) can be given. Authentication is HTTP Basic. Every call ends within
+//! the client's operation timeout ([`DEFAULT_OPERATION_TIMEOUT`] unless set): the functions
+//! that use this run inside a Lambda time budget, and a server that accepts a connection and
+//! never answers must not eat it.
 //!
-//! Infinispan 15 moved the container-level cross-site endpoints from
-//! `/rest/v2/cache-managers/default/x-site/...` to `/rest/v2/container/x-site/...`. The client
-//! tries the new path first, falls back to the old one on 404, and remembers which one the
-//! server answered.
+//! Infinispan 15 moved the container-level endpoints (cross-site, health) from
+//! `/rest/v2/cache-managers/default/...` to `/rest/v2/container/...`. The client tries the new
+//! path first, falls back to the old one on 404, and remembers which one the server answered.
 //!
 //! Container-level actions answer 200 with a per-cache map even when a cache failed
 //! (`{"actionTokens":"ok","work":"Incorrect site name: site-x"}`): success means every cache
-//! says `ok`, anything else is a [`IspnError::CacheFailures`].
+//! says `ok`, anything else is a [`IspnError::CacheFailures`]. A map can also lack a cache, or
+//! be empty (`{}`, or 204 without a body) when the server has no cache backing up to the site
+//! yet: [`SiteClient::container_action_verified`] checks the answer against the caches that
+//! must be in it ([`BackupCaches`], Keycloak's by default).
+//!
+//! [`SiteClient::probe`] tells a site that may be down ([`ProbeError::Unreachable`], a verdict)
+//! from a client that cannot tell ([`ProbeError::Misconfigured`]: wrong CA, wrong path, not
+//! Infinispan...).
+
+mod caches;
+#[cfg(test)]
+mod http_tests;
+mod probe;
+#[cfg(test)]
+mod test_server;
+
+pub use caches::{
+    BackupCaches, CacheListError, KEYCLOAK_24_BACKUP_CACHES, KEYCLOAK_BACKUP_CACHES,
+    UnconfirmedCaches,
+};
+pub use probe::{Misconfiguration, ProbeError};
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::RwLock;
+use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use common::secret::Secret;
@@ -26,6 +48,10 @@ use serde::{Deserialize, Serialize};
 
 /// Longest part of an error body kept in an error message.
 const MAX_ERROR_BODY: usize = 512;
+
+/// How long a call may take, all of its requests and the reading of the answer included,
+/// unless [`SiteClient::with_operation_timeout`] says otherwise.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IspnError {
@@ -58,6 +84,21 @@ pub enum IspnError {
         operation: &'static str,
         reason: String,
     },
+    /// The call did not end within the operation timeout (it may have taken effect).
+    #[error("{site}: {operation} did not end within {after:?}")]
+    TimedOut {
+        site: SiteName,
+        operation: &'static str,
+        after: Duration,
+    },
+    /// A verified container-level action: a cache that must answer did not, or a cache
+    /// failed.
+    #[error("{site}: {operation} not confirmed for every cache: {caches}")]
+    Unconfirmed {
+        site: SiteName,
+        operation: &'static str,
+        caches: UnconfirmedCaches,
+    },
 }
 
 fn failures_text(result: &CacheResults) -> String {
@@ -69,14 +110,16 @@ fn failures_text(result: &CacheResults) -> String {
 }
 
 impl IspnError {
-    /// Whether trying again later may succeed: the server unreachable, busy or failing (5xx,
-    /// 429), or a cache that failed to change state. Authentication failures, unknown sites and
-    /// configuration errors are not retryable.
+    /// Whether trying again later may succeed: the server unreachable, slow, busy or failing
+    /// (5xx, 429), or a cache that failed to change state or was not in the answer.
+    /// Authentication failures, unknown sites and configuration errors are not retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
             IspnError::Unreachable { .. }
             | IspnError::CacheFailures { .. }
-            | IspnError::InvalidResponse { .. } => true,
+            | IspnError::InvalidResponse { .. }
+            | IspnError::TimedOut { .. }
+            | IspnError::Unconfirmed { .. } => true,
             IspnError::Status { status, .. } => *status >= 500 || *status == 429,
             IspnError::InvalidEndpoint { .. } | IspnError::Tls(_) => false,
         }
@@ -165,6 +208,8 @@ pub struct TlsConfig {
     /// Accept any certificate. An explicit, logged opt-in for test setups only.
     pub insecure_skip_verify: bool,
     pub connect_timeout: Duration,
+    /// Bounds each HTTP request, answer included; [`SiteClient`]'s operation timeout bounds a
+    /// whole call (which may be two requests), whichever ends first.
     pub request_timeout: Duration,
 }
 
@@ -232,10 +277,26 @@ pub enum ApiGeneration {
 }
 
 impl ApiGeneration {
+    /// Where the cross-site resources are.
     fn prefix(self) -> &'static [&'static str] {
         match self {
             ApiGeneration::Container => &["rest", "v2", "container", "x-site"],
             ApiGeneration::CacheManager => &["rest", "v2", "cache-managers", "default", "x-site"],
+        }
+    }
+
+    /// The cluster health as one word, anonymous on both generations.
+    fn health_status(self) -> &'static [&'static str] {
+        match self {
+            ApiGeneration::Container => &["rest", "v2", "container", "health", "status"],
+            ApiGeneration::CacheManager => &[
+                "rest",
+                "v2",
+                "cache-managers",
+                "default",
+                "health",
+                "status",
+            ],
         }
     }
 }
@@ -368,7 +429,8 @@ pub struct BackupStatus {
     pub mixed: Vec<String>,
 }
 
-/// The cluster health as `GET /rest/v2/cache-managers/default/health/status` reports it.
+/// The cluster health as `GET /rest/v2/container/health/status` (14.x:
+/// `/rest/v2/cache-managers/default/health/status`) reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Health {
     Healthy,
@@ -395,6 +457,7 @@ pub struct SiteClient {
     http: reqwest::Client,
     credentials: RwLock<Credentials>,
     api: AtomicU8,
+    operation_timeout: Duration,
 }
 
 impl fmt::Debug for SiteClient {
@@ -402,11 +465,13 @@ impl fmt::Debug for SiteClient {
         f.debug_struct("SiteClient")
             .field("site", &self.site)
             .field("endpoint", &self.endpoint.to_string())
+            .field("operation_timeout", &self.operation_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl SiteClient {
+    /// A client whose calls each end within [`DEFAULT_OPERATION_TIMEOUT`].
     pub fn new(
         site: SiteName,
         endpoint: SiteEndpoint,
@@ -419,7 +484,20 @@ impl SiteClient {
             http,
             credentials: RwLock::new(credentials),
             api: AtomicU8::new(API_UNKNOWN),
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         }
+    }
+
+    /// Bounds every call (all of its requests and the reading of the answer) by `timeout`
+    /// instead of [`DEFAULT_OPERATION_TIMEOUT`]; a call that takes longer fails with
+    /// [`IspnError::TimedOut`]. [`SiteClient::health`] and [`SiteClient::probe`] take their own.
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> SiteClient {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    pub fn operation_timeout(&self) -> Duration {
+        self.operation_timeout
     }
 
     pub fn site(&self) -> &SiteName {
@@ -432,9 +510,10 @@ impl SiteClient {
 
     /// Replaces the credentials (after a secret was read again).
     pub fn set_credentials(&self, credentials: Credentials) {
-        if let Ok(mut current) = self.credentials.write() {
-            *current = credentials;
-        }
+        *self
+            .credentials
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = credentials;
     }
 
     /// The API generation the server answered on, once known.
@@ -448,36 +527,68 @@ impl SiteClient {
 
     // ---- container level ------------------------------------------------------------------
 
-    /// Runs `action` on every cache that backs up to `remote`; an error unless every cache
-    /// answers `ok`.
+    /// Runs `action` on every cache that backs up to `remote`; an error unless every cache in
+    /// the answer says `ok`.
+    ///
+    /// An answer that names no cache (`{}`, or 204 without a body) passes: prefer
+    /// [`SiteClient::container_action_verified`], which knows which caches must answer.
     pub async fn container_action(
         &self,
         remote: &SiteName,
         action: XSiteAction,
     ) -> Result<CacheResults, IspnError> {
         let operation = action.as_str();
-        let response = self
-            .container_call(
-                Method::POST,
-                &["backups", remote.as_str()],
-                Some(operation),
-                operation,
-            )
-            .await?;
-        let json = self.json(response, operation).await?;
-        let result =
-            response::cache_results(json).map_err(|reason| self.invalid(operation, reason))?;
-        if result.all_ok() {
-            Ok(result)
-        } else {
-            Err(IspnError::CacheFailures {
-                site: self.site.clone(),
-                operation,
-                result,
-            })
-        }
+        self.bounded(operation, async {
+            let result = self.container_results(remote, action).await?;
+            if result.all_ok() {
+                Ok(result)
+            } else {
+                Err(IspnError::CacheFailures {
+                    site: self.site.clone(),
+                    operation,
+                    result,
+                })
+            }
+        })
+        .await
     }
 
+    /// Runs `action` on every cache that backs up to `remote`; an error unless every cache of
+    /// `expected` is in the answer and every cache in the answer says `ok`
+    /// ([`IspnError::Unconfirmed`], retryable: the server may not have a cache yet, or have
+    /// failed for one).
+    pub async fn container_action_verified(
+        &self,
+        remote: &SiteName,
+        action: XSiteAction,
+        expected: &BackupCaches,
+    ) -> Result<CacheResults, IspnError> {
+        let operation = action.as_str();
+        self.bounded(operation, async {
+            let result = self.container_results(remote, action).await?;
+            match result.verify(expected) {
+                Ok(()) => Ok(result),
+                Err(caches) => Err(IspnError::Unconfirmed {
+                    site: self.site.clone(),
+                    operation,
+                    caches,
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Takes the backups to `remote` offline; `Ok` only when every cache of `expected` says so.
+    pub async fn take_offline_verified(
+        &self,
+        remote: &SiteName,
+        expected: &BackupCaches,
+    ) -> Result<CacheResults, IspnError> {
+        self.container_action_verified(remote, XSiteAction::TakeOffline, expected)
+            .await
+    }
+
+    /// Passes an answer that names no cache: prefer [`SiteClient::take_offline_verified`].
     pub async fn take_offline(&self, remote: &SiteName) -> Result<CacheResults, IspnError> {
         self.container_action(remote, XSiteAction::TakeOffline)
             .await
@@ -501,11 +612,33 @@ impl SiteClient {
     /// The state of the backups to every remote site, keyed by site name.
     pub async fn backup_status(&self) -> Result<BTreeMap<String, BackupStatus>, IspnError> {
         let operation = "backup-status";
+        self.bounded(operation, async {
+            let response = self
+                .container_call(Method::GET, &["backups"], None, operation)
+                .await?;
+            let json = self.json(response, operation).await?;
+            response::backup_statuses(json).map_err(|reason| self.invalid(operation, reason))
+        })
+        .await
+    }
+
+    /// What each cache answered to `action`, unchecked.
+    async fn container_results(
+        &self,
+        remote: &SiteName,
+        action: XSiteAction,
+    ) -> Result<CacheResults, IspnError> {
+        let operation = action.as_str();
         let response = self
-            .container_call(Method::GET, &["backups"], None, operation)
+            .container_call(
+                Method::POST,
+                &["backups", remote.as_str()],
+                Some(operation),
+                operation,
+            )
             .await?;
         let json = self.json(response, operation).await?;
-        response::backup_statuses(json).map_err(|reason| self.invalid(operation, reason))
+        response::cache_results(json).map_err(|reason| self.invalid(operation, reason))
     }
 
     // ---- cache level ----------------------------------------------------------------------
@@ -529,7 +662,10 @@ impl SiteClient {
             ],
             Some(operation),
         );
-        self.send(Method::POST, url, operation).await.map(drop)
+        self.bounded(operation, async {
+            self.send(Method::POST, url, operation).await.map(drop)
+        })
+        .await
     }
 
     /// The status of `cache`'s backups, remote site → `online`/`offline`/`mixed`/`failed`.
@@ -543,9 +679,12 @@ impl SiteClient {
             &["rest", "v2", "caches", cache, "x-site", "backups", ""],
             None,
         );
-        let response = self.send(Method::GET, url, operation).await?;
-        let json = self.json(response, operation).await?;
-        response::cache_backup_statuses(json).map_err(|reason| self.invalid(operation, reason))
+        self.bounded(operation, async {
+            let response = self.send(Method::GET, url, operation).await?;
+            let json = self.json(response, operation).await?;
+            response::cache_backup_statuses(json).map_err(|reason| self.invalid(operation, reason))
+        })
+        .await
     }
 
     /// Push-state status of `cache`, remote site → `IDLE`/`SENDING`/`OK`/`ERROR`/`CANCELED`.
@@ -558,11 +697,14 @@ impl SiteClient {
             &["rest", "v2", "caches", cache, "x-site", "backups"],
             Some(operation),
         );
-        let response = self.send(Method::GET, url, operation).await?;
-        let json = self.json(response, operation).await?;
-        let result =
-            response::cache_results(json).map_err(|reason| self.invalid(operation, reason))?;
-        Ok(result.0)
+        self.bounded(operation, async {
+            let response = self.send(Method::GET, url, operation).await?;
+            let json = self.json(response, operation).await?;
+            let result =
+                response::cache_results(json).map_err(|reason| self.invalid(operation, reason))?;
+            Ok(result.0)
+        })
+        .await
     }
 
     pub async fn clear_push_state_status(&self, cache: &str) -> Result<(), IspnError> {
@@ -571,38 +713,45 @@ impl SiteClient {
             &["rest", "v2", "caches", cache, "x-site", "local"],
             Some(operation),
         );
-        self.send(Method::POST, url, operation).await.map(drop)
+        self.bounded(operation, async {
+            self.send(Method::POST, url, operation).await.map(drop)
+        })
+        .await
     }
 
     /// Removes every entry of `cache` on this site (used when resynchronising a site).
     pub async fn clear_cache(&self, cache: &str) -> Result<(), IspnError> {
         let operation = "clear";
         let url = self.url(&["rest", "v2", "caches", cache], Some(operation));
-        self.send(Method::POST, url, operation).await.map(drop)
+        self.bounded(operation, async {
+            self.send(Method::POST, url, operation).await.map(drop)
+        })
+        .await
     }
 
-    /// Cluster health; `timeout` bounds the whole call (a probe must be quick).
+    /// Cluster health, on either API generation; `timeout` bounds the whole call.
+    ///
+    /// Every failure is an [`IspnError`], whether the site is down or this client is
+    /// misconfigured: prefer [`SiteClient::probe`], which tells the two apart.
     pub async fn health(&self, timeout: Duration) -> Result<Health, IspnError> {
         let operation = "health";
-        let url = self.url(
-            &[
-                "rest",
-                "v2",
-                "cache-managers",
-                "default",
-                "health",
-                "status",
-            ],
-            None,
-        );
-        let response = self
-            .send_with(Method::GET, url, operation, Some(timeout))
-            .await?;
-        let text = response
-            .text()
-            .await
-            .map_err(|e| self.unreachable(operation, &e))?;
-        Ok(Health::parse(&text))
+        self.bounded_by(operation, timeout, async {
+            let response = self
+                .on_generation(
+                    |generation| {
+                        let url = self.url(generation.health_status(), None);
+                        self.send(Method::GET, url, operation)
+                    },
+                    |err| matches!(err, IspnError::Status { status: 404, .. }),
+                )
+                .await?;
+            let text = response
+                .text()
+                .await
+                .map_err(|e| self.unreachable(operation, &e))?;
+            Ok(Health::parse(&text))
+        })
+        .await
     }
 
     // ---- metrics --------------------------------------------------------------------------
@@ -622,12 +771,15 @@ impl SiteClient {
             })?,
             None => self.url(&["metrics"], None),
         };
-        let response = self.send(Method::GET, url, operation).await?;
-        let page = response
-            .text()
-            .await
-            .map_err(|e| self.unreachable(operation, &e))?;
-        Ok(parse_site_view(&page))
+        self.bounded(operation, async {
+            let response = self.send(Method::GET, url, operation).await?;
+            let page = response
+                .text()
+                .await
+                .map_err(|e| self.unreachable(operation, &e))?;
+            Ok(parse_site_view(&page))
+        })
+        .await
     }
 
     // ---- plumbing -------------------------------------------------------------------------
@@ -640,8 +792,77 @@ impl SiteClient {
         url
     }
 
-    /// A container-level call on the known API generation, or the new one then the old one on
-    /// 404.
+    /// [`Self::bounded_by`] the operation timeout.
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, IspnError>>,
+    ) -> Result<T, IspnError> {
+        self.bounded_by(operation, self.operation_timeout, call)
+            .await
+    }
+
+    /// Fails `call` with [`IspnError::TimedOut`] when it has not ended within `limit`: a
+    /// server that accepts and never answers must not eat the caller's deadline.
+    async fn bounded_by<T>(
+        &self,
+        operation: &'static str,
+        limit: Duration,
+        call: impl Future<Output = Result<T, IspnError>>,
+    ) -> Result<T, IspnError> {
+        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(IspnError::TimedOut {
+                site: self.site.clone(),
+                operation,
+                after: limit,
+            })
+        })
+    }
+
+    /// Runs `call` on the server's API generation: the known one, else the newer one first.
+    /// When the first answers as a missing path (`not_found`), the other one is tried (a server
+    /// upgraded under a warm client); the generation of a successful answer is remembered, so
+    /// a known generation costs no extra round trip.
+    // A closure returning a future rather than an `AsyncFn`: the futures of async closures are
+    // not yet known to be `Send` across lifetimes, which the fence's futures must be.
+    async fn on_generation<T, E, F: Future<Output = Result<T, E>>>(
+        &self,
+        call: impl Fn(ApiGeneration) -> F,
+        not_found: impl Fn(&E) -> bool,
+    ) -> Result<T, E> {
+        let order = match self.api_generation() {
+            Some(ApiGeneration::CacheManager) => {
+                [ApiGeneration::CacheManager, ApiGeneration::Container]
+            }
+            Some(ApiGeneration::Container) | None => {
+                [ApiGeneration::Container, ApiGeneration::CacheManager]
+            }
+        };
+        let mut generation = order[0];
+        let mut result = call(generation).await;
+        if let Err(err) = &result
+            && not_found(err)
+        {
+            generation = order[1];
+            result = call(generation).await;
+        }
+        if result.is_ok() {
+            self.remember(generation);
+        }
+        result
+    }
+
+    fn remember(&self, generation: ApiGeneration) {
+        let code = match generation {
+            ApiGeneration::Container => API_CONTAINER,
+            ApiGeneration::CacheManager => API_CACHE_MANAGER,
+        };
+        if self.api.swap(code, Ordering::Relaxed) != code {
+            tracing::debug!(site = %self.site, api = ?generation, "infinispan_api_detected");
+        }
+    }
+
+    /// A container-level call on the server's API generation (see [`Self::on_generation`]).
     async fn container_call(
         &self,
         method: Method,
@@ -649,69 +870,44 @@ impl SiteClient {
         action: Option<&str>,
         operation: &'static str,
     ) -> Result<reqwest::Response, IspnError> {
-        let known;
-        let generations: &[ApiGeneration] = match self.api_generation() {
-            Some(generation) => {
-                known = [generation];
-                &known
-            }
-            None => &[ApiGeneration::Container, ApiGeneration::CacheManager],
-        };
-        let mut last = None;
-        for generation in generations {
-            let segments: Vec<&str> = generation
-                .prefix()
-                .iter()
-                .copied()
-                .chain(tail.iter().copied())
-                .collect();
-            let url = self.url(&segments, action);
-            match self.send(method.clone(), url, operation).await {
-                Ok(response) => {
-                    let code = match generation {
-                        ApiGeneration::Container => API_CONTAINER,
-                        ApiGeneration::CacheManager => API_CACHE_MANAGER,
-                    };
-                    if self.api.swap(code, Ordering::Relaxed) != code {
-                        tracing::debug!(site = %self.site, api = ?generation, "infinispan_api_detected");
-                    }
-                    return Ok(response);
-                }
-                Err(err @ IspnError::Status { status: 404, .. }) => last = Some(err),
-                Err(err) => return Err(err),
-            }
-        }
-        Err(last.unwrap_or_else(|| self.invalid(operation, "no API path answered".to_owned())))
+        self.on_generation(
+            |generation| {
+                let segments: Vec<&str> = generation
+                    .prefix()
+                    .iter()
+                    .copied()
+                    .chain(tail.iter().copied())
+                    .collect();
+                let url = self.url(&segments, action);
+                self.send(method.clone(), url, operation)
+            },
+            |err| matches!(err, IspnError::Status { status: 404, .. }),
+        )
+        .await
     }
 
+    /// A request to `url` with this client's credentials.
+    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        // The lock only guards a swap of the whole value: a poisoned one still holds a
+        // complete pair of credentials.
+        let credentials = self
+            .credentials
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.http
+            .request(method, url)
+            .basic_auth(&credentials.user, Some(credentials.password.expose()))
+    }
+
+    /// Sends the request; any answer but 2xx is an [`IspnError::Status`].
     async fn send(
         &self,
         method: Method,
         url: Url,
         operation: &'static str,
     ) -> Result<reqwest::Response, IspnError> {
-        self.send_with(method, url, operation, None).await
-    }
-
-    async fn send_with(
-        &self,
-        method: Method,
-        url: Url,
-        operation: &'static str,
-        timeout: Option<Duration>,
-    ) -> Result<reqwest::Response, IspnError> {
-        let (user, password) = match self.credentials.read() {
-            Ok(c) => (c.user.clone(), c.password.clone()),
-            Err(_) => return Err(self.invalid(operation, "credentials lock poisoned".to_owned())),
-        };
-        let mut request = self
-            .http
+        let response = self
             .request(method, url)
-            .basic_auth(user, Some(password.expose()));
-        if let Some(timeout) = timeout {
-            request = request.timeout(timeout);
-        }
-        let response = request
             .send()
             .await
             .map_err(|e| self.unreachable(operation, &e))?;
@@ -994,6 +1190,24 @@ vendor_cache_manager_default_cluster_size 3\n";
             message: "timeout".into(),
         };
         assert!(unreachable.is_retryable());
+        let timed_out = IspnError::TimedOut {
+            site: site("site-a"),
+            operation: "take-offline",
+            after: Duration::from_secs(5),
+        };
+        assert!(timed_out.is_retryable(), "it may not have taken effect");
+        let unconfirmed = IspnError::Unconfirmed {
+            site: site("site-a"),
+            operation: "take-offline",
+            caches: UnconfirmedCaches {
+                missing: vec!["work".to_owned()],
+                ..UnconfirmedCaches::default()
+            },
+        };
+        assert!(
+            unconfirmed.is_retryable(),
+            "the server may not have the cache yet"
+        );
     }
 
     #[test]
@@ -1034,330 +1248,5 @@ vendor_cache_manager_default_cluster_size 3\n";
             ..TlsConfig::default()
         };
         assert!(matches!(http_client(&tls), Err(IspnError::Tls(_))));
-    }
-
-    /// A local HTTPS server with a freshly generated CA, answering from a closure.
-    mod server {
-        use std::sync::{Arc, Mutex};
-
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        use tokio::net::TcpListener;
-
-        pub type Handler = fn(&str, &str) -> (u16, String);
-        /// `METHOD path?query` and the Authorization header of every request.
-        pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
-
-        pub struct Server {
-            pub url: String,
-            pub ca_pem: Vec<u8>,
-            pub requests: RequestLog,
-        }
-
-        pub async fn start(handler: Handler) -> Server {
-            let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            let ca_key = KeyPair::generate().unwrap();
-            let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-            let issuer = Issuer::new(ca_params, ca_key);
-            let leaf_key = KeyPair::generate().unwrap();
-            let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-                .unwrap()
-                .signed_by(&leaf_key, &issuer)
-                .unwrap();
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let config = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![leaf.der().clone()],
-                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-                )
-                .unwrap();
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("https://{}", listener.local_addr().unwrap());
-            let requests: RequestLog = Arc::default();
-            let seen = requests.clone();
-            tokio::spawn(async move {
-                while let Ok((tcp, _)) = listener.accept().await {
-                    let (acceptor, seen) = (acceptor.clone(), seen.clone());
-                    tokio::spawn(async move {
-                        let Ok(tls) = acceptor.accept(tcp).await else {
-                            return;
-                        };
-                        let mut stream = BufReader::new(tls);
-                        let mut line = String::new();
-                        if stream.read_line(&mut line).await.is_err() {
-                            return;
-                        }
-                        let mut parts = line.split_whitespace();
-                        let (method, target) = (
-                            parts.next().unwrap_or("").to_owned(),
-                            parts.next().unwrap_or("").to_owned(),
-                        );
-                        let mut authorization = None;
-                        loop {
-                            let mut header = String::new();
-                            if stream.read_line(&mut header).await.is_err()
-                                || header.trim().is_empty()
-                            {
-                                break;
-                            }
-                            if let Some((k, v)) = header.split_once(':')
-                                && k.eq_ignore_ascii_case("authorization")
-                            {
-                                authorization = Some(v.trim().to_owned());
-                            }
-                        }
-                        seen.lock()
-                            .unwrap()
-                            .push((format!("{method} {target}"), authorization));
-                        let (status, body) = handler(&method, &target);
-                        let response = format!(
-                            "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let _ = stream.get_mut().write_all(response.as_bytes()).await;
-                        let _ = stream.get_mut().shutdown().await;
-                    });
-                }
-            });
-            Server {
-                url,
-                ca_pem: ca_cert.pem().into_bytes(),
-                requests,
-            }
-        }
-    }
-
-    fn trusted(server: &server::Server) -> SiteClient {
-        let tls = TlsConfig {
-            ca_bundle_pem: Some(server.ca_pem.clone()),
-            ..TlsConfig::default()
-        };
-        SiteClient::new(
-            site("site-a"),
-            SiteEndpoint::parse(&server.url).unwrap(),
-            http_client(&tls).unwrap(),
-            Credentials {
-                user: "admin".to_owned(),
-                password: Secret::new("pw:1"),
-            },
-        )
-    }
-
-    fn paths(server: &server::Server) -> Vec<String> {
-        server
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(p, _)| p.clone())
-            .collect()
-    }
-
-    const ALL_OK: &str =
-        r#"{"actionTokens":"ok","authenticationSessions":"ok","loginFailures":"ok","work":"ok"}"#;
-
-    #[tokio::test]
-    async fn take_offline_on_infinispan_15_with_basic_auth() {
-        let server = server::start(|_, _| (200, ALL_OK.to_owned())).await;
-        let client = trusted(&server);
-        let result = client.take_offline(&site("site-b")).await.unwrap();
-        assert_eq!(result.caches().count(), 4);
-        assert_eq!(
-            paths(&server),
-            vec!["POST /rest/v2/container/x-site/backups/site-b?action=take-offline"]
-        );
-        // base64("admin:pw:1")
-        assert_eq!(
-            server.requests.lock().unwrap()[0].1.as_deref(),
-            Some("Basic YWRtaW46cHc6MQ==")
-        );
-        assert_eq!(client.api_generation(), Some(ApiGeneration::Container));
-    }
-
-    #[tokio::test]
-    async fn infinispan_14_path_after_a_404_and_remembered() {
-        let server = server::start(|_, path| {
-            if path.starts_with("/rest/v2/container/") {
-                (404, String::new())
-            } else {
-                (200, ALL_OK.to_owned())
-            }
-        })
-        .await;
-        let client = trusted(&server);
-        client.take_offline(&site("site-b")).await.unwrap();
-        client.bring_online(&site("site-b")).await.unwrap();
-        assert_eq!(
-            paths(&server),
-            vec![
-                "POST /rest/v2/container/x-site/backups/site-b?action=take-offline",
-                "POST /rest/v2/cache-managers/default/x-site/backups/site-b?action=take-offline",
-                "POST /rest/v2/cache-managers/default/x-site/backups/site-b?action=bring-online",
-            ]
-        );
-        assert_eq!(client.api_generation(), Some(ApiGeneration::CacheManager));
-    }
-
-    #[tokio::test]
-    async fn seed_ignored_a_cache_that_failed_behind_a_200() {
-        let server = server::start(|_, _| {
-            (
-                200,
-                r#"{"actionTokens":"ok","work":"Incorrect site name: site-b"}"#.to_owned(),
-            )
-        })
-        .await;
-        let err = trusted(&server)
-            .take_offline(&site("site-b"))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, IspnError::CacheFailures { .. }), "{err}");
-        assert!(err.is_retryable());
-    }
-
-    #[tokio::test]
-    async fn plain_text_error_bodies_are_kept_and_classified() {
-        let server = server::start(|_, path| {
-            if path.contains("/caches/") {
-                (404, "ISPN012010: site-x not found".to_owned())
-            } else {
-                (500, "ISPN012047: boom".to_owned())
-            }
-        })
-        .await;
-        let client = trusted(&server);
-        let err = client.take_offline(&site("site-b")).await.unwrap_err();
-        assert!(
-            err.is_retryable() && err.to_string().contains("ISPN012047"),
-            "{err}"
-        );
-        let err = client
-            .cache_action("work", &site("site-x"), XSiteAction::TakeOffline)
-            .await
-            .unwrap_err();
-        assert!(
-            !err.is_retryable() && err.to_string().contains("ISPN012010"),
-            "{err}"
-        );
-    }
-
-    #[tokio::test]
-    async fn rejected_credentials_are_not_retryable() {
-        let server = server::start(|_, _| (401, String::new())).await;
-        let err = trusted(&server)
-            .take_offline(&site("site-b"))
-            .await
-            .unwrap_err();
-        assert!(err.is_auth_failure() && !err.is_retryable(), "{err}");
-    }
-
-    #[tokio::test]
-    async fn certificates_are_verified_unless_explicitly_disabled() {
-        let server = server::start(|_, _| (200, "HEALTHY".to_owned())).await;
-        let endpoint = SiteEndpoint::parse(&server.url).unwrap();
-        let credentials = Credentials {
-            user: "admin".to_owned(),
-            password: Secret::new("pw"),
-        };
-        let system_roots = SiteClient::new(
-            site("site-a"),
-            endpoint.clone(),
-            http_client(&TlsConfig::default()).unwrap(),
-            credentials.clone(),
-        );
-        let err = system_roots
-            .health(Duration::from_secs(2))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, IspnError::Unreachable { .. }), "{err}");
-        let insecure = TlsConfig {
-            insecure_skip_verify: true,
-            ..TlsConfig::default()
-        };
-        let skip = SiteClient::new(
-            site("site-a"),
-            endpoint,
-            http_client(&insecure).unwrap(),
-            credentials,
-        );
-        assert_eq!(
-            skip.health(Duration::from_secs(2)).await.unwrap(),
-            Health::Healthy
-        );
-        assert_eq!(
-            trusted(&server)
-                .health(Duration::from_secs(2))
-                .await
-                .unwrap(),
-            Health::Healthy
-        );
-    }
-
-    #[tokio::test]
-    async fn a_silent_server_fails_the_probe_within_its_timeout() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
-        let _hold = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((tcp, _)) = listener.accept().await {
-                open.push(tcp);
-            }
-        });
-        let client = SiteClient::new(
-            site("site-a"),
-            SiteEndpoint::parse(&url).unwrap(),
-            http_client(&TlsConfig::default()).unwrap(),
-            Credentials {
-                user: "u".into(),
-                password: Secret::new("p"),
-            },
-        );
-        let started = std::time::Instant::now();
-        let err = client.health(Duration::from_millis(200)).await.unwrap_err();
-        assert!(err.is_retryable(), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2));
-    }
-
-    #[tokio::test]
-    async fn status_push_state_and_cache_operations() {
-        let server = server::start(|method, path| match (method, path) {
-            ("GET", "/rest/v2/container/x-site/backups") => (
-                200,
-                r#"{"site-b":{"status":"mixed","online":["work"],"offline":["actionTokens"]}}"#
-                    .to_owned(),
-            ),
-            ("GET", "/rest/v2/caches/work/x-site/backups/") => {
-                (200, r#"{"site-b":{"status":"offline"}}"#.to_owned())
-            }
-            ("GET", "/rest/v2/caches/work/x-site/backups?action=push-state-status") => {
-                (200, r#"{"site-b":"SENDING"}"#.to_owned())
-            }
-            ("POST", "/rest/v2/caches/work/x-site/local?action=clear-push-state-status") => {
-                (200, "ok".to_owned())
-            }
-            ("POST", "/rest/v2/caches/work?action=clear") => (204, String::new()),
-            _ => (404, "no".to_owned()),
-        })
-        .await;
-        let client = trusted(&server);
-        let status = client.backup_status().await.unwrap();
-        assert_eq!(status["site-b"].status, "mixed");
-        assert_eq!(status["site-b"].offline, vec!["actionTokens"]);
-        assert_eq!(
-            client.cache_backup_status("work").await.unwrap()["site-b"],
-            "offline"
-        );
-        assert_eq!(
-            client.push_state_status("work").await.unwrap()["site-b"],
-            "SENDING"
-        );
-        client.clear_push_state_status("work").await.unwrap();
-        client.clear_cache("work").await.unwrap();
     }
 }
