@@ -118,7 +118,7 @@ pub enum Recorded {
     /// This decision is now the record.
     Created,
     /// Another decision was there first: this one.
-    Existing(DecisionRecord),
+    Existing(Box<DecisionRecord>),
 }
 
 /// A record read back from the store could not be understood.

@@ -336,8 +336,12 @@ mod traffic_tests {
         SiteName::parse(name).unwrap()
     }
 
-    /// `(listener, group, dial, [(endpoint, site, weight)])`
-    fn topology(groups: &[(&str, &str, f32, &[(&str, &str, i32)])]) -> Topology {
+    /// `(endpoint, site, weight)`
+    type EndpointRow<'a> = (&'a str, &'a str, i32);
+    /// `(listener, group, dial, endpoints)`
+    type GroupRow<'a> = (&'a str, &'a str, f32, &'a [EndpointRow<'a>]);
+
+    fn topology(groups: &[GroupRow]) -> Topology {
         let mut listeners: Vec<String> = groups.iter().map(|g| g.0.to_owned()).collect();
         listeners.dedup();
         Topology {

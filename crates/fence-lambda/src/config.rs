@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::config::{ConfigError, first_of, missing, parse_bool, parse_seconds};
 use common::site::{AcceleratorDns, SiteName};
-use ispn_client::{SiteEndpoint, TlsConfig};
+use ispn_client::{BackupCaches, SiteEndpoint, TlsConfig};
 
 use crate::decision::Policy;
 
@@ -43,6 +43,9 @@ pub mod vars {
     /// The DynamoDB table of decision records (in the function's region). Required: without
     /// it two reports that read different facts could fence both sites.
     pub const DECISION_TABLE: &str = "DECISION_TABLE";
+    /// Comma-separated caches whose backups a fence takes offline; every one of them must
+    /// answer ok (default: the caches Keycloak replicates across sites).
+    pub const INFINISPAN_CACHES: &str = "INFINISPAN_CACHES";
     pub const DECISION_STALE_AFTER_SECONDS: &str = "DECISION_STALE_AFTER_SECONDS";
     /// Read by `common::notify` for every function, so named there.
     pub use common::config::NOTIFY_TOPIC_ARN;
@@ -82,6 +85,8 @@ pub struct FenceConfig {
     pub decision_table: String,
     /// See [`aws_topology::decisions::DEFAULT_STALE_AFTER`].
     pub decision_stale_after: Duration,
+    /// The caches whose backups must all go offline.
+    pub backup_caches: BackupCaches,
 }
 
 impl FenceConfig {
@@ -176,6 +181,13 @@ impl FenceConfig {
                 vars::DECISION_STALE_AFTER_SECONDS,
                 aws_topology::decisions::DEFAULT_STALE_AFTER,
             )?,
+            backup_caches: get(&[vars::INFINISPAN_CACHES])
+                .map(|list| {
+                    BackupCaches::parse(&list)
+                        .map_err(|e| ConfigError::invalid(vars::INFINISPAN_CACHES, e.to_string()))
+                })
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 

@@ -150,14 +150,21 @@ pub fn choose(
         return Choice::Reject(format!("site `{reporter}` reports itself offline"));
     }
     let decided = |survivor: &SiteName, rule| {
-        let loser = if survivor == reporter { offline } else { reporter };
+        let loser = if survivor == reporter {
+            offline
+        } else {
+            reporter
+        };
         Choice::Decided(Verdict {
             survivor: survivor.clone(),
             loser: loser.clone(),
             rule,
         })
     };
-    match (site_state(topology, reporter), site_state(topology, offline)) {
+    match (
+        site_state(topology, reporter),
+        site_state(topology, offline),
+    ) {
         (SiteState::NoTraffic, SiteState::NoTraffic) => Choice::Skip(format!(
             "neither `{reporter}` nor `{offline}` takes traffic in the accelerator"
         )),
@@ -176,14 +183,20 @@ pub fn choose(
         // preferred site wins if its Infinispan answers, whichever site reports.
         (SiteState::Healthy, SiteState::Healthy) | (SiteState::Unhealthy, SiteState::Unhealthy) => {
             let preferred = policy.stronger(reporter, offline);
-            let other = if preferred == reporter { offline } else { reporter };
+            let other = if preferred == reporter {
+                offline
+            } else {
+                reporter
+            };
             match probe {
                 None => Choice::Probe(preferred.clone()),
                 Some(Liveness::Alive) if preferred == reporter => {
                     decided(reporter, SurvivorRule::ReporterPreferred)
                 }
                 Some(Liveness::Alive) => decided(preferred, SurvivorRule::PreferredSiteAlive),
-                Some(Liveness::Unreachable) => decided(other, SurvivorRule::PreferredSiteUnreachable),
+                Some(Liveness::Unreachable) => {
+                    decided(other, SurvivorRule::PreferredSiteUnreachable)
+                }
             }
         }
     }
@@ -253,9 +266,10 @@ pub fn traffic_plan(topology: &Topology, survivor: &SiteName, loser: &SiteName) 
             if loser_ids.is_empty() {
                 continue;
             }
-            let others_weighted = group.endpoints.iter().any(|e| {
-                e.site.as_ref() != Some(loser) && e.weight.unwrap_or(DEFAULT_WEIGHT) > 0
-            });
+            let others_weighted = group
+                .endpoints
+                .iter()
+                .any(|e| e.site.as_ref() != Some(loser) && e.weight.unwrap_or(DEFAULT_WEIGHT) > 0);
             if others_weighted {
                 plan.steps.push(TrafficStep::RemoveEndpoints {
                     group_arn: group.arn.clone(),
@@ -399,7 +413,12 @@ mod tests {
 
     #[test]
     fn offline_site_unhealthy_reporter_survives() {
-        let v = decided(choose(&two_sites(H, U), &alert("site-a", "site-b"), &policy(), None));
+        let v = decided(choose(
+            &two_sites(H, U),
+            &alert("site-a", "site-b"),
+            &policy(),
+            None,
+        ));
         assert_eq!((v.survivor, v.loser), (site("site-a"), site("site-b")));
         assert_eq!(v.rule, SurvivorRule::OfflineSiteUnhealthy);
         let plan = traffic_plan(&two_sites(H, U), &site("site-a"), &site("site-b"));
@@ -418,9 +437,20 @@ mod tests {
     fn unhealthy_reporter_is_not_skipped() {
         let gone = topology(vec![group("g1", &[("lb-a", "site-a", U)])]);
         let v = decided(choose(&gone, &alert("site-a", "site-b"), &policy(), None));
-        assert_eq!((v.survivor, v.rule), (site("site-a"), SurvivorRule::OfflineSiteTakesNoTraffic));
-        let v = decided(choose(&two_sites(U, H), &alert("site-a", "site-b"), &policy(), None));
-        assert_eq!((v.survivor, v.rule), (site("site-b"), SurvivorRule::ReporterUnhealthy));
+        assert_eq!(
+            (v.survivor, v.rule),
+            (site("site-a"), SurvivorRule::OfflineSiteTakesNoTraffic)
+        );
+        let v = decided(choose(
+            &two_sites(U, H),
+            &alert("site-a", "site-b"),
+            &policy(),
+            None,
+        ));
+        assert_eq!(
+            (v.survivor, v.rule),
+            (site("site-b"), SurvivorRule::ReporterUnhealthy)
+        );
     }
 
     #[test]
@@ -436,7 +466,10 @@ mod tests {
     fn seed_guessed_unknown_site() {
         for a in [alert("site-a", "site-x"), alert("site-x", "site-b")] {
             let c = choose(&two_sites(H, H), &a, &policy(), None);
-            assert!(matches!(c, Choice::Reject(ref why) if why.contains("site-x")), "{c:?}");
+            assert!(
+                matches!(c, Choice::Reject(ref why) if why.contains("site-x")),
+                "{c:?}"
+            );
         }
     }
 
@@ -444,8 +477,18 @@ mod tests {
     fn seed_handled_only_the_first_listener_and_group() {
         // Two listeners (443 and 80), each with both sites: both lose site-b.
         let t = topology(vec![
-            group_in("l-443", "g-443", 100.0, &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
-            group_in("l-80", "g-80", 100.0, &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
+            group_in(
+                "l-443",
+                "g-443",
+                100.0,
+                &[("lb-a", "site-a", H), ("lb-b", "site-b", U)],
+            ),
+            group_in(
+                "l-80",
+                "g-80",
+                100.0,
+                &[("lb-a", "site-a", H), ("lb-b", "site-b", U)],
+            ),
         ]);
         let plan = traffic_plan(&t, &site("site-a"), &site("site-b"));
         let groups: Vec<&str> = plan
@@ -457,7 +500,11 @@ mod tests {
             })
             .collect();
         assert_eq!(groups, vec!["g-443", "g-80"]);
-        assert!(apply_steps(&t, &plan.steps).check_fenced(&site("site-a"), &site("site-b")).is_empty());
+        assert!(
+            apply_steps(&t, &plan.steps)
+                .check_fenced(&site("site-a"), &site("site-b"))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -470,8 +517,14 @@ mod tests {
             .iter()
             .map(|(i, s, h)| (i.as_str(), *s, *h))
             .collect();
-        let plan = traffic_plan(&topology(vec![group("g1", &refs)]), &site("site-a"), &site("site-b"));
-        assert!(matches!(&plan.steps[0], TrafficStep::RemoveEndpoints { endpoint_ids, .. } if endpoint_ids.len() == 25));
+        let plan = traffic_plan(
+            &topology(vec![group("g1", &refs)]),
+            &site("site-a"),
+            &site("site-b"),
+        );
+        assert!(
+            matches!(&plan.steps[0], TrafficStep::RemoveEndpoints { endpoint_ids, .. } if endpoint_ids.len() == 25)
+        );
     }
 
     #[test]
@@ -489,7 +542,11 @@ mod tests {
             }]
         );
         let after = apply_steps(&t, &plan.steps);
-        assert!(after.check_fenced(&site("site-a"), &site("site-b")).is_empty());
+        assert!(
+            after
+                .check_fenced(&site("site-a"), &site("site-b"))
+                .is_empty()
+        );
         // The fenced site's endpoint stays: a later report sees it take no traffic.
         assert_eq!(site_state(&after, &site("site-b")), SiteState::NoTraffic);
     }
@@ -497,7 +554,12 @@ mod tests {
     #[test]
     fn a_listener_without_the_survivor_is_never_left_to_nobody() {
         let t = topology(vec![
-            group_in("l1", "g1", 100.0, &[("lb-a", "site-a", H), ("lb-b", "site-b", H)]),
+            group_in(
+                "l1",
+                "g1",
+                100.0,
+                &[("lb-a", "site-a", H), ("lb-b", "site-b", H)],
+            ),
             group_in("l2", "g2", 100.0, &[("lb-b2", "site-b", H)]),
         ]);
         let plan = traffic_plan(&t, &site("site-a"), &site("site-b"));
@@ -523,8 +585,18 @@ mod tests {
     #[test]
     fn an_untagged_endpoint_keeps_a_group_open_but_is_no_survivor() {
         let t = topology(vec![
-            group_in("l1", "g1", 100.0, &[("lb-a", "site-a", H), ("lb-b", "site-b", U)]),
-            group_in("l1", "g3", 100.0, &[("i-123", "", H), ("lb-b3", "site-b", U)]),
+            group_in(
+                "l1",
+                "g1",
+                100.0,
+                &[("lb-a", "site-a", H), ("lb-b", "site-b", U)],
+            ),
+            group_in(
+                "l1",
+                "g3",
+                100.0,
+                &[("i-123", "", H), ("lb-b3", "site-b", U)],
+            ),
         ]);
         let plan = traffic_plan(&t, &site("site-a"), &site("site-b"));
         assert_eq!(plan.steps.len(), 2);
@@ -537,7 +609,10 @@ mod tests {
         let v = decided(choose(&t, &alert("site-a", "site-b"), &policy(), None));
         assert_eq!(v.rule, SurvivorRule::OfflineSiteTakesNoTraffic);
         assert_eq!((v.survivor, v.loser), (site("site-a"), site("site-b")));
-        assert_eq!(traffic_plan(&t, &site("site-a"), &site("site-b")), TrafficPlan::default());
+        assert_eq!(
+            traffic_plan(&t, &site("site-a"), &site("site-b")),
+            TrafficPlan::default()
+        );
     }
 
     #[test]
@@ -552,16 +627,25 @@ mod tests {
     fn both_sites_without_traffic_skips() {
         let t = topology(vec![group("g1", &[("i-1", "", H)])]);
         let c = choose(&t, &alert("site-b", "site-a"), &policy(), None);
-        assert!(matches!(c, Choice::Skip(ref why) if why.contains("neither")), "{c:?}");
+        assert!(
+            matches!(c, Choice::Skip(ref why) if why.contains("neither")),
+            "{c:?}"
+        );
     }
 
     #[test]
     fn preferred_reporter_wins_a_split_brain_when_its_infinispan_answers() {
         let t = two_sites(H, H);
         let a = alert("site-a", "site-b");
-        assert_eq!(choose(&t, &a, &policy(), None), Choice::Probe(site("site-a")));
+        assert_eq!(
+            choose(&t, &a, &policy(), None),
+            Choice::Probe(site("site-a"))
+        );
         let v = decided(choose(&t, &a, &policy(), Some(Liveness::Alive)));
-        assert_eq!((v.survivor, v.rule), (site("site-a"), SurvivorRule::ReporterPreferred));
+        assert_eq!(
+            (v.survivor, v.rule),
+            (site("site-a"), SurvivorRule::ReporterPreferred)
+        );
     }
 
     #[test]
@@ -569,7 +653,10 @@ mod tests {
         let t = two_sites(H, H);
         for a in [alert("site-a", "site-b"), alert("site-b", "site-a")] {
             let v = decided(choose(&t, &a, &policy(), Some(Liveness::Unreachable)));
-            assert_eq!((v.survivor.as_str(), v.loser.as_str()), ("site-b", "site-a"));
+            assert_eq!(
+                (v.survivor.as_str(), v.loser.as_str()),
+                ("site-b", "site-a")
+            );
             assert_eq!(v.rule, SurvivorRule::PreferredSiteUnreachable);
         }
     }
@@ -591,7 +678,12 @@ mod tests {
 
     #[test]
     fn initial_health_counts_as_healthy() {
-        let v = decided(choose(&two_sites(Health::Initial, U), &alert("site-a", "site-b"), &policy(), None));
+        let v = decided(choose(
+            &two_sites(Health::Initial, U),
+            &alert("site-a", "site-b"),
+            &policy(),
+            None,
+        ));
         assert_eq!(v.survivor, site("site-a"));
     }
 
@@ -601,9 +693,15 @@ mod tests {
             sites: [site("site-a"), site("site-b"), site("site-c")].into(),
             preferred: site("site-a"),
         };
-        let t = topology(vec![group("g1", &[("lb-b", "site-b", H), ("lb-c", "site-c", H)])]);
+        let t = topology(vec![group(
+            "g1",
+            &[("lb-b", "site-b", H), ("lb-c", "site-c", H)],
+        )]);
         for a in [alert("site-b", "site-c"), alert("site-c", "site-b")] {
-            assert_eq!(verdict(&t, &a, &p, Liveness::Alive).map(|v| v.survivor), Some(site("site-b")));
+            assert_eq!(
+                verdict(&t, &a, &p, Liveness::Alive).map(|v| v.survivor),
+                Some(site("site-b"))
+            );
         }
     }
 }

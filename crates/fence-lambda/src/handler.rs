@@ -6,9 +6,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_topology::decisions::{
-    DecisionRecord, Mode, Recorded, Standing, split_brain_key,
-};
+use aws_topology::decisions::{DecisionRecord, Mode, Recorded, Standing, split_brain_key};
 use aws_topology::globalaccelerator::{DEFAULT_WEIGHT, Health, Removal, Topology, TrafficDial};
 use common::alertmanager::{Alert, AlertStatus, FiringSiteOffline, Webhook};
 use common::auth::{self, AuthOutcome, BasicCredentials};
@@ -19,8 +17,7 @@ use ispn_client::CacheResults;
 use serde::Serialize;
 
 use crate::decision::{
-    Choice, Liveness, Policy, SiteState, TrafficStep, Unfenceable, choose, site_state,
-    traffic_plan,
+    Choice, Liveness, Policy, SiteState, TrafficStep, Unfenceable, choose, site_state, traffic_plan,
 };
 
 /// A failed call, already classified.
@@ -118,8 +115,19 @@ pub struct Settings {
 pub struct Invocation {
     /// Lambda's request id: the decision id of a decision this invocation records.
     pub request_id: String,
-    /// When retries stop (see [`crate::lambda`]).
+    /// When the fence's work stops, finished or not (a 5xx then: the resend goes on from
+    /// there). See [`crate::lambda`].
     pub deadline: Instant,
+    /// When the answer must be on its way: notifications after [`Invocation::deadline`] get
+    /// only what is left until then.
+    pub answer_by: Instant,
+}
+
+/// Runs `work` until `deadline`; `None` when the deadline came first.
+async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), work)
+        .await
+        .ok()
 }
 
 /// What happened to one alert of the notification.
@@ -312,7 +320,10 @@ pub async fn handle<W: World>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Decision {
-    let credentials = match world.webhook_credentials().await {
+    let read = until(invocation.deadline, world.webhook_credentials())
+        .await
+        .unwrap_or_else(|| Err(Failure::transient("reading the webhook secret timed out")));
+    let credentials = match read {
         Ok(credentials) => credentials,
         Err(failure) => {
             let mut decision = Decision::rejected(
@@ -447,7 +458,26 @@ async fn handle_alert<W: World>(
     report.reporter = Some(firing.reporter.clone());
     report.site = Some(firing.site.clone());
     report.accelerator = Some(firing.accelerator.clone());
-    report.outcome = fence(world, settings, invocation, &firing, &mut report).await;
+    let outcome = until(
+        invocation.deadline,
+        fence(world, settings, invocation, &firing, &mut report),
+    )
+    .await;
+    report.outcome = match outcome {
+        Some(outcome) => outcome,
+        None => {
+            report.reason = format!(
+                "out of time before the fence was done (the resend carries on){}{}",
+                if report.reason.is_empty() {
+                    ""
+                } else {
+                    "; last: "
+                },
+                report.reason
+            );
+            Disposition::Transient
+        }
+    };
     let changed = report.removed.iter().any(|g| !g.removed.is_empty())
         || !report.dials_closed.is_empty()
         || report.backup_offline.is_some();
@@ -459,7 +489,15 @@ async fn handle_alert<W: World>(
             report.outcome
         );
         let record = serde_json::to_value(&report).unwrap_or_default();
-        world.notify(&subject, &record).await;
+        if until(invocation.answer_by, world.notify(&subject, &record))
+            .await
+            .is_none()
+        {
+            tracing::warn!(
+                event = "notification_failed",
+                error = "no time left to notify"
+            );
+        }
     }
     report
 }
@@ -717,7 +755,7 @@ async fn settle<W: World>(
             Recorded::Existing(existing) => match standing(&existing) {
                 Standing::Stands => {
                     return Ok(Adopted {
-                        record: existing,
+                        record: *existing,
                         how: "adopted",
                         replaced: None,
                     });

@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::handler::{Decision, Invocation, Settings, World, handle};
 
-/// Time kept aside at the end of the invocation to answer.
-const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+/// Time kept aside at the end of the invocation for the notification and the answer.
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+/// Of that, what the answer itself keeps (the notification gets the rest).
+pub const ANSWER_RESERVE: Duration = Duration::from_millis(500);
 
 /// What the fence reads of a Function URL event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,16 +114,36 @@ pub async fn handle_event<W: World>(
     invocation_deadline_ms: u64,
     request_id: &str,
 ) -> FunctionUrlResponse {
+    let deadline = deadline(invocation_deadline_ms, settings.retry_budget);
     let invocation = Invocation {
         request_id: request_id.to_owned(),
-        deadline: deadline(invocation_deadline_ms, settings.retry_budget),
+        deadline,
+        answer_by: deadline + (ANSWER_MARGIN - ANSWER_RESERVE),
     };
     let decision = match FunctionUrlRequest::from_event(event) {
-        Ok(request) => handle(world, settings, &invocation, &request.headers, &request.body).await,
+        Ok(request) => {
+            handle(
+                world,
+                settings,
+                &invocation,
+                &request.headers,
+                &request.body,
+            )
+            .await
+        }
         Err(err) => Decision::bad_event(err.to_string()),
     };
     common::logging::decision_record(&decision.to_json());
     FunctionUrlResponse::from(&decision)
+}
+
+/// The latest an answer leaves, counted from the start of an invocation of a function with
+/// `lambda_timeout` and `budget`: the fence's work stops at its deadline (the budget, or the
+/// invocation's end less [`ANSWER_MARGIN`]), a notification gets what is left of the margin
+/// but [`ANSWER_RESERVE`], and every remote call inside is cut at those instants whatever its
+/// own timeout.
+pub fn worst_case_answer(lambda_timeout: Duration, budget: Duration) -> Duration {
+    budget.min(lambda_timeout.saturating_sub(ANSWER_MARGIN)) + (ANSWER_MARGIN - ANSWER_RESERVE)
 }
 
 /// The retry deadline: the budget, cut short by the invocation's own deadline.

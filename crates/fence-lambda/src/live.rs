@@ -20,7 +20,7 @@ use common::notify::Notifier;
 use common::outcome::Disposition;
 use common::secret::{Secret, SecretCache, SecretError};
 use common::site::{AcceleratorDns, SiteName};
-use ispn_client::{CacheResults, Credentials, IspnError, SiteClient};
+use ispn_client::{BackupCaches, CacheResults, Credentials, IspnError, ProbeError, SiteClient};
 
 use crate::config::FenceConfig;
 use crate::decision::Liveness;
@@ -53,6 +53,7 @@ pub struct LiveWorld {
     topology_ttl: Duration,
     known: Mutex<HashMap<AcceleratorDns, KnownAccelerator>>,
     decisions: DecisionStore,
+    backup_caches: BackupCaches,
 }
 
 impl LiveWorld {
@@ -94,6 +95,7 @@ impl LiveWorld {
             topology_ttl: config.topology_ttl,
             known: Mutex::default(),
             decisions: DecisionStore::new(&functions_config, config.decision_table.clone()),
+            backup_caches: config.backup_caches.clone(),
         })
     }
 
@@ -261,18 +263,15 @@ impl World for LiveWorld {
         if let Err(failure) = self.refresh_infinispan_credentials().await {
             tracing::warn!(event = "probe_without_fresh_credentials", error = %failure.message);
         }
-        match client.health(PROBE_TIMEOUT).await {
+        match client.probe(PROBE_TIMEOUT).await {
             Ok(_) => Ok(Liveness::Alive),
-            // It answered, but refused us: a verdict from this would hand the split-brain to
-            // the other site for a wrong password.
-            Err(err) if err.is_auth_failure() => {
-                self.secrets.invalidate(&self.infinispan_secret);
-                Err(Failure::fatal(err.to_string()))
-            }
-            Err(err) => {
+            Err(err @ ProbeError::Unreachable { .. }) => {
                 tracing::info!(event = "probe_unreachable", site = %site, error = %err);
                 Ok(Liveness::Unreachable)
             }
+            // TLS trust, credentials, a wrong URL: a verdict from this would hand the
+            // split-brain to the other site for a configuration error.
+            Err(err @ ProbeError::Misconfigured { .. }) => Err(Failure::fatal(err.to_string())),
         }
     }
 
@@ -322,21 +321,24 @@ impl World for LiveWorld {
     ) -> Result<CacheResults, Failure> {
         let client = self.site(site)?;
         self.refresh_infinispan_credentials().await?;
-        client.take_offline(remote).await.map_err(|err| {
-            if err.is_auth_failure() {
-                // The password may have been rotated: read it again on the retry.
-                self.secrets.invalidate(&self.infinispan_secret);
-                return Failure::transient(err.to_string());
-            }
-            Failure {
-                disposition: if err.is_retryable() {
-                    Disposition::Transient
-                } else {
-                    Disposition::Fatal
-                },
-                message: err.to_string(),
-            }
-        })
+        client
+            .take_offline_verified(remote, &self.backup_caches)
+            .await
+            .map_err(|err| {
+                if err.is_auth_failure() {
+                    // The password may have been rotated: read it again on the retry.
+                    self.secrets.invalidate(&self.infinispan_secret);
+                    return Failure::transient(err.to_string());
+                }
+                Failure {
+                    disposition: if err.is_retryable() {
+                        Disposition::Transient
+                    } else {
+                        Disposition::Fatal
+                    },
+                    message: err.to_string(),
+                }
+            })
     }
 
     async fn notify(&self, subject: &str, record: &serde_json::Value) {

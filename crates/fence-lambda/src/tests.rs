@@ -64,6 +64,8 @@ struct FakeWorld {
     topology_failure: Option<Failure>,
     forgotten: Mutex<u32>,
     notified: Mutex<Vec<String>>,
+    /// Every topology read and take-offline hangs (a server that accepts and never answers).
+    hang: bool,
     /// The decision records, by split-brain key, with DynamoDB's conditional create.
     records: Mutex<BTreeMap<String, DecisionRecord>>,
     /// Yield to the executor inside calls, so that concurrent invocations interleave.
@@ -92,6 +94,7 @@ impl FakeWorld {
             forgotten: Mutex::new(0),
             notified: Mutex::default(),
             records: Mutex::default(),
+            hang: false,
             yields: 0,
         }
     }
@@ -127,6 +130,9 @@ impl World for FakeWorld {
 
     async fn topology(&self, accelerator: &AcceleratorDns) -> Result<Option<Topology>, Failure> {
         self.pause().await;
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
         if let Some(failure) = &self.topology_failure {
             return Err(failure.clone());
         }
@@ -175,7 +181,7 @@ impl World for FakeWorld {
         } else {
             existing
                 .cloned()
-                .map(Recorded::Existing)
+                .map(|r| Recorded::Existing(Box::new(r)))
                 .ok_or_else(|| Failure::transient("no record to replace"))
         }
     }
@@ -809,6 +815,50 @@ fn every_sample_event_is_a_valid_function_url_request() {
         }
     }
     assert!(seen >= 6, "found {seen} Function URL events");
+}
+
+#[tokio::test]
+async fn a_hanging_world_is_a_5xx_before_the_invocation_deadline() {
+    let mut world = FakeWorld::new();
+    world.hang = true;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let lambda_timeout = Duration::from_secs(4);
+    let started = Instant::now();
+    let response = handle_event(
+        &world,
+        &settings(),
+        authorized("site-b-offline-reported-by-site-a"),
+        now_ms + lambda_timeout.as_millis() as u64,
+        "req-hang",
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(response.status_code, 503, "{}", response.body);
+    assert!(response.body.contains("out of time"), "{}", response.body);
+    // Work stops at the deadline (the invocation's end less the answer margin).
+    assert!(
+        took <= lambda_timeout - crate::lambda::ANSWER_MARGIN + Duration::from_millis(300),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn the_worst_case_answers_before_the_lambda_timeout() {
+    // What deploy sets (60 s) and the default retry budget; and a short function timeout,
+    // where the invocation's own deadline cuts the budget.
+    for (lambda_timeout, budget) in [
+        (Duration::from_secs(60), crate::config::DEFAULT_RETRY_BUDGET),
+        (Duration::from_secs(10), crate::config::DEFAULT_RETRY_BUDGET),
+    ] {
+        let worst = crate::lambda::worst_case_answer(lambda_timeout, budget);
+        assert!(
+            worst + crate::lambda::ANSWER_RESERVE <= lambda_timeout,
+            "{worst:?} for {lambda_timeout:?}"
+        );
+    }
 }
 
 #[test]

@@ -168,13 +168,19 @@ async fn infinispan_down_is_5xx_with_the_accelerator_fenced_and_the_retry_comple
                 .await?
                 .all_backups("site-a", "online")
         );
-        // Alertmanager's retry finishes the fence.
+        // Alertmanager's retry finishes the fence, carrying out the decision the first
+        // attempt recorded.
         let retry = send_sample(&sandbox, SITE_B_OFFLINE).await?;
         assert_eq!(retry.status, 200, "{}", retry.body);
+        let answer = retry.json()?;
         assert_eq!(
-            retry.json()?["alerts"][0]["rule"],
-            "offline_site_already_removed"
+            answer["alerts"][0]["decision"]["how"], "adopted",
+            "{answer}"
         );
+        assert_eq!(answer["alerts"][0]["survivor"], "site-a", "{answer}");
+        let records = support::decision_store(&sandbox).await.list().await?;
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0].loser.as_str(), "site-b");
         assert_site_b_fenced(&sandbox).await?;
         Ok(())
     })

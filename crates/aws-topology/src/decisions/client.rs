@@ -77,7 +77,7 @@ impl DecisionStore {
                 };
                 match failed.item() {
                     Some(item) => from_item(item)
-                        .map(Recorded::Existing)
+                        .map(|r| Recorded::Existing(Box::new(r)))
                         .map_err(|e| AwsError {
                             operation: "PutItem",
                             code: None,
@@ -87,7 +87,7 @@ impl DecisionStore {
                     // The record changed between the check and now (closed, replaced, or a
                     // store that does not return it): read it.
                     None => match self.get(&record.split_brain).await? {
-                        Some(existing) => Ok(Recorded::Existing(existing)),
+                        Some(existing) => Ok(Recorded::Existing(Box::new(existing))),
                         None => Err(AwsError {
                             operation: "PutItem",
                             code: Some("ConditionalCheckFailedException".to_owned()),
