@@ -343,7 +343,17 @@ pub async fn handle<W: World>(
         // check once more, so a rotation takes effect in seconds and the old password stops
         // working as soon as the new one is read.
         let fresh = if failure.password_may_be_rotated() {
-            match world.reread_webhook_credentials(&credentials).await {
+            let reread = until(
+                invocation.deadline,
+                world.reread_webhook_credentials(&credentials),
+            )
+            .await
+            .unwrap_or_else(|| {
+                Err(Failure::transient(
+                    "re-reading the webhook secret timed out",
+                ))
+            });
+            match reread {
                 Ok(fresh) => fresh,
                 Err(reread) => {
                     let mut decision = Decision::rejected(

@@ -321,24 +321,33 @@ impl World for LiveWorld {
     ) -> Result<CacheResults, Failure> {
         let client = self.site(site)?;
         self.refresh_infinispan_credentials().await?;
-        client
+        match client
             .take_offline_verified(remote, &self.backup_caches)
             .await
-            .map_err(|err| {
-                if err.is_auth_failure() {
-                    // The password may have been rotated: read it again on the retry.
-                    self.secrets.invalidate(&self.infinispan_secret);
-                    return Failure::transient(err.to_string());
+        {
+            Ok(caches) => Ok(caches),
+            Err(err) if err.is_auth_failure() => {
+                // The password may have been rotated: read it again (at most once per
+                // MIN_REREAD_INTERVAL, however many 401s) for this call's resend.
+                if let Ok(rejected) = self.secrets.get(&self.infinispan_secret).await
+                    && let Ok(Some(fresh)) = self
+                        .secrets
+                        .refresh_after_rejection(&self.infinispan_secret, &rejected)
+                        .await
+                {
+                    self.set_infinispan_password(fresh);
                 }
-                Failure {
-                    disposition: if err.is_retryable() {
-                        Disposition::Transient
-                    } else {
-                        Disposition::Fatal
-                    },
-                    message: err.to_string(),
-                }
-            })
+                Err(Failure::transient(err.to_string()))
+            }
+            Err(err) => Err(Failure {
+                disposition: if err.is_retryable() {
+                    Disposition::Transient
+                } else {
+                    Disposition::Fatal
+                },
+                message: err.to_string(),
+            }),
+        }
     }
 
     async fn notify(&self, subject: &str, record: &serde_json::Value) {

@@ -298,3 +298,150 @@ async fn split_brain_reports_at_the_same_moment_keep_one_site_always_the_same() 
     })
     .await
 }
+
+/// Defect (b): Infinispan answering take-offline with `{}` counted as "every cache ok", a 2xx
+/// with every backup still online. Now each configured cache must answer ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_take_offline_answer_is_a_5xx_and_the_resend_finishes() -> anyhow::Result<()> {
+    with_fence("empty-take-offline", 1, |sandbox: Sandbox| async move {
+        for answer in ["empty_object", "no_content"] {
+            sandbox
+                .ispn_control(
+                    "site-a",
+                    "fault",
+                    &json!({"operation": "take-offline", "answer": answer, "count": 1}),
+                )
+                .await?;
+            let first = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+            assert!(
+                (500..600).contains(&first.status),
+                "{answer}: {} {}",
+                first.status,
+                first.body
+            );
+            assert!(
+                FenceState::read(&sandbox)
+                    .await?
+                    .all_backups("site-a", "online"),
+                "{answer}: the backups are still online"
+            );
+        }
+        let resend = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert_eq!(resend.status, 200, "{}", resend.body);
+        assert_site_b_fenced(&sandbox).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Defect (c): a probe refused as misconfigured (here: no health path on either API
+/// generation) read as "the preferred site is down" and handed the split-brain to the other
+/// site. Now it is a 5xx naming the cause, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_probe_is_a_loud_5xx_not_a_verdict() -> anyhow::Result<()> {
+    with_fence("probe-misconfigured", 1, |sandbox: Sandbox| async move {
+        let before = FenceState::read(&sandbox).await?;
+        sandbox
+            .ispn_control(
+                "site-a",
+                "fault",
+                &json!({"operation": "health", "status": 404, "count": 10}),
+            )
+            .await?;
+        // Both sites healthy: a split-brain, decided by probing the preferred site-a.
+        let answer = send_sample(&sandbox, SITE_A_OFFLINE).await?;
+        assert!(
+            (500..600).contains(&answer.status),
+            "{} {}",
+            answer.status,
+            answer.body
+        );
+        let reason = answer.json()?["alerts"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(reason.contains("misconfigured"), "{reason}");
+        assert_eq!(FenceState::read(&sandbox).await?, before);
+        assert!(
+            support::decision_store(&sandbox)
+                .await
+                .list()
+                .await?
+                .is_empty()
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Defect (a): a reporter UNHEALTHY in the accelerator was skipped with a 2xx even when the
+/// other site was already out, so under the FAIL backup policy (the survivor UNHEALTHY because
+/// its writes fail while its backup is online) the backup never went offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_reporter_still_gets_its_backup_offline() -> anyhow::Result<()> {
+    with_fence("unhealthy-reporter", 1, |sandbox: Sandbox| async move {
+        // site-b is out of the accelerator already (an earlier fence whose Infinispan step
+        // never ran), and site-a is UNHEALTHY.
+        sandbox
+            .ga_control(
+                "health",
+                &json!({"endpoint_id": endpoint(&sandbox, "site-b"), "state": "UNHEALTHY"}),
+            )
+            .await?;
+        sandbox
+            .ispn_control("site-a", "down", &json!({"down": true}))
+            .await?;
+        let first = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert!((500..600).contains(&first.status), "{}", first.body);
+        sandbox
+            .ispn_control("site-a", "down", &json!({"down": false}))
+            .await?;
+        sandbox
+            .ga_control(
+                "health",
+                &json!({"endpoint_id": endpoint(&sandbox, "site-a"), "state": "UNHEALTHY"}),
+            )
+            .await?;
+        let resend = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert_eq!(resend.status, 200, "{}", resend.body);
+        assert_site_b_fenced(&sandbox).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A rotation of the webhook password takes effect at the first request that carries the new
+/// one (the secret is re-read when a password is rejected, not after its 300 s time to live),
+/// and the old password is refused from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_webhook_password_works_at_once_and_the_old_one_stops() -> anyhow::Result<()> {
+    with_fence("rotation", 1, |sandbox: Sandbox| async move {
+        let resolved = support::notification(&sandbox, "resolved")?;
+        let fence = sandbox.info.fence.clone();
+        let old = sandbox
+            .post_function_url(FUNCTION, &resolved, Some((&fence.user, &fence.password)))
+            .await?;
+        assert_eq!(old.status, 200, "{}", old.body);
+
+        let rotated = format!("{}-rotated", fence.password);
+        let config =
+            sandbox::world::sdk_config(&sandbox.info.moto_url, &sandbox.info.region).await;
+        aws_sdk_secretsmanager::Client::new(&config)
+            .put_secret_value()
+            .secret_id(&fence.secret_name)
+            .secret_string(&rotated)
+            .send()
+            .await?;
+
+        let new = sandbox
+            .post_function_url(FUNCTION, &resolved, Some((&fence.user, &rotated)))
+            .await?;
+        assert_eq!(new.status, 200, "the new password at once: {}", new.body);
+        let stale = sandbox
+            .post_function_url(FUNCTION, &resolved, Some((&fence.user, &fence.password)))
+            .await?;
+        assert_eq!(stale.status, 401, "the old password: {}", stale.body);
+        Ok(())
+    })
+    .await
+}
