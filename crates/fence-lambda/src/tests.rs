@@ -19,7 +19,7 @@ use crate::decision::{Liveness, Policy};
 use crate::handler::{Failure, Settings, World};
 use crate::lambda::{FunctionUrlRequest, handle_event};
 
-const DNS: &str = "a1234567890abcdef.awsglobalaccelerator.com";
+pub(crate) const DNS: &str = "a1234567890abcdef.awsglobalaccelerator.com";
 const USER: &str = "alertmanager";
 const PASSWORD: &str = "webhook-pw-7d1e";
 const CACHES: [&str; 4] = [
@@ -29,11 +29,11 @@ const CACHES: [&str; 4] = [
     "work",
 ];
 
-fn site(name: &str) -> SiteName {
+pub(crate) fn site(name: &str) -> SiteName {
     SiteName::parse(name).unwrap()
 }
 
-fn endpoint(id: &str, site_name: &str, health: Health) -> Endpoint {
+pub(crate) fn endpoint(id: &str, site_name: &str, health: Health) -> Endpoint {
     Endpoint {
         id: id.to_owned(),
         site: (!site_name.is_empty()).then(|| site(site_name)),
@@ -42,7 +42,7 @@ fn endpoint(id: &str, site_name: &str, health: Health) -> Endpoint {
     }
 }
 
-fn group(arn: &str, endpoints: Vec<Endpoint>) -> EndpointGroup {
+pub(crate) fn group(arn: &str, endpoints: Vec<Endpoint>) -> EndpointGroup {
     EndpointGroup {
         arn: arn.to_owned(),
         listener_arn: "listener-443".to_owned(),
@@ -52,12 +52,13 @@ fn group(arn: &str, endpoints: Vec<Endpoint>) -> EndpointGroup {
     }
 }
 
-/// Global Accelerator, Infinispan and Secrets Manager as plain state.
-struct FakeWorld {
+/// Global Accelerator, Infinispan and Secrets Manager as plain state (also the world of the
+/// exhaustive check, [`crate::model_check`]).
+pub(crate) struct FakeWorld {
     webhook_password: Result<String, Failure>,
-    groups: Mutex<Vec<EndpointGroup>>,
+    pub(crate) groups: Mutex<Vec<EndpointGroup>>,
     /// (site, remote) → `online` / `offline`.
-    backups: Mutex<BTreeMap<(String, String), &'static str>>,
+    pub(crate) backups: Mutex<BTreeMap<(String, String), &'static str>>,
     liveness: Liveness,
     take_offline_failures: Mutex<Vec<Failure>>,
     remove_failures: Mutex<Vec<Failure>>,
@@ -67,13 +68,13 @@ struct FakeWorld {
     /// Every topology read and take-offline hangs (a server that accepts and never answers).
     hang: bool,
     /// The decision records, by split-brain key, with DynamoDB's conditional create.
-    records: Mutex<BTreeMap<String, DecisionRecord>>,
+    pub(crate) records: Mutex<BTreeMap<String, DecisionRecord>>,
     /// Yield to the executor inside calls, so that concurrent invocations interleave.
     yields: usize,
 }
 
 impl FakeWorld {
-    fn new() -> FakeWorld {
+    pub(crate) fn new() -> FakeWorld {
         FakeWorld {
             webhook_password: Ok(PASSWORD.to_owned()),
             groups: Mutex::new(vec![group(
@@ -108,7 +109,7 @@ impl FakeWorld {
             .collect()
     }
 
-    fn backup(&self, from: &str, to: &str) -> &'static str {
+    pub(crate) fn backup(&self, from: &str, to: &str) -> &'static str {
         self.backups.lock().unwrap()[&(from.to_owned(), to.to_owned())]
     }
 
@@ -139,10 +140,17 @@ impl World for FakeWorld {
         if accelerator.as_str() != DNS {
             return Ok(None);
         }
+        let groups = self.groups.lock().unwrap().clone();
+        let mut listeners: Vec<String> = Vec::new();
+        for g in &groups {
+            if !listeners.contains(&g.listener_arn) {
+                listeners.push(g.listener_arn.clone());
+            }
+        }
         Ok(Some(Topology {
             accelerator_arn: "arn:acc".to_owned(),
-            listeners: vec!["listener-443".to_owned()],
-            groups: self.groups.lock().unwrap().clone(),
+            listeners,
+            groups,
         }))
     }
 
@@ -259,7 +267,7 @@ impl World for FakeWorld {
     }
 }
 
-fn settings() -> Settings {
+pub(crate) fn settings() -> Settings {
     Settings {
         alert_name: "SiteOffline".to_owned(),
         policy: Policy {
@@ -271,7 +279,7 @@ fn settings() -> Settings {
     }
 }
 
-fn event(name: &str) -> serde_json::Value {
+pub(crate) fn event(name: &str) -> serde_json::Value {
     let path = format!(
         "{}/../../events/fence/{name}.function-url.json",
         env!("CARGO_MANIFEST_DIR")
@@ -313,7 +321,7 @@ fn with_auth(mut request: serde_json::Value, header: &str) -> serde_json::Value 
     request
 }
 
-fn authorized(name: &str) -> serde_json::Value {
+pub(crate) fn authorized(name: &str) -> serde_json::Value {
     with_auth(event(name), &basic(&format!("{USER}:{PASSWORD}")))
 }
 
