@@ -826,6 +826,27 @@ fn every_sample_event_is_a_valid_function_url_request() {
 }
 
 #[tokio::test]
+async fn an_unauthenticated_caller_never_sees_internal_error_text() {
+    let mut world = FakeWorld::new();
+    world.webhook_password = Err(Failure::transient(
+        "secret arn:aws:secretsmanager:eu-west-1:123456789012:secret:sitefence/webhook-AbCdEf: AccessDeniedException: role arn:aws:iam::123456789012:role/fence",
+    ));
+    let request = with_auth(
+        event("site-b-offline-reported-by-site-a"),
+        &basic("someone:guess"),
+    );
+    let (status, _, body) = invoke(&world, &request).await;
+    assert_eq!(status, 503);
+    let text = body.to_string();
+    for internal in ["arn:", "123456789012", "sitefence/webhook", "AccessDenied"] {
+        assert!(!text.contains(internal), "{internal} in {text}");
+    }
+    // The log keeps it: the record carries it as `detail`, which the answer drops.
+    let response = handle_event(&world, &settings(), request, 0, "req-x").await;
+    assert!(!response.body.contains("detail"), "{}", response.body);
+}
+
+#[tokio::test]
 async fn a_hanging_world_is_a_5xx_before_the_invocation_deadline() {
     let mut world = FakeWorld::new();
     world.hang = true;
