@@ -97,6 +97,10 @@ pub struct Fence {
     /// Function URL of the deployed fence (written by `deploy` and `sandbox up`; looked up when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_url: Option<String>,
+    /// DynamoDB table of the fence's decision records, one per split-brain (default
+    /// `<name>-decisions`; see [`Deployment::decision_table`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_table: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +163,15 @@ impl Deployment {
         Ok(deployment)
     }
 
+    /// The table of the fence's decision records: `fence.decision_table`, else named after the
+    /// deployment like every other resource deploy creates.
+    pub fn decision_table(&self) -> String {
+        self.fence
+            .decision_table
+            .clone()
+            .unwrap_or_else(|| format!("{}-decisions", self.name))
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.sites.len() == 2,
@@ -171,12 +184,30 @@ impl Deployment {
                 "fence.preferred_site `{preferred}` is not one of the sites"
             );
         }
+        let table = self.decision_table();
+        anyhow::ensure!(
+            is_table_name(&table),
+            "decision table name `{table}` ({}): DynamoDB wants 3 to 255 of a-z, A-Z, 0-9, `_`, `-` and `.`",
+            if self.fence.decision_table.is_some() {
+                "fence.decision_table"
+            } else {
+                "derived from `name`; set fence.decision_table"
+            }
+        );
         Ok(())
     }
 
     pub fn to_toml(&self) -> anyhow::Result<String> {
         Ok(toml::to_string_pretty(self)?)
     }
+}
+
+/// A name DynamoDB accepts for a table.
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]
@@ -199,5 +230,29 @@ mod tests {
         assert!(Deployment::parse(&typo).is_err());
         let third = format!("{good}\n[sites.site-c]\ninfinispan_url = \"ispn-c.example\"\n");
         assert!(Deployment::parse(&third).is_err());
+    }
+
+    #[test]
+    fn the_decision_table_is_named_after_the_deployment_unless_configured() {
+        let good =
+            std::fs::read_to_string(crate::workspace::root().join("infra/sitefence.example.toml"))
+                .unwrap_or_default();
+        let derived = Deployment::parse(&good).map(|d| d.decision_table());
+        assert_eq!(derived.ok().as_deref(), Some("keycloak-fence-decisions"));
+        let configured = good.replacen(
+            "[fence]\n",
+            "[fence]\ndecision_table = \"fence.records\"\n",
+            1,
+        );
+        let named = Deployment::parse(&configured).map(|d| d.decision_table());
+        assert_eq!(named.ok().as_deref(), Some("fence.records"));
+        for bad in ["ab", "fence records", "fence/records"] {
+            let text = good.replacen(
+                "[fence]\n",
+                &format!("[fence]\ndecision_table = \"{bad}\"\n"),
+                1,
+            );
+            assert!(Deployment::parse(&text).is_err(), "{bad} was accepted");
+        }
     }
 }

@@ -73,6 +73,7 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     pub sns: aws_sdk_sns::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
     regional: aws_config::SdkConfig,
 }
 
@@ -93,6 +94,7 @@ impl Clients {
             events: aws_sdk_eventbridge::Client::new(&regional),
             sns: aws_sdk_sns::Client::new(&alarms),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&alarms),
+            dynamodb: aws_sdk_dynamodb::Client::new(&regional),
             regional,
         }
     }
@@ -290,6 +292,7 @@ pub async fn deploy(
             plan.conflicts.len()
         );
     }
+    refuse_unappliable(&plan)?;
     check_reserved_concurrency(&plan, &clients, &deployment.region).await?;
     let mut report = Report {
         plan,
@@ -344,6 +347,47 @@ pub async fn deploy(
         .ok()
         .map(|u| u.function_url);
     Ok(report)
+}
+
+/// Fails before any change when the plan holds a difference no call can make in place.
+fn refuse_unappliable(plan: &Plan) -> anyhow::Result<()> {
+    let refused = plan.unappliable();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "nothing was changed: {} difference(s) cannot be applied:\n  {}",
+        refused.len(),
+        refused.join("\n  ")
+    )
+}
+
+/// The deployment's decision table alone, made as deploy makes it (desired state, diff,
+/// apply), for sandbox worlds whose functions are configured in code rather than deployed.
+/// Returns the changes it applied (none when the table was already as wanted).
+pub async fn ensure_decision_table(
+    deployment: &Deployment,
+    args: &AwsArgs,
+) -> anyhow::Result<Plan> {
+    let clients = Clients::load(args, deployment).await;
+    let desired = [plan::decision_table(deployment)];
+    let observed = observe::observe(&desired, &clients).await?;
+    let plan = plan::diff(&desired, &observed, &deployment.name);
+    if let Some(conflict) = plan.conflicts.first() {
+        bail!("{conflict}");
+    }
+    refuse_unappliable(&plan)?;
+    let settings = apply::Settings {
+        owner: deployment.name.clone(),
+        alarm_wait: Duration::ZERO,
+        show_secrets: false,
+    };
+    for change in &plan.changes {
+        apply::apply(change, &clients, &settings)
+            .await
+            .with_context(|| format!("applying {}", change.resource().key()))?;
+    }
+    Ok(plan)
 }
 
 /// Fails before any change when the plan reserves more concurrency than the account can give

@@ -296,6 +296,7 @@ impl Deployment {
                 ca_bundle: Some(info.ca_bundle.clone()),
                 alert_name: config::default_alert_name(),
                 function_url: info.fence.function_url.clone(),
+                decision_table: None,
             },
             route53: Some(config::Route53 {
                 health_check_ids: vec![info.route53.health_check_id.clone()],

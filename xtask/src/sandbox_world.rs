@@ -161,10 +161,26 @@ pub fn evaluate_alarms(cloudwatch: aws_sdk_cloudwatch::Client, stop: Arc<AtomicB
 /// A function's variables as deploy writes them for the sandbox's deployment
 /// (`plan::environment`), for worlds that run a function configured in code rather than
 /// deployed (the bench, the reliability lab, the site tests).
+///
+/// For the fence it also makes what deploy would have made for it to write to: the
+/// decision table named in `DECISION_TABLE`, created in the world's moto by deploy's own
+/// code ([`ensure_decision_table`]) before the fence starts. The world calls this while it
+/// starts, synchronously; the table is made on a thread of its own, straight in moto (never
+/// through the AWS front, which runs on the world's runtime and counts the function's calls).
+/// A table that cannot be made is logged, and the fence's first report then fails (5xx)
+/// naming the missing table.
 pub fn deploy_environment(
     function: Function,
 ) -> impl Fn(&SandboxInfo) -> Vec<(String, String)> + Send + Sync + 'static {
     move |info: &SandboxInfo| {
+        if function == Function::Fence
+            && let Err(error) = on_own_runtime(ensure_decision_table(info))
+        {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "the fence's decision table could not be made"
+            );
+        }
         let deployment = Deployment::from_sandbox(info);
         let inputs = deploy::plan::Inputs {
             scope: deploy::policy::Scope {
@@ -183,10 +199,131 @@ pub fn deploy_environment(
     }
 }
 
+/// The sandbox's deployment pointed straight at moto: for what the sandbox itself does to
+/// the world (tables made, records reset), which is not a call of the functions and must not
+/// count as one.
+fn in_moto(info: &SandboxInfo) -> Deployment {
+    let mut deployment = Deployment::from_sandbox(info);
+    deployment.endpoint_url = Some(info.moto_url.clone());
+    deployment
+}
+
+/// Makes the world's decision table as deploy makes it (its desired state, diff and apply for
+/// that one resource) unless it is there already; returns its name. Deployed worlds get it
+/// from deploy itself.
+pub async fn ensure_decision_table(info: &SandboxInfo) -> anyhow::Result<String> {
+    let deployment = in_moto(info);
+    deploy::ensure_decision_table(&deployment, &AwsArgs::default())
+        .await
+        .with_context(|| format!("making the decision table {}", deployment.decision_table()))?;
+    Ok(deployment.decision_table())
+}
+
+/// Deletes every decision record of the world's table, so that the next report decides anew
+/// (between the fences of a test, a bench or a drill; deployed worlds share the table's name).
+/// Returns how many were deleted.
+// Called by tests here; the bench, the drill and the site tests are to call it between fences.
+#[cfg_attr(not(test), allow(dead_code))]
+pub async fn reset_decisions(info: &SandboxInfo) -> anyhow::Result<usize> {
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+    let deployment = in_moto(info);
+    let table = deployment.decision_table();
+    let config = crate::aws::load(
+        &AwsArgs::default(),
+        deployment.endpoint_url.clone(),
+        deployment.region.clone(),
+    )
+    .await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let key = aws_topology::decisions::KEY_ATTRIBUTE;
+    let mut keys = Vec::new();
+    let mut pages = dynamodb
+        .scan()
+        .table_name(&table)
+        .projection_expression("#key")
+        .expression_attribute_names("#key", key)
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        let item = item.map_err(|e| {
+            anyhow::anyhow!(
+                "Scan {table}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            )
+        })?;
+        if let Some(value) = item.get(key) {
+            keys.push(value.clone());
+        }
+    }
+    // BatchWriteItem takes 25 requests at most.
+    for batch in keys.chunks(25) {
+        let mut requests = Some(
+            batch
+                .iter()
+                .map(|value| {
+                    Ok(WriteRequest::builder()
+                        .delete_request(DeleteRequest::builder().key(key, value.clone()).build()?)
+                        .build())
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+        for attempt in 0..10 {
+            let Some(pending) = requests.take().filter(|r| !r.is_empty()) else {
+                break;
+            };
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            let written = dynamodb
+                .batch_write_item()
+                .request_items(&table, pending)
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "BatchWriteItem {table}: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    )
+                })?;
+            requests = written
+                .unprocessed_items()
+                .and_then(|unprocessed| unprocessed.get(&table))
+                .cloned();
+        }
+        if requests.is_some_and(|r| !r.is_empty()) {
+            anyhow::bail!("BatchWriteItem {table}: deletes still unprocessed after 10 attempts");
+        }
+    }
+    Ok(keys.len())
+}
+
+/// Runs `work` to completion on a runtime of its own, on a thread of its own: for async work
+/// a synchronous caller needs done, whether or not it is itself on a runtime.
+fn on_own_runtime<T: Send>(
+    work: impl std::future::Future<Output = anyhow::Result<T>> + Send,
+) -> anyhow::Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(work)
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the thread making the decision table panicked"))?
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::deploy::plan::{FUNCTION_URL_INVOKE_STATEMENT, FUNCTION_URL_STATEMENT};
+    use aws_topology::decisions::{
+        Closure, DecisionRecord, DecisionStore, Mode, Recorded, split_brain_key,
+    };
     use sandbox::harness::{Sandbox, sample_event, scratch_dir};
     use std::process::Command;
 
@@ -217,6 +354,114 @@ print(json.dumps([s["Sid"] for s in policy["Statement"]]))
             String::from_utf8_lossy(&output.stderr)
         );
         Ok(serde_json::from_slice(&output.stdout)?)
+    }
+
+    /// A decision of the split-brain between the sandbox's two sites.
+    fn decision(info: &SandboxInfo, id: &str) -> anyhow::Result<DecisionRecord> {
+        use common::site::{AcceleratorDns, SiteName};
+        let site = |name: &str| SiteName::parse(name).map_err(|e| anyhow::anyhow!("{e}"));
+        let dns =
+            AcceleratorDns::parse(&info.accelerator_dns).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(DecisionRecord {
+            split_brain: split_brain_key(&dns, &site("site-a")?, &site("site-b")?),
+            decision_id: id.to_string(),
+            survivor: site("site-a")?,
+            loser: site("site-b")?,
+            rule: "test".to_string(),
+            reporter: site("site-a")?,
+            decided_at_ms: 1,
+            request_id: id.to_string(),
+            facts: serde_json::json!({ "decided_by": id }),
+            mode: Mode::Enforce,
+            closed: None,
+        })
+    }
+
+    /// A world whose fence is configured in code gets its table with its environment, made as
+    /// deploy makes it; the fence's store, through the AWS front as the fence calls it, keeps
+    /// the first decision of a split-brain and hands it back in the failed conditional create
+    /// (ReturnValuesOnConditionCheckFailure = ALL_OLD), with no second call.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_world_configured_in_code_keeps_the_first_decision_of_a_split_brain() {
+        let dir = scratch_dir("decision-table");
+        let world = World::start(WorldOptions::new(&dir))
+            .await
+            .unwrap_or_else(|e| panic!("starting the sandbox: {e:#}"));
+        let info = world.info().clone();
+        let outcome = tokio::spawn(async move { decisions(&info).await }).await;
+        world.shutdown().await;
+        match outcome {
+            Ok(Ok(())) => {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            Ok(Err(e)) => panic!("{e:#} (sandbox logs in {})", dir.display()),
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
+    async fn decisions(info: &SandboxInfo) -> anyhow::Result<()> {
+        // As the bench, the reliability lab and the site tests configure the fence.
+        let environment = {
+            let info = info.clone();
+            tokio::task::spawn_blocking(move || deploy_environment(Function::Fence)(&info)).await?
+        };
+        let table = environment
+            .iter()
+            .find(|(name, _)| name == fence_lambda::config::vars::DECISION_TABLE)
+            .map(|(_, table)| table.clone())
+            .context("no DECISION_TABLE in the fence's environment")?;
+        anyhow::ensure!(table == "sitefence-decisions", "{table}");
+        let again = deploy::ensure_decision_table(&in_moto(info), &AwsArgs::default()).await?;
+        anyhow::ensure!(
+            again.changes.is_empty() && again.unchanged == 1,
+            "the table was not made as deploy makes it:\n{again}"
+        );
+
+        let front = &info.aws_endpoint_url;
+        let config = crate::aws::load(
+            &AwsArgs::default(),
+            Some(front.clone()),
+            info.region.clone(),
+        )
+        .await;
+        let store = DecisionStore::new(&config, &table);
+        let http = reqwest::Client::new();
+        http.post(format!("{front}/_sandbox/calls/reset"))
+            .send()
+            .await?
+            .error_for_status()?;
+        let first = decision(info, "first")?;
+        let second = decision(info, "second")?;
+        anyhow::ensure!(store.create(&first, None).await? == Recorded::Created);
+        let existing = store.create(&second, None).await?;
+        anyhow::ensure!(
+            existing == Recorded::Existing(Box::new(first.clone())),
+            "{existing:?}"
+        );
+        let calls: sandbox::aws_front::CallCounts = http
+            .get(format!("{front}/_sandbox/calls"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        anyhow::ensure!(
+            calls.operation("dynamodb.PutItem") == 2 && calls.operation("dynamodb.GetItem") == 0,
+            "the first decision must come back in the failed PutItem, through the front: {calls:?}"
+        );
+
+        let closure = Closure {
+            at_ms: 2,
+            by: "test".to_string(),
+        };
+        anyhow::ensure!(store.close(&first.split_brain, "first", &closure).await?);
+        anyhow::ensure!(store.create(&second, None).await? == Recorded::Created);
+        anyhow::ensure!(store.get(&first.split_brain).await? == Some(second.clone()));
+
+        anyhow::ensure!(reset_decisions(info).await? == 1);
+        anyhow::ensure!(store.get(&first.split_brain).await?.is_none());
+        anyhow::ensure!(store.create(&first, None).await? == Recorded::Created);
+        Ok(())
     }
 
     /// The sample report "site-b offline, reported by site-a", aimed at the sandbox's accelerator.

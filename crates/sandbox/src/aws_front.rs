@@ -14,9 +14,9 @@
 //!   `{"latency_ms": 20}` (added to every AWS call), `{"reset": true}` (no faults, no latency).
 //!
 //! Services are named by their SigV4 signing name (`secretsmanager`, `ec2`, `route53`,
-//! `elasticloadbalancing` for ELBv2, `monitoring` for CloudWatch), operations by their API name
-//! (`secretsmanager.GetSecretValue`). A call answered with an injected fault still counts: the
-//! function made it.
+//! `elasticloadbalancing` for ELBv2, `monitoring` for CloudWatch, `dynamodb`), operations by
+//! their API name (`secretsmanager.GetSecretValue`, `dynamodb.PutItem`). A call answered with
+//! an injected fault still counts: the function made it.
 
 mod identify;
 

@@ -3,8 +3,8 @@
 use super::Clients;
 use super::observe::{find_subscription, find_topic};
 use super::plan::{
-    Change, HANDLER, OWNER_TAG, PermissionCondition, ROLE_PATH, RUNTIME, Resource, alarm_settings,
-    canonical, last_segment,
+    Change, DECISION_TABLE_BILLING_MODE, DECISION_TABLE_KEY, HANDLER, OWNER_TAG,
+    PermissionCondition, ROLE_PATH, RUNTIME, Resource, alarm_settings, canonical, last_segment,
 };
 use super::policy;
 use anyhow::{Context, bail};
@@ -77,6 +77,34 @@ pub async fn apply(change: &Change, c: &Clients, s: &Settings) -> anyhow::Result
                 eprintln!(
                     "      generated a password into secret {name} (not shown; --show-secrets prints it)"
                 );
+            }
+        }
+        Resource::DecisionTable { name } => {
+            if create {
+                create_table(c, name, &s.owner).await?;
+            } else if differs("key_schema") {
+                // deploy refuses such a plan before any change (Plan::unappliable).
+                bail!("the key schema of table {name} cannot be changed in place");
+            } else if differs("billing_mode") || differs("deletion_protection") {
+                use aws_sdk_dynamodb::types::BillingMode;
+                wait_until_table_active(c, name).await?;
+                // Only what drifted: UpdateTable refuses a request that changes nothing.
+                c.dynamodb
+                    .update_table()
+                    .table_name(name)
+                    .set_billing_mode(
+                        differs("billing_mode")
+                            .then(|| BillingMode::from(DECISION_TABLE_BILLING_MODE)),
+                    )
+                    .set_deletion_protection_enabled(differs("deletion_protection").then_some(true))
+                    .send()
+                    .await
+                    .map_err(sdk_error)
+                    .context("UpdateTable")?;
+                wait_until_table_active(c, name).await?;
+            }
+            if differs("point_in_time_recovery") {
+                enable_point_in_time_recovery(c, name).await?;
             }
         }
         Resource::Role { name } => {
@@ -474,6 +502,124 @@ fn role_not_yet_assumable(
     )
 }
 
+/// CreateTable with what the fence relies on from the first write: its key, on-demand
+/// capacity, deletion protection and the owner tag; point-in-time recovery follows, once
+/// DynamoDB accepts it.
+async fn create_table(c: &Clients, name: &str, owner: &str) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
+    };
+    let key = DECISION_TABLE_KEY;
+    c.dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key.attribute)
+                .attribute_type(ScalarAttributeType::from(key.attribute_type))
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key.attribute)
+                .key_type(KeyType::from(key.key_type))
+                .build()?,
+        )
+        .billing_mode(BillingMode::from(DECISION_TABLE_BILLING_MODE))
+        .deletion_protection_enabled(true)
+        .tags(Tag::builder().key(OWNER_TAG).value(owner).build()?)
+        .send()
+        .await
+        .map_err(sdk_error)
+        .context("CreateTable")?;
+    wait_until_table_active(c, name).await?;
+    enable_point_in_time_recovery(c, name).await
+}
+
+/// How long a table may stay `CREATING`/`UPDATING`, and how long DynamoDB may take to enable
+/// a new table's continuous backups: seconds usually, no documented bound.
+const TABLE_WAIT: Duration = Duration::from_secs(300);
+
+/// CreateTable and UpdateTable return at once and the table is `CREATING`/`UPDATING` for a
+/// while; another UpdateTable before it is `ACTIVE` fails (docs/aws-behaviours.md).
+pub(super) async fn wait_until_table_active(c: &Clients, name: &str) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::TableStatus;
+    let deadline = Instant::now() + TABLE_WAIT;
+    loop {
+        let described = c
+            .dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .context("DescribeTable")?;
+        let status = described.table().and_then(|t| t.table_status());
+        match status {
+            Some(TableStatus::Active) => return Ok(()),
+            Some(TableStatus::Creating | TableStatus::Updating) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Some(TableStatus::Creating | TableStatus::Updating) => bail!(
+                "table {name} still not ACTIVE after {} s",
+                TABLE_WAIT.as_secs()
+            ),
+            other => bail!(
+                "table {name} is {}, not ACTIVE",
+                other.map_or("without a status", |s| s.as_str())
+            ),
+        }
+    }
+}
+
+/// UpdateContinuousBackups, retried while DynamoDB is still enabling a new table's
+/// continuous backups (`ContinuousBackupsUnavailableException`), which it does some time
+/// after the table is `ACTIVE`.
+async fn enable_point_in_time_recovery(c: &Clients, name: &str) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
+    let deadline = Instant::now() + TABLE_WAIT;
+    let mut told = false;
+    loop {
+        let result = c
+            .dynamodb
+            .update_continuous_backups()
+            .table_name(name)
+            .point_in_time_recovery_specification(
+                PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await;
+        let not_yet = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(backups_not_yet_enabled);
+        match result {
+            Ok(_) => return Ok(()),
+            Err(_) if not_yet && Instant::now() < deadline => {
+                if !told {
+                    eprintln!(
+                        "      DynamoDB is still enabling the backups of table {name}: retrying point-in-time recovery for up to {} s",
+                        TABLE_WAIT.as_secs()
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => return Err(sdk_error(e)).context("UpdateContinuousBackups"),
+        }
+    }
+}
+
+/// The one `UpdateContinuousBackups` error that waiting fixes.
+fn backups_not_yet_enabled(
+    error: &aws_sdk_dynamodb::operation::update_continuous_backups::UpdateContinuousBackupsError,
+) -> bool {
+    error.is_continuous_backups_unavailable_exception()
+}
+
 /// Lambda refuses a second update while one is in progress; wait for `Active`/`Successful`.
 async fn wait_until_ready(c: &Clients, name: &str) -> anyhow::Result<()> {
     use aws_sdk_lambda::types::{LastUpdateStatus, State};
@@ -638,6 +784,28 @@ mod tests {
             Some("arn:aws:sns:us-east-1:1:t")
         );
         assert_eq!(input.get_invoked_via_function_url(), &None);
+    }
+
+    #[test]
+    fn only_backups_still_being_enabled_are_worth_waiting_for() {
+        use aws_sdk_dynamodb::operation::update_continuous_backups::UpdateContinuousBackupsError;
+        use aws_sdk_dynamodb::types::error::{
+            ContinuousBackupsUnavailableException, TableNotFoundException,
+        };
+        assert!(backups_not_yet_enabled(
+            &UpdateContinuousBackupsError::ContinuousBackupsUnavailableException(
+                ContinuousBackupsUnavailableException::builder()
+                    .message("Backups are being enabled for the table: t")
+                    .build()
+            )
+        ));
+        assert!(!backups_not_yet_enabled(
+            &UpdateContinuousBackupsError::TableNotFoundException(
+                TableNotFoundException::builder()
+                    .message("Table not found: t")
+                    .build()
+            )
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::Clients;
 use super::plan::{OWNER_TAG, ROLE_PATH, last_segment};
 use anyhow::Context;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owned {
@@ -14,6 +15,7 @@ pub enum Owned {
     Topic(String),
     Rule(String),
     Function(String),
+    Table(String),
     Role(String),
     Secret(String),
 }
@@ -30,6 +32,10 @@ impl fmt::Display for Owned {
                     "lambda function    {name} (with its URL and permissions)"
                 )
             }
+            Owned::Table(name) => write!(
+                f,
+                "dynamodb table     {name} (its decision records; deletion protection is turned off first)"
+            ),
             Owned::Role(name) => write!(f, "iam role           {name} (and its inline policies)"),
             Owned::Secret(name) => write!(f, "secret             {name}"),
         }
@@ -182,6 +188,37 @@ pub async fn discover(
         }
     }
 
+    // Tables after functions: the fence writes to its table until it is gone. The configured
+    // table may not carry the prefix; a table named with it was made by a deploy whose
+    // `fence.decision_table` has changed since.
+    let table = deployment.decision_table();
+    let mut tables = c.dynamodb.list_tables().into_paginator().send();
+    while let Some(page) = tables.next().await {
+        for name in page
+            .map_err(error)
+            .context("ListTables")?
+            .table_names()
+            .iter()
+            .filter(|name| **name == table || name.starts_with(&prefix))
+        {
+            let described = c
+                .dynamodb
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(error)
+                .context("DescribeTable")?;
+            let Some(arn) = described.table().and_then(|t| t.table_arn()) else {
+                continue;
+            };
+            let tags = super::observe::table_tags(c, arn).await?;
+            if ours(&tags, owner) {
+                owned.push(Owned::Table(name.clone()));
+            }
+        }
+    }
+
     let mut roles = c
         .iam
         .list_roles()
@@ -323,6 +360,7 @@ pub async fn delete(owned: &[Owned], c: &Clients) -> anyhow::Result<()> {
                     .map_err(error)
                     .context("DeleteFunction")?;
             }
+            Owned::Table(name) => delete_table(c, name).await?,
             Owned::Role(name) => {
                 let policies = c
                     .iam
@@ -366,4 +404,65 @@ pub async fn delete(owned: &[Owned], c: &Clients) -> anyhow::Result<()> {
     }
     eprintln!("destroy: {total} resource(s) deleted");
     Ok(())
+}
+
+/// How long destroy waits for a deleted table to be gone, so that a deploy right after it
+/// creates the table again instead of finding it `DELETING`.
+const TABLE_GONE_WAIT: Duration = Duration::from_secs(120);
+
+/// Deletion protection guards the table against a delete by mistake (the console, another
+/// tool, a script with the wrong name); `destroy` is the deliberate delete, listed and
+/// confirmed, so it turns the protection off itself. With point-in-time recovery on, DynamoDB
+/// keeps a backup of the deleted table for 35 days.
+async fn delete_table(c: &Clients, name: &str) -> anyhow::Result<()> {
+    let protected = c
+        .dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(error)
+        .context("DescribeTable")?
+        .table()
+        .and_then(|t| t.deletion_protection_enabled())
+        .unwrap_or(false);
+    if protected {
+        super::apply::wait_until_table_active(c, name).await?;
+        c.dynamodb
+            .update_table()
+            .table_name(name)
+            .deletion_protection_enabled(false)
+            .send()
+            .await
+            .map_err(error)
+            .context("UpdateTable (deletion protection off)")?;
+        super::apply::wait_until_table_active(c, name).await?;
+    }
+    c.dynamodb
+        .delete_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(error)
+        .context("DeleteTable")?;
+    let deadline = Instant::now() + TABLE_GONE_WAIT;
+    loop {
+        match c.dynamodb.describe_table().table_name(name).send().await {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(error(e)).context("DescribeTable"),
+            Ok(_) if Instant::now() >= deadline => {
+                eprintln!(
+                    "      table {name} is still being deleted after {} s; deploy refuses to run until it is gone",
+                    TABLE_GONE_WAIT.as_secs()
+                );
+                return Ok(());
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
 }

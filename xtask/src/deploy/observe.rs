@@ -2,7 +2,9 @@
 //! Each reader answers `None` when the resource does not exist; any other error stops the plan.
 
 use super::Clients;
-use super::plan::{Attributes, Key, OWNER_TAG, Observed, Resource, canonical_text, last_segment};
+use super::plan::{
+    Attributes, Key, OWNER_TAG, Observed, Resource, canonical_text, key_schema_text, last_segment,
+};
 use anyhow::Context;
 use aws_sdk_lambda::error::SdkError;
 use serde_json::Value;
@@ -58,6 +60,7 @@ async fn read(resource: &Resource, c: &Clients) -> anyhow::Result<Option<Attribu
             // A secret scheduled for deletion cannot be used: treat it as absent.
             Ok(found.filter(|s| s.deleted_date().is_none()).map(|_| a))
         }
+        Resource::DecisionTable { name } => read_table(c, name).await,
         Resource::Role { name } => {
             let Some(role) = absent(
                 c.iam.get_role().role_name(name).send().await,
@@ -367,6 +370,108 @@ async fn read(resource: &Resource, c: &Clients) -> anyhow::Result<Option<Attribu
                     a.insert("arn".into(), t.arn().to_string());
                     a
                 }))
+        }
+    }
+}
+
+/// A DynamoDB table in the attribute form of `Resource::DecisionTable`.
+async fn read_table(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+    use aws_sdk_dynamodb::types::{BillingMode, PointInTimeRecoveryStatus, TableStatus};
+    let Some(described) = absent(
+        c.dynamodb.describe_table().table_name(name).send().await,
+        |e| e.is_resource_not_found_exception(),
+        "DescribeTable",
+    )?
+    else {
+        return Ok(None);
+    };
+    let Some(table) = described.table() else {
+        return Ok(None);
+    };
+    if table.table_status() == Some(&TableStatus::Deleting) {
+        // Neither there (it is going) nor absent (CreateTable fails until it is gone).
+        anyhow::bail!(
+            "table {name} is being deleted (a destroy just ran?): run deploy again once it is gone"
+        );
+    }
+    let mut a = Attributes::new();
+    let types = table.attribute_definitions();
+    let key_schema = key_schema_text(table.key_schema().iter().map(|element| {
+        let attribute = element.attribute_name();
+        let attribute_type = types
+            .iter()
+            .find(|d| d.attribute_name() == attribute)
+            .map_or("?", |d| d.attribute_type().as_str());
+        (attribute, element.key_type().as_str(), attribute_type)
+    }));
+    a.insert("key_schema".into(), key_schema);
+    // A table created before on-demand existed has no summary: it is provisioned.
+    let billing = table
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .unwrap_or(&BillingMode::Provisioned);
+    a.insert("billing_mode".into(), billing.as_str().to_string());
+    a.insert(
+        "deletion_protection".into(),
+        table
+            .deletion_protection_enabled()
+            .unwrap_or(false)
+            .to_string(),
+    );
+    let backups = c
+        .dynamodb
+        .describe_continuous_backups()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::Error::msg(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+        })
+        .context("DescribeContinuousBackups")?;
+    let recovery = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .unwrap_or(&PointInTimeRecoveryStatus::Disabled);
+    a.insert(
+        "point_in_time_recovery".into(),
+        recovery.as_str().to_string(),
+    );
+    let arn = table
+        .table_arn()
+        .with_context(|| format!("DescribeTable returned no ARN for {name}"))?;
+    let tags = table_tags(c, arn).await?;
+    a.insert(
+        "owner".into(),
+        owner_of(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
+    Ok(Some(a))
+}
+
+/// Every tag of a DynamoDB table (ListTagsOfResource pages by `NextToken`).
+pub async fn table_tags(c: &Clients, arn: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut tags = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = c
+            .dynamodb
+            .list_tags_of_resource()
+            .resource_arn(arn)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::Error::msg(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+            })
+            .context("ListTagsOfResource")?;
+        tags.extend(
+            page.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string())),
+        );
+        match page.next_token() {
+            Some(token) if !token.is_empty() => next = Some(token.to_string()),
+            _ => return Ok(tags),
         }
     }
 }

@@ -25,6 +25,50 @@ pub const FUNCTION_URL_INVOKE_STATEMENT: &str = "sitefence-function-url-invoke";
 pub const SNS_STATEMENT: &str = "sitefence-sns-alarm";
 pub const EVENTS_STATEMENT: &str = "sitefence-eventbridge";
 pub const RULE_TARGET_ID: &str = "vpc-route-failover";
+/// The fence's reserved concurrency: a cap, not a lock. The decision record (a conditional
+/// create in the decision table) makes concurrent reports of one split-brain agree, so the
+/// fence no longer needs to run one at a time. What it must not do is answer 429: Lambda
+/// throttles an invocation beyond the reservation with 429, and Alertmanager never retries a
+/// 4xx (docs/aws-behaviours.md, 7). One split-brain sends two reports at once (each site's
+/// Alertmanager, each of its replicas, and their resends), so the cap leaves room for all of
+/// them; and it still bounds what a flood of requests to the public Function URL can take from
+/// the account's concurrency.
+pub const FENCE_RESERVED_CONCURRENCY: i32 = 10;
+
+/// The decision table's partition key, as the fence reads and writes it
+/// (`aws_topology::decisions`): the table is defined here once, and `apply` and `observe`
+/// mirror it.
+pub const DECISION_TABLE_KEY: TableKey = TableKey {
+    attribute: aws_topology::decisions::KEY_ATTRIBUTE,
+    key_type: "HASH",
+    attribute_type: "S",
+};
+/// On-demand: a handful of writes per incident, nothing to provision.
+pub const DECISION_TABLE_BILLING_MODE: &str = "PAY_PER_REQUEST";
+/// DescribeContinuousBackups' `PointInTimeRecoveryStatus` wanted for the table.
+pub const POINT_IN_TIME_RECOVERY_ENABLED: &str = "ENABLED";
+
+/// One key attribute of a DynamoDB table, by the names DynamoDB's API gives its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableKey {
+    pub attribute: &'static str,
+    /// `HASH` (partition key) or `RANGE` (sort key).
+    pub key_type: &'static str,
+    /// `S`, `N` or `B`.
+    pub attribute_type: &'static str,
+}
+
+/// A key schema as `diff` compares it: `name TYPE ATTRIBUTE_TYPE` per element, in order.
+pub fn key_schema_text<'a>(
+    elements: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> String {
+    elements
+        .into_iter()
+        .map(|(name, key_type, attribute_type)| format!("{name} {key_type} {attribute_type}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The instance states that take an appliance out of service (what the VPC function acts on;
 /// seed 003 also listed `pending`, which the function ignores anyway).
 pub const OUT_OF_SERVICE_STATES: [&str; 4] = ["stopping", "stopped", "shutting-down", "terminated"];
@@ -92,6 +136,11 @@ pub struct Inputs {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
     Secret {
+        name: String,
+    },
+    /// The fence's decision records ([`DECISION_TABLE_KEY`], on-demand, point-in-time recovery,
+    /// deletion protection).
+    DecisionTable {
         name: String,
     },
     Role {
@@ -197,6 +246,7 @@ impl Resource {
     pub fn key(&self) -> Key {
         let (kind, name) = match self {
             Resource::Secret { name } => ("secret", name.clone()),
+            Resource::DecisionTable { name } => ("dynamodb table", name.clone()),
             Resource::Role { name } => ("iam role", name.clone()),
             Resource::RolePolicy { role, .. } => ("iam inline policy", role.clone()),
             Resource::Function { name, .. } => ("lambda function", name.clone()),
@@ -243,6 +293,12 @@ impl Resource {
             // A secret is compared by existence only: its value is never read, and an existing
             // secret (the operator's own) is used as it is.
             Resource::Secret { .. } => {}
+            Resource::DecisionTable { .. } => {
+                for (k, v) in decision_table_settings() {
+                    set(k, v);
+                }
+                set("owner", owner.to_string());
+            }
             Resource::Role { .. } => {
                 set("trust_policy", canonical(&policy::lambda_trust_policy()));
                 set("owner", owner.to_string());
@@ -302,6 +358,28 @@ impl Resource {
         a
     }
 }
+
+/// The decision table's settings, as `diff` compares them; `observe` reads the same back.
+/// The key schema cannot be changed in place ([`Plan::unappliable`]).
+pub fn decision_table_settings() -> Vec<(&'static str, String)> {
+    let key = DECISION_TABLE_KEY;
+    vec![
+        (
+            "key_schema",
+            key_schema_text([(key.attribute, key.key_type, key.attribute_type)]),
+        ),
+        ("billing_mode", DECISION_TABLE_BILLING_MODE.to_string()),
+        (
+            "point_in_time_recovery",
+            POINT_IN_TIME_RECOVERY_ENABLED.to_string(),
+        ),
+        ("deletion_protection", "true".to_string()),
+    ]
+}
+
+/// Attributes of a resource that no call can change in place: a difference in one of them
+/// is refused before any change ([`Plan::unappliable`]).
+const IMMUTABLE: &[(&str, &str)] = &[("dynamodb table", "key_schema")];
 
 /// Seed 000's alarm, with its flaws fixed: missing data is not breaching (a fresh or paused
 /// health check does not fail over), and the health check is named by its dimension.
@@ -456,6 +534,7 @@ pub fn environment(
                 preferred_site: fence.preferred_site.clone(),
                 ca_bundle_pem: inputs.ca_bundle_pem.clone(),
                 notify_topic_arn,
+                decision_table: deployment.decision_table(),
             }
             .to_vars()
         }
@@ -507,6 +586,13 @@ pub fn function_policy(deployment: &Deployment, function: Function, scope: &Scop
     }
 }
 
+/// The deployment's decision table (what sandbox worlds configured in code create alone).
+pub fn decision_table(deployment: &Deployment) -> Resource {
+    Resource::DecisionTable {
+        name: deployment.decision_table(),
+    }
+}
+
 /// Every resource of the deployment, in the order they can be created.
 pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<Resource>> {
     let scope = &inputs.scope;
@@ -517,6 +603,8 @@ pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<R
         Resource::Secret {
             name: deployment.fence.infinispan_secret.clone(),
         },
+        // Before the fence: a fence that cannot record its decision changes nothing (5xx).
+        decision_table(deployment),
     ];
     for function in functions(deployment) {
         let name = function.name(deployment);
@@ -542,11 +630,10 @@ pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<R
         let arn = function_arn(scope, &name);
         match function {
             Function::Fence => {
-                // One fence at a time: a second concurrent alert is throttled (429) rather than
-                // racing the first (DESIGN.md; the fence is also safe without it).
+                // A cap that no report of one split-brain reaches (see the constant).
                 resources.push(Resource::ReservedConcurrency {
                     function: name.clone(),
-                    value: 1,
+                    value: FENCE_RESERVED_CONCURRENCY,
                 });
                 resources.push(Resource::FunctionUrl {
                     function: name.clone(),
@@ -653,6 +740,33 @@ impl Change {
     }
 }
 
+impl Plan {
+    /// The differences no call can make in place (a DynamoDB table's key schema): deploy
+    /// refuses the plan before any change, naming each and the way out.
+    pub fn unappliable(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for change in &self.changes {
+            let Change::Update {
+                resource,
+                differences,
+            } = change
+            else {
+                continue;
+            };
+            let key = resource.key();
+            for (attribute, now, wanted) in differences {
+                if IMMUTABLE.contains(&(key.kind, attribute.as_str())) {
+                    found.push(format!(
+                        "{} {}: {attribute} is `{now}`, the fence needs `{wanted}`, and it cannot be changed in place: delete the table (its records go with it) or name another one (fence.decision_table)",
+                        key.kind, key.name
+                    ));
+                }
+            }
+        }
+        found
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     pub changes: Vec<Change>,
@@ -727,6 +841,9 @@ impl fmt::Display for Plan {
                 Change::Create(resource) => {
                     let note = match resource {
                         Resource::Secret { .. } => "  (generated password)",
+                        Resource::DecisionTable { .. } => {
+                            "  (on demand, point-in-time recovery, deletion protection)"
+                        }
                         Resource::Subscription { .. } => "  (once the alarm is OK)",
                         _ => "",
                     };
@@ -980,6 +1097,7 @@ mod tests {
         );
         assert_eq!(config.preferred_site.as_str(), "site-a");
         assert_eq!(config.secrets_region, deployment.region);
+        assert_eq!(config.decision_table, "keycloak-fence-decisions");
         assert_eq!(
             config.accelerator_dns.as_ref().map(|dns| dns.as_str()),
             Some(deployment.accelerator.dns_name.as_str())
@@ -1000,6 +1118,126 @@ mod tests {
             common::config::notify_topic_arn(read).as_deref(),
             Some(NOTIFY_TOPIC)
         );
+    }
+
+    fn decision_table_key() -> Key {
+        Key {
+            kind: "dynamodb table",
+            name: "keycloak-fence-decisions".into(),
+        }
+    }
+
+    #[test]
+    fn the_decision_table_is_made_before_the_fence_with_the_key_it_writes() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let position = |kind: &str| {
+            resources
+                .iter()
+                .position(|r| r.key().kind == kind)
+                .unwrap_or(usize::MAX)
+        };
+        assert!(position("dynamodb table") < position("lambda function"));
+        let table = resources
+            .iter()
+            .find(|r| r.key() == decision_table_key())
+            .map(|r| r.attributes("keycloak-fence"));
+        let expected: Attributes = [
+            ("key_schema", "split_brain HASH S"),
+            ("billing_mode", "PAY_PER_REQUEST"),
+            ("point_in_time_recovery", "ENABLED"),
+            ("deletion_protection", "true"),
+            ("owner", "keycloak-fence"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(table, Some(expected));
+    }
+
+    /// Billing mode, recovery and protection changed by hand: one update of exactly those,
+    /// which apply can make.
+    #[test]
+    fn a_drifted_decision_table_is_one_update_of_what_drifted() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let mut observed = observed_as_desired(&resources, "keycloak-fence");
+        if let Some(Some(table)) = observed.get_mut(&decision_table_key()) {
+            table.insert("billing_mode".into(), "PROVISIONED".into());
+            table.insert("point_in_time_recovery".into(), "DISABLED".into());
+            table.insert("deletion_protection".into(), "false".into());
+        }
+        let plan = diff(&resources, &observed, "keycloak-fence");
+        assert_eq!(plan.changes.len(), 1, "{plan}");
+        let Change::Update { differences, .. } = &plan.changes[0] else {
+            panic!("expected an update: {plan}");
+        };
+        let drifted: Vec<&str> = differences.iter().map(|(a, _, _)| a.as_str()).collect();
+        assert_eq!(
+            drifted,
+            [
+                "billing_mode",
+                "deletion_protection",
+                "point_in_time_recovery"
+            ]
+        );
+        assert!(plan.unappliable().is_empty(), "{:?}", plan.unappliable());
+        assert!(
+            plan.to_string()
+                .contains("- billing_mode: PROVISIONED\n    + billing_mode: PAY_PER_REQUEST"),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn a_decision_table_keyed_otherwise_is_refused_not_updated() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let mut observed = observed_as_desired(&resources, "keycloak-fence");
+        if let Some(Some(table)) = observed.get_mut(&decision_table_key()) {
+            table.insert("key_schema".into(), "id HASH S".into());
+        }
+        let plan = diff(&resources, &observed, "keycloak-fence");
+        let refused = plan.unappliable();
+        assert_eq!(refused.len(), 1, "{plan}");
+        assert!(
+            refused[0].contains("keycloak-fence-decisions")
+                && refused[0].contains("`id HASH S`")
+                && refused[0].contains("fence.decision_table"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn an_untagged_table_with_our_name_is_someone_elses() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let mut observed = observed_as_desired(&resources, "keycloak-fence");
+        if let Some(Some(table)) = observed.get_mut(&decision_table_key()) {
+            table.insert("owner".into(), String::new());
+        }
+        let plan = diff(&resources, &observed, "keycloak-fence");
+        assert!(
+            plan.conflicts
+                .iter()
+                .any(|c| c.contains("keycloak-fence-decisions") && c.contains("<none>")),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn the_fence_reserves_a_cap_that_both_reports_fit_in() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let reserved: Vec<i32> = resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::ReservedConcurrency { function, value }
+                    if function == "keycloak-fence-fence" =>
+                {
+                    Some(*value)
+                }
+                _ => None,
+            })
+            .collect();
+        // Two sites, each with an Alertmanager pair whose replicas both send: four reports of
+        // one split-brain can be in flight at once, and resends on top.
+        assert_eq!(reserved, [10]);
     }
 
     #[test]

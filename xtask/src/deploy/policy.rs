@@ -93,6 +93,22 @@ fn secret_arn(scope: &Scope, name_or_arn: &str) -> String {
     }
 }
 
+/// The ARN of a DynamoDB table of the deployment's region.
+pub fn table_arn(scope: &Scope, table: &str) -> String {
+    scope.arn("dynamodb", &scope.region, &format!("table/{table}"))
+}
+
+/// The fence's use of its decision table: the conditional create (`PutItem`) and the
+/// consistent read after a failed condition (`GetItem`), on that table alone. No `Scan` or
+/// `UpdateItem`: listing and closing records is the operator's (`site` commands).
+fn record_decisions(deployment: &Deployment, scope: &Scope) -> Value {
+    allow(
+        "RecordDecisions",
+        &["dynamodb:GetItem", "dynamodb:PutItem"],
+        vec![table_arn(scope, &deployment.decision_table())],
+    )
+}
+
 pub fn fence_policy(deployment: &Deployment, scope: &Scope, function_name: &str) -> Value {
     let accelerator = &scope.accelerator_arn;
     let mut statements = vec![
@@ -135,6 +151,7 @@ pub fn fence_policy(deployment: &Deployment, scope: &Scope, function_name: &str)
                 secret_arn(scope, &deployment.fence.infinispan_secret),
             ],
         ),
+        record_decisions(deployment, scope),
         logs(scope, function_name),
     ];
     statements.extend(notify(deployment));
@@ -280,6 +297,51 @@ mod tests {
             "{}/listener/*/endpoint-group/*",
             scope().accelerator_arn
         )));
+    }
+
+    /// Exactly the two calls the fence makes, on exactly its table: a wildcard, a `Scan` or
+    /// another table would let the fence read or rewrite records it has no business with.
+    #[test]
+    fn fence_records_decisions_in_its_table_only() {
+        let document = fence_policy(&example(), &scope(), "f");
+        let statements: Vec<&Value> = document["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| {
+                s["Action"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|a| a.as_str().is_some_and(|a| a.starts_with("dynamodb:")))
+            })
+            .collect();
+        assert_eq!(
+            statements,
+            [&json!({
+                "Sid": "RecordDecisions",
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+                "Resource": ["arn:aws:dynamodb:eu-west-1:123456789012:table/keycloak-fence-decisions"]
+            })]
+        );
+        let mut configured = example();
+        configured.fence.decision_table = Some("fence.records".into());
+        assert!(
+            fence_policy(&configured, &scope(), "f")
+                .to_string()
+                .contains("\"arn:aws:dynamodb:eu-west-1:123456789012:table/fence.records\"")
+        );
+        for other in [route53_policy(&example(), &[], &scope(), "r"), {
+            let deployment = example();
+            let vpc = deployment
+                .vpc
+                .clone()
+                .unwrap_or_else(|| panic!("example has [vpc]"));
+            vpc_policy(&deployment, &vpc, &scope(), "v")
+        }] {
+            assert!(!other.to_string().contains("dynamodb"), "{other}");
+        }
     }
 
     #[test]

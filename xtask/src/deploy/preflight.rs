@@ -3,8 +3,11 @@
 //!
 //! Reserved concurrency: Lambda refuses a reservation that would leave fewer unreserved
 //! concurrent executions than its minimum (100, or the whole account limit when that is lower,
-//! as in new accounts whose limit is 10) — see docs/aws-behaviours.md. The arithmetic is pure
-//! (`reservation_changes`, `check_unreserved`); `read_account_concurrency` is the one call.
+//! as in new accounts whose limit is 10) — see docs/aws-behaviours.md. The fence reserves
+//! `plan::FENCE_RESERVED_CONCURRENCY` (10), so a region whose functions reserve nothing else
+//! needs a limit of at least 110; a deployment made when the fence reserved 1 takes 9 more.
+//! The arithmetic is pure (`reservation_changes`, `check_unreserved`);
+//! `read_account_concurrency` is the one call.
 
 use super::plan::{Change, Plan, Resource};
 use std::fmt;
@@ -212,21 +215,91 @@ mod tests {
         AccountConcurrency { limit, unreserved }
     }
 
+    /// What deploy reserves for the fence.
+    const FENCE: i32 = super::super::plan::FENCE_RESERVED_CONCURRENCY;
+
     #[test]
     fn reservation_check_table() {
         // (case, account limit, unreserved now, reserved now, wanted, passes)
         let table = [
-            ("default_account_reserves_one", 1000, 1000, 0, 1, true),
-            ("leaves_exactly_the_floor", 1000, 101, 0, 1, true),
-            ("one_below_the_floor", 1000, 100, 0, 1, false),
-            ("new_account_limit_10_reserves_nothing", 10, 10, 0, 1, false),
-            ("limit_50_reserves_nothing", 50, 50, 0, 1, false),
-            ("limit_101_allows_one", 101, 101, 0, 1, true),
-            ("already_reserved_counts_as_taken", 1000, 100, 1, 1, true),
+            (
+                "default_account_reserves_the_fence_cap",
+                1000,
+                1000,
+                0,
+                FENCE,
+                true,
+            ),
+            (
+                "leaves_exactly_the_floor",
+                1000,
+                100 + FENCE,
+                0,
+                FENCE,
+                true,
+            ),
+            ("one_below_the_floor", 1000, 99 + FENCE, 0, FENCE, false),
+            (
+                "new_account_limit_10_reserves_nothing",
+                10,
+                10,
+                0,
+                FENCE,
+                false,
+            ),
+            ("limit_50_reserves_nothing", 50, 50, 0, FENCE, false),
+            (
+                "limit_of_floor_plus_cap_allows_it",
+                100 + FENCE,
+                100 + FENCE,
+                0,
+                FENCE,
+                true,
+            ),
+            (
+                "limit_one_less_does_not",
+                99 + FENCE,
+                99 + FENCE,
+                0,
+                FENCE,
+                false,
+            ),
+            (
+                "already_reserved_counts_as_taken",
+                1000,
+                100,
+                FENCE,
+                FENCE,
+                true,
+            ),
+            // A deployment made when the fence reserved 1: the redeploy takes the difference.
+            (
+                "raising_from_one_takes_the_difference",
+                1000,
+                99 + FENCE,
+                1,
+                FENCE,
+                true,
+            ),
+            (
+                "raising_from_one_past_the_floor",
+                1000,
+                98 + FENCE,
+                1,
+                FENCE,
+                false,
+            ),
             ("raising_takes_only_the_difference", 1000, 102, 1, 3, true),
             ("raising_past_the_floor", 1000, 101, 1, 3, false),
             ("lowering_needs_nothing", 10, 0, 5, 1, true),
-            ("others_reserved_most_of_the_limit", 1000, 50, 0, 1, false),
+            (
+                "others_reserved_most_of_the_limit",
+                1000,
+                50,
+                0,
+                FENCE,
+                false,
+            ),
         ];
         for (case, limit, unreserved, now, wanted, passes) in table {
             let result = check_unreserved(account(limit, unreserved), &fence_reserves(now, wanted));
@@ -236,19 +309,19 @@ mod tests {
 
     #[test]
     fn new_account_message_says_limits_and_what_to_do() {
-        let Err(shortfall) = check_unreserved(account(10, 10), &fence_reserves(0, 1)) else {
+        let Err(shortfall) = check_unreserved(account(10, 10), &fence_reserves(0, FENCE)) else {
             panic!("a limit of 10 must refuse any reservation");
         };
         let message = shortfall.to_string();
         for part in [
             "limit is 10 concurrent executions",
             "10 of them unreserved",
-            "reserves 1 more (keycloak-fence-fence 0 -> 1)",
-            "would leave 9 unreserved",
+            "reserves 10 more (keycloak-fence-fence 0 -> 10)",
+            "would leave 0 unreserved",
             "at least 10 unreserved",
             "allows no reservation at all",
             "\"Concurrent executions\" in Service Quotas",
-            "to at least 101",
+            "to at least 110",
             "lower the reserved concurrency of other functions",
             "nothing was changed",
         ] {
@@ -258,13 +331,14 @@ mod tests {
 
     #[test]
     fn message_of_a_full_account_asks_for_the_limit_that_fits() {
-        // 950 of 1000 reserved by other functions: a limit of 1051 leaves 100.
-        let Err(shortfall) = check_unreserved(account(1000, 50), &fence_reserves(0, 1)) else {
-            panic!("50 unreserved cannot give one away");
+        // 950 of 1000 reserved by other functions: a limit of 1060 leaves 100 once the fence
+        // has its 10.
+        let Err(shortfall) = check_unreserved(account(1000, 50), &fence_reserves(0, FENCE)) else {
+            panic!("50 unreserved cannot give 10 away");
         };
         let message = shortfall.to_string();
         assert!(message.contains("at least 100 unreserved"), "{message}");
-        assert!(message.contains("to at least 1051"), "{message}");
+        assert!(message.contains("to at least 1060"), "{message}");
         assert!(!message.contains("allows no reservation"), "{message}");
     }
 

@@ -1,7 +1,7 @@
 //! Deploy into the sandbox's moto, read everything back with the AWS SDK, deploy again (no
-//! changes), destroy (nothing of ours left, the foreign resources untouched).
+//! changes), drift fixed, destroy (nothing of ours left, the foreign resources untouched).
 
-use super::plan::{Function, OWNER_TAG};
+use super::plan::{FENCE_RESERVED_CONCURRENCY, Function, OWNER_TAG};
 use super::{Options, deploy};
 use crate::aws::{self, AwsArgs};
 use crate::build::Arch;
@@ -74,6 +74,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     let events = aws_sdk_eventbridge::Client::new(&regional);
     let sns = aws_sdk_sns::Client::new(&alarms_region);
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&alarms_region);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&regional);
 
     // Foreign resources that look like ours: same name prefix and role path, no owner tag.
     let foreign = format!("{NAME}-someone-elses");
@@ -100,6 +101,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         )
         .send()
         .await?;
+    create_foreign_table(&dynamodb, &foreign).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     crate::sandbox_world::evaluate_alarms(cloudwatch.clone(), stop.clone());
@@ -153,6 +155,34 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
                 text.contains("secret:sf-test/webhook-password-??????"),
                 "{text}"
             );
+            // Exactly the fence's two calls, on the ARN of the table deploy made.
+            let table_arn = dynamodb
+                .describe_table()
+                .table_name(TABLE)
+                .send()
+                .await?
+                .table()
+                .and_then(|t| t.table_arn())
+                .context("no table ARN")?
+                .to_string();
+            let dynamodb_statements: Vec<&Value> = document["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s.to_string().contains("dynamodb:"))
+                .collect();
+            anyhow::ensure!(
+                dynamodb_statements
+                    == [&serde_json::json!({
+                        "Sid": "RecordDecisions",
+                        "Effect": "Allow",
+                        "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+                        "Resource": [table_arn]
+                    })],
+                "{dynamodb_statements:?}"
+            );
+        } else {
+            anyhow::ensure!(!document.to_string().contains("dynamodb"), "{document}");
         }
         let configuration = lambda.get_function().function_name(&name).send().await?;
         let configuration = configuration.configuration().context("no configuration")?;
@@ -166,8 +196,11 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         );
     }
 
-    // The fence: its environment, reserved concurrency 1, a Function URL with auth NONE and the
-    // public-invoke permission that auth NONE needs.
+    // The decision table: its key, on-demand, point-in-time recovery, deletion protection, tag.
+    expect_table_as_deployed(&dynamodb).await?;
+
+    // The fence: its environment, its reserved concurrency, a Function URL with auth NONE and
+    // the public-invoke permission that auth NONE needs.
     let fence = Function::Fence.name(&deployment);
     let function = lambda.get_function().function_name(&fence).send().await?;
     let env = function
@@ -190,12 +223,19 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         env.get(fence_vars::INFINISPAN_CA_BUNDLE)
             .is_some_and(|pem| pem.starts_with("-----BEGIN"))
     );
+    anyhow::ensure!(
+        env.get(fence_vars::DECISION_TABLE).map(String::as_str) == Some(TABLE),
+        "{env:?}"
+    );
     let concurrency = lambda
         .get_function_concurrency()
         .function_name(&fence)
         .send()
         .await?;
-    anyhow::ensure!(concurrency.reserved_concurrent_executions() == Some(1));
+    anyhow::ensure!(
+        concurrency.reserved_concurrent_executions() == Some(FENCE_RESERVED_CONCURRENCY),
+        "{concurrency:?}"
+    );
     let url = lambda
         .get_function_url_config()
         .function_name(&fence)
@@ -352,6 +392,32 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         second.plan
     );
 
+    // The table changed by hand: the drift is shown, fixed, and then there is nothing to do.
+    drift_table(&dynamodb).await?;
+    let dry = deploy(
+        &deployment,
+        &Options {
+            dry_run: true,
+            ..options.clone()
+        },
+        &args,
+    )
+    .await?;
+    let text = dry.plan.to_string();
+    anyhow::ensure!(
+        dry.plan.changes.len() == 1
+            && text.contains("~ dynamodb table")
+            && text.contains("+ billing_mode: PAY_PER_REQUEST")
+            && text.contains("+ deletion_protection: true")
+            && text.contains("+ point_in_time_recovery: ENABLED"),
+        "{text}"
+    );
+    let fixed = deploy(&deployment, &options, &args).await?;
+    anyhow::ensure!(fixed.plan.changes.len() == 1, "{}", fixed.plan);
+    expect_table_as_deployed(&dynamodb).await?;
+    let settled = deploy(&deployment, &options, &args).await?;
+    anyhow::ensure!(settled.plan.changes.is_empty(), "{}", settled.plan);
+
     // A changed setting shows as a diff in a dry run, and the dry run changes nothing.
     let mut changed = deployment.clone();
     changed.fence.alert_name = "SiteDown".to_string();
@@ -388,7 +454,11 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     // Destroy: nothing of ours left; the foreign role, function and secret still there.
     let clients = super::Clients::load(&args, &deployment).await;
     let owned = super::destroy::discover(&deployment, &clients).await?;
-    anyhow::ensure!(owned.len() == 10, "found to destroy: {owned:?}");
+    anyhow::ensure!(owned.len() == 11, "found to destroy: {owned:?}");
+    anyhow::ensure!(
+        owned.contains(&super::destroy::Owned::Table(TABLE.to_string())),
+        "{owned:?}"
+    );
     super::destroy::delete(&owned, &clients).await?;
     let left = super::destroy::discover(&deployment, &clients).await?;
     anyhow::ensure!(left.is_empty(), "left behind: {left:?}");
@@ -423,6 +493,24 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
             .send()
             .await
             .is_ok()
+    );
+    // moto refuses to delete a protected table, as DynamoDB does: destroy turned it off.
+    let gone = dynamodb.describe_table().table_name(TABLE).send().await;
+    anyhow::ensure!(
+        gone.as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "table still there: {gone:?}"
+    );
+    anyhow::ensure!(
+        dynamodb
+            .describe_table()
+            .table_name(&foreign)
+            .send()
+            .await
+            .is_ok(),
+        "foreign table deleted"
     );
     anyhow::ensure!(
         iam.get_role().role_name(&foreign).send().await.is_ok(),
@@ -465,6 +553,132 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The decision table of deployment `sf-test`.
+const TABLE: &str = "sf-test-decisions";
+
+/// A table with our prefix and no owner tag: destroy must leave it.
+async fn create_foreign_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// The decision table as deploy leaves it, read back with the SDK.
+async fn expect_table_as_deployed(dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        BillingMode, KeyType, PointInTimeRecoveryStatus, ScalarAttributeType,
+    };
+    let described = dynamodb.describe_table().table_name(TABLE).send().await?;
+    let table = described
+        .table()
+        .context("DescribeTable returned no table")?;
+    let key: Vec<(&str, &KeyType)> = table
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type()))
+        .collect();
+    anyhow::ensure!(
+        key == [(aws_topology::decisions::KEY_ATTRIBUTE, &KeyType::Hash)],
+        "{key:?}"
+    );
+    anyhow::ensure!(
+        table
+            .attribute_definitions()
+            .iter()
+            .any(
+                |d| d.attribute_name() == aws_topology::decisions::KEY_ATTRIBUTE
+                    && d.attribute_type() == &ScalarAttributeType::S
+            )
+    );
+    anyhow::ensure!(
+        table.billing_mode_summary().and_then(|b| b.billing_mode())
+            == Some(&BillingMode::PayPerRequest),
+        "{table:?}"
+    );
+    anyhow::ensure!(
+        table.deletion_protection_enabled() == Some(true),
+        "{table:?}"
+    );
+    let backups = dynamodb
+        .describe_continuous_backups()
+        .table_name(TABLE)
+        .send()
+        .await?;
+    let recovery = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status());
+    anyhow::ensure!(
+        recovery == Some(&PointInTimeRecoveryStatus::Enabled),
+        "{backups:?}"
+    );
+    let tags = dynamodb
+        .list_tags_of_resource()
+        .resource_arn(table.table_arn().context("no table ARN")?)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == OWNER_TAG && t.value() == NAME),
+        "{tags:?}"
+    );
+    Ok(())
+}
+
+/// What an operator might do by hand: provisioned capacity, recovery and protection off.
+async fn drift_table(dynamodb: &aws_sdk_dynamodb::Client) -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        BillingMode, PointInTimeRecoverySpecification, ProvisionedThroughput,
+    };
+    dynamodb
+        .update_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::Provisioned)
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(1)
+                .write_capacity_units(1)
+                .build()?,
+        )
+        .deletion_protection_enabled(false)
+        .send()
+        .await?;
+    dynamodb
+        .update_continuous_backups()
+        .table_name(TABLE)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(false)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// Lambda refuses a role for a while after `CreateRole` (IAM is eventually consistent). moto
 /// answers a role that does not exist yet with the same error, which stands in for that window:
 /// the role appears 4 s after the first `CreateFunction`, which must then succeed.
@@ -502,6 +716,7 @@ async fn role_arrives_late(endpoint: &str) -> anyhow::Result<()> {
         events: aws_sdk_eventbridge::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+        dynamodb: aws_sdk_dynamodb::Client::new(&config),
         regional: config.clone(),
     };
     let account = aws_sdk_sts::Client::new(&config)

@@ -8,8 +8,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 /// The wire protocol of a call, which decides the shape of an error answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// awsJson 1.0/1.1: `X-Amz-Target: Service.Operation` (Secrets Manager, EventBridge).
+    /// awsJson 1.1: `X-Amz-Target: Service.Operation` (Secrets Manager, EventBridge).
     AwsJson,
+    /// awsJson 1.0: the same, `Content-Type: application/x-amz-json-1.0`
+    /// (DynamoDB: `X-Amz-Target: DynamoDB_20120810.PutItem`).
+    AwsJson10,
     /// awsQuery: `Action=Operation` form (ELBv2, IAM, SNS, CloudWatch).
     Query,
     /// EC2's variant of the query protocol, with its own error envelope.
@@ -241,10 +244,16 @@ pub fn identify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) ->
 
     if let Some(target) = header_str(headers, "x-amz-target") {
         let operation = target.rsplit_once('.').map_or(target, |(_, op)| op);
+        let json_1_0 = header_str(headers, header::CONTENT_TYPE.as_str())
+            .is_some_and(|content_type| content_type.starts_with("application/x-amz-json-1.0"));
         return Call {
             service,
             operation: operation.to_string(),
-            protocol: Protocol::AwsJson,
+            protocol: if json_1_0 {
+                Protocol::AwsJson10
+            } else {
+                Protocol::AwsJson
+            },
         };
     }
 
@@ -315,11 +324,11 @@ pub fn error_response(call: &Call, status: StatusCode, code: Option<&str>) -> Re
         headers.insert(HeaderName::from_static("x-amzn-requestid"), value);
     }
     let body = match call.protocol {
-        Protocol::AwsJson | Protocol::RestJson | Protocol::RpcV2Cbor => {
-            let content_type = if call.protocol == Protocol::AwsJson {
-                "application/x-amz-json-1.1"
-            } else {
-                "application/json"
+        Protocol::AwsJson | Protocol::AwsJson10 | Protocol::RestJson | Protocol::RpcV2Cbor => {
+            let content_type = match call.protocol {
+                Protocol::AwsJson => "application/x-amz-json-1.1",
+                Protocol::AwsJson10 => "application/x-amz-json-1.0",
+                _ => "application/json",
             };
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             if let Ok(value) = HeaderValue::from_str(code) {
@@ -355,7 +364,7 @@ pub fn error_response(call: &Call, status: StatusCode, code: Option<&str>) -> Re
 fn default_error_code(protocol: Protocol, status: StatusCode) -> &'static str {
     let json = matches!(
         protocol,
-        Protocol::AwsJson | Protocol::RestJson | Protocol::RpcV2Cbor
+        Protocol::AwsJson | Protocol::AwsJson10 | Protocol::RestJson | Protocol::RpcV2Cbor
     );
     match (status.as_u16(), protocol) {
         (429, Protocol::Ec2Query) => "RequestLimitExceeded",
@@ -533,6 +542,44 @@ mod tests {
                 "secretsmanager.GetSecretValue".to_string(),
                 Protocol::AwsJson
             )
+        );
+    }
+
+    /// DynamoDB's JSON 1.0, as the AWS SDKs send it: counted by its operation, and a fault
+    /// injected into it answered in its own content type.
+    #[tokio::test]
+    async fn dynamodb_is_json_1_0_named_from_its_target() {
+        let mut headers = signed("dynamodb");
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_static("DynamoDB_20120810.PutItem"),
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        let call = identify(
+            &Method::POST,
+            &Uri::from_static("/"),
+            &headers,
+            br#"{"TableName": "t"}"#,
+        );
+        assert_eq!(call.qualified_operation(), "dynamodb.PutItem");
+        assert_eq!(call.protocol, Protocol::AwsJson10);
+        let response = error_response(&call, StatusCode::BAD_REQUEST, None);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/x-amz-json-1.0")
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok()),
+            Some("ValidationException")
         );
     }
 
