@@ -30,15 +30,18 @@ use plan::Plan;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum SiteCommand {
-    /// Each endpoint group's sites (weight, health), each site's x-site status per cache, push
-    /// status, and a one-line verdict: healthy / fenced / split / inconsistent.
+    /// Per listener, each endpoint group (region, traffic dial) and its sites (weight, health,
+    /// whether they take traffic); each site's x-site status per cache and push status; the
+    /// fence's decision records and whether each stands; and a one-line verdict: healthy /
+    /// fenced / split / inconsistent.
     Status(StatusArgs),
     /// Remove a site from the Global Accelerator (HA guide, chapter 16).
     TakeOffline(TakeOfflineArgs),
     /// Make a stale site a copy of the good one (chapter 15): take offline, clear, bring online,
     /// push state, wait, clear the push status.
     Sync(SyncArgs),
-    /// Add a site back to the Global Accelerator with weight 128 (chapter 8), once in sync.
+    /// Add a site back to the Global Accelerator with weight 128 and open the traffic dials the
+    /// fence closed for it (chapter 8), once in sync; then close the fence's decision record.
     BringOnline(BringOnlineArgs),
 }
 

@@ -7,16 +7,20 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use aws_topology::decisions::Closure;
 use aws_topology::globalaccelerator::EndpointToAdd;
 use common::site::SiteName;
 use ispn_client::{IspnError, XSiteAction};
 
 use super::model::PushState;
-use super::observe::Ctx;
+use super::observe::{Ctx, now_ms};
 use super::plan::{Plan, Step};
 
 /// How long one Global Accelerator change may keep being retried (TransactionInProgress).
 const GA_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Who closes a decision record (followed by the operator's AWS identity when it is known).
+pub const CLOSED_BY: &str = "site bring-online";
 
 /// How a push is waited for.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +78,38 @@ pub async fn apply(ctx: &Ctx, plan: &Plan, waiting: Waiting) -> anyhow::Result<A
                         Instant::now() + GA_DEADLINE,
                     )
                     .await?;
+            }
+            Step::OpenTrafficDial { group, dial, .. } => {
+                ctx.accelerator
+                    .set_traffic_dial(group, *dial, Instant::now() + GA_DEADLINE)
+                    .await?;
+            }
+            Step::CloseDecision {
+                split_brain,
+                decision_id,
+                ..
+            } => {
+                let by = match ctx.operator().await {
+                    Some(operator) => format!("{CLOSED_BY} ({operator})"),
+                    None => CLOSED_BY.to_owned(),
+                };
+                let closure = Closure {
+                    at_ms: now_ms(),
+                    by,
+                };
+                let closed = ctx
+                    .decisions
+                    .close(split_brain, decision_id, &closure)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "closing decision {decision_id} in table {}",
+                            ctx.decisions.table()
+                        )
+                    })?;
+                if !closed {
+                    println!("      no longer open (closed or replaced meanwhile)");
+                }
             }
             Step::TakeBackupOffline { site, remote } => {
                 ctx.site(site)?.client.take_offline(remote).await?;

@@ -1,10 +1,11 @@
-//! What the `site` commands observe of a deployment: the accelerator's endpoint groups and each
-//! site's cross-site replication towards the other. Plain data, built by `observe` and read by
-//! the pure `verdict` and `plan` functions.
+//! What the `site` commands observe of a deployment: the accelerator's listeners and endpoint
+//! groups, each site's cross-site replication towards the other, and the fence's decision
+//! records. Plain data, built by `observe` and read by the pure `verdict` and `plan` functions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use aws_topology::decisions::{DEFAULT_STALE_AFTER, DecisionRecord, Standing};
 use aws_topology::globalaccelerator::Topology;
 use common::site::SiteName;
 
@@ -116,6 +117,19 @@ pub struct SiteState {
     pub replication: Result<Replication, String>,
 }
 
+/// The fence's decision records, as far as they could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decisions {
+    /// Every record of the deployment's table (one per pair of sites), closed ones included.
+    Read {
+        table: String,
+        records: Vec<DecisionRecord>,
+    },
+    /// Why there are none to show: no such table, or it could not be read. The commands carry
+    /// on without them.
+    Unavailable(String),
+}
+
 /// Everything the `site` commands decide on, observed at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -124,6 +138,12 @@ pub struct Observed {
     /// The two sites, in the order of `sitefence.toml`.
     pub sites: [SiteState; 2],
     pub caches: Vec<String>,
+    /// The key of the split-brain between the two sites behind this accelerator
+    /// (`aws_topology::decisions::split_brain_key`): the record `bring-online` closes.
+    pub split_brain: String,
+    pub decisions: Decisions,
+    /// When this was observed, in ms since the epoch: what a record's standing is computed at.
+    pub at_ms: u64,
 }
 
 impl Observed {
@@ -136,33 +156,65 @@ impl Observed {
         self.site(name)?;
         self.sites.iter().find(|s| &s.name != name)
     }
+
+    /// The decision record of the split-brain between the two sites, when the records were
+    /// read and there is one.
+    pub fn decision(&self) -> Option<&DecisionRecord> {
+        match &self.decisions {
+            Decisions::Read { records, .. } => {
+                records.iter().find(|r| r.split_brain == self.split_brain)
+            }
+            Decisions::Unavailable(_) => None,
+        }
+    }
+
+    /// Whether `record` still decides its split-brain, against the accelerator as observed and
+    /// with the fence's default stale-after.
+    pub fn standing(&self, record: &DecisionRecord) -> Standing {
+        record.standing(&self.topology, self.at_ms, DEFAULT_STALE_AFTER)
+    }
 }
 
-/// Where a site takes traffic: an endpoint of the site with a weight above zero.
+/// Where a site takes traffic, by the fence's own rule ([`takes_traffic`]: an
+/// endpoint with a weight above 0 in a group whose traffic dial is above 0), counted per
+/// listener: with one endpoint group per region, a site takes a listener's traffic through its
+/// region's group only, and that is all of its share.
+///
+/// [`takes_traffic`]: aws_topology::globalaccelerator::EndpointGroup::takes_traffic
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Traffic {
-    /// In every endpoint group of the accelerator.
+    /// In every listener that serves the sites.
     Everywhere,
-    /// In some groups only.
-    Partly { groups: usize, of: usize },
-    /// In no group.
+    /// In some listeners only.
+    Partly { listeners: usize, of: usize },
+    /// In none.
     Nowhere,
 }
 
-pub fn traffic(topology: &Topology, site: &SiteName) -> Traffic {
-    let of = topology.groups.len();
-    let groups = topology
+/// The listeners that serve the sites: those with an endpoint of a known site, taking traffic
+/// or not (a fenced site's endpoint stays in a group whose dial the fence closed). A listener
+/// of nothing but untagged endpoints is not the sites', as the fence's invariant
+/// ([`Topology::check_fenced`]) holds it.
+fn site_listeners(topology: &Topology) -> BTreeSet<&str> {
+    topology
         .groups
         .iter()
-        .filter(|g| {
-            g.endpoints
-                .iter()
-                .any(|e| e.site.as_ref() == Some(site) && e.weight.unwrap_or(SITE_WEIGHT) > 0)
-        })
+        .filter(|g| g.endpoints.iter().any(|e| e.site.is_some()))
+        .map(|g| g.listener_arn.as_str())
+        .collect()
+}
+
+pub fn traffic(topology: &Topology, site: &SiteName) -> Traffic {
+    let to = topology.traffic();
+    let listeners = site_listeners(topology);
+    let of = listeners.len();
+    let taking = listeners
+        .iter()
+        .filter(|l| to.get(*l).is_some_and(|t| t.sites.contains(site)))
         .count();
-    match groups {
+    match taking {
         0 => Traffic::Nowhere,
         n if n == of => Traffic::Everywhere,
-        n => Traffic::Partly { groups: n, of },
+        n => Traffic::Partly { listeners: n, of },
     }
 }

@@ -1,17 +1,18 @@
 //! The edge of the `site` commands: clients built from `sitefence.toml`, and one observation of
-//! the accelerator and both sites' Infinispan.
+//! the accelerator, both sites' Infinispan and the fence's decision records.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use aws_topology::decisions::{DecisionStore, split_brain_key};
 use aws_topology::globalaccelerator::GlobalAccelerator;
 use common::secret::SecretCache;
 use common::site::{AcceleratorDns, SiteName};
 use ispn_client::{Credentials, IspnError, SiteClient, SiteEndpoint, SiteView, TlsConfig};
 
-use super::model::{BackupState, Observed, PushState, Replication, SiteState};
+use super::model::{BackupState, Decisions, Observed, PushState, Replication, SiteState};
 use crate::aws::{self, Aws, AwsArgs};
 use crate::config::Deployment;
 
@@ -38,6 +39,10 @@ pub struct Ctx {
     /// In the order of `sitefence.toml` (by name).
     pub sites: [SiteHandle; 2],
     pub caches: Vec<String>,
+    /// The fence's decision records (the table `sitefence.toml` names).
+    pub decisions: DecisionStore,
+    /// Who runs the command, for the record a `bring-online` closes.
+    sts: aws_sdk_sts::Client,
 }
 
 impl Ctx {
@@ -109,7 +114,16 @@ impl Ctx {
             accelerator,
             sites,
             caches,
+            decisions: DecisionStore::new(&regional, deployment.decision_table()),
+            sts: aws_sdk_sts::Client::new(&regional),
         })
+    }
+
+    /// The caller's identity (its ARN) as AWS knows it, to name the operator in a record it
+    /// closes; `None` when it cannot be read (the record then names the command only).
+    pub async fn operator(&self) -> Option<String> {
+        let identity = self.sts.get_caller_identity().send().await.ok()?;
+        identity.arn().map(str::to_owned)
     }
 
     pub fn site(&self, name: &SiteName) -> anyhow::Result<&SiteHandle> {
@@ -133,9 +147,10 @@ impl Ctx {
             .context("reading the Global Accelerator")?
             .with_context(|| format!("no accelerator is named {}", self.dns.as_str()))?;
         let [first, second] = &self.sites;
-        let (a, b) = tokio::join!(
+        let (a, b, decisions) = tokio::join!(
             replication(first, &second.name, &self.caches),
-            replication(second, &first.name, &self.caches)
+            replication(second, &first.name, &self.caches),
+            self.read_decisions()
         );
         let state = |site: &SiteHandle, replication| SiteState {
             name: site.name.clone(),
@@ -147,8 +162,32 @@ impl Ctx {
             topology,
             sites: [state(first, a), state(second, b)],
             caches: self.caches.clone(),
+            split_brain: split_brain_key(&self.dns, &first.name, &second.name),
+            decisions,
+            at_ms: now_ms(),
         })
     }
+
+    /// Every decision record; a table that is missing or cannot be read is said, not fatal:
+    /// the records inform the commands, the accelerator and Infinispan decide them.
+    async fn read_decisions(&self) -> Decisions {
+        let table = self.decisions.table().to_owned();
+        match self.decisions.list().await {
+            Ok(records) => Decisions::Read { table, records },
+            Err(err) if err.has_code("ResourceNotFoundException") => Decisions::Unavailable(
+                format!("table {table} does not exist: `deploy` creates it with the fence"),
+            ),
+            Err(err) => Decisions::Unavailable(format!("table {table} could not be read: {err}")),
+        }
+    }
+}
+
+/// Milliseconds since the epoch, as the fence stamps its decisions.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// A cache the server does not know (or that has no backup there) is reported as such; any

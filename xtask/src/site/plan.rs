@@ -6,11 +6,12 @@
 
 use std::fmt;
 
+use aws_topology::decisions::DecisionRecord;
 use aws_topology::elbv2::elb_region;
-use aws_topology::globalaccelerator::Health;
+use aws_topology::globalaccelerator::{DEFAULT_WEIGHT, EndpointGroup, Health, TrafficDial};
 use common::site::SiteName;
 
-use super::model::{BackupState, Observed, PushState, Replication, SITE_WEIGHT, Traffic, traffic};
+use super::model::{BackupState, Decisions, Observed, PushState, Replication, SITE_WEIGHT};
 use super::verdict::sync_problems;
 
 /// One change, in the order the plan makes it.
@@ -29,6 +30,26 @@ pub enum Step {
         site: SiteName,
         endpoint: String,
         weight: i32,
+    },
+    /// Global Accelerator `UpdateEndpointGroup`: the traffic dial of a group that holds only
+    /// `site`'s endpoints set back to `dial` (chapter 8 after a fence that closed the dial
+    /// rather than remove the site's endpoint: one group per region, one site per region).
+    OpenTrafficDial {
+        group: String,
+        site: SiteName,
+        dial: TrafficDial,
+        /// The decision whose facts hold the dial before the fence; `None`: no record held
+        /// it, so the dial goes to 100 %.
+        before: Option<String>,
+    },
+    /// The fence's decision record of the split-brain closed (DynamoDB, conditioned on its
+    /// decision id and its being open), so that a later, different split-brain of the two sites
+    /// is decided anew rather than by this decision.
+    CloseDecision {
+        split_brain: String,
+        decision_id: String,
+        survivor: SiteName,
+        loser: SiteName,
     },
     /// On `site`, every cache's backup to `remote` taken offline.
     TakeBackupOffline { site: SiteName, remote: SiteName },
@@ -71,6 +92,32 @@ impl fmt::Display for Step {
             } => write!(
                 f,
                 "Global Accelerator: add {site}'s endpoint {endpoint} to endpoint group {group} with weight {weight}"
+            ),
+            Step::OpenTrafficDial {
+                group,
+                site,
+                dial,
+                before,
+            } => {
+                write!(
+                    f,
+                    "Global Accelerator: open the traffic dial of endpoint group {group} ({site}'s endpoints only) to {dial}"
+                )?;
+                match before {
+                    Some(decision) => {
+                        write!(f, ", its dial before the fence (decision {decision})")
+                    }
+                    None => f.write_str(" (no decision record holds its dial before the fence)"),
+                }
+            }
+            Step::CloseDecision {
+                split_brain,
+                decision_id,
+                survivor,
+                loser,
+            } => write!(
+                f,
+                "decision records: close decision {decision_id} of split-brain {split_brain} ({survivor} survived, {loser} was fenced), so that a later split-brain is decided anew"
             ),
             Step::TakeBackupOffline { site, remote } => write!(
                 f,
@@ -159,10 +206,6 @@ fn known<'a>(
     }
 }
 
-fn takes_traffic(endpoint: &aws_topology::globalaccelerator::Endpoint) -> bool {
-    endpoint.weight.unwrap_or(SITE_WEIGHT) > 0
-}
-
 /// Chapter 16: remove the site's endpoints from every endpoint group, never leaving a group
 /// without an endpoint that takes traffic (Global Accelerator would then fail open).
 pub fn take_offline(observed: &Observed, site: &SiteName) -> Result<Plan, Refusal> {
@@ -176,7 +219,7 @@ pub fn take_offline(observed: &Observed, site: &SiteName) -> Result<Plan, Refusa
         if ours.is_empty() {
             continue;
         }
-        if !rest.iter().any(|e| takes_traffic(e)) {
+        if !rest.iter().any(|e| group.takes_traffic(e)) {
             return refuse(format!(
                 "taking {site} offline would leave endpoint group {} with no endpoint that takes traffic (Global Accelerator would fail open and keep sending traffic to {site})",
                 group.arn
@@ -184,7 +227,7 @@ pub fn take_offline(observed: &Observed, site: &SiteName) -> Result<Plan, Refusa
         }
         if rest
             .iter()
-            .filter(|e| takes_traffic(e))
+            .filter(|e| group.takes_traffic(e))
             .all(|e| e.health == Health::Unhealthy)
         {
             notes.push(format!(
@@ -211,7 +254,11 @@ pub fn take_offline(observed: &Observed, site: &SiteName) -> Result<Plan, Refusa
 }
 
 /// Chapter 8: add the site's load balancer back, weight 128, to every endpoint group in its
-/// region; refused while the sites are not in sync unless `force`.
+/// region; open each endpoint group dial the fence closed for it (a group of the site's
+/// endpoints only whose dial is 0) to the dial before the fence; and, once the site is back and
+/// the sites are in sync, close the decision record of the split-brain that fenced it, so that
+/// a later, different split-brain is decided anew. Refused while the sites are not in sync
+/// unless `force`.
 pub fn bring_online(observed: &Observed, site: &SiteName, force: bool) -> Result<Plan, Refusal> {
     let state = known(observed, site)?;
     let Some(load_balancer) = &state.load_balancer else {
@@ -239,37 +286,150 @@ pub fn bring_online(observed: &Observed, site: &SiteName, force: bool) -> Result
         ));
     }
     let region = elb_region(load_balancer);
-    let groups: Vec<_> = observed
-        .topology
-        .groups
-        .iter()
-        .filter(|g| region.is_none_or(|r| g.region.is_empty() || g.region == r))
-        .collect();
-    if groups.is_empty() {
+    let in_region = |g: &EndpointGroup| region.is_none_or(|r| g.region.is_empty() || g.region == r);
+    if !observed.topology.groups.iter().any(in_region) {
         return refuse(format!(
             "the accelerator has no endpoint group in {} for {load_balancer}",
             region.unwrap_or("any region")
         ));
     }
-    let steps = groups
-        .into_iter()
-        .filter(|g| {
-            !g.endpoints
-                .iter()
-                .any(|e| &e.id == load_balancer && e.weight == Some(SITE_WEIGHT))
-        })
-        .map(|g| Step::AddEndpoint {
-            group: g.arn.clone(),
-            site: site.clone(),
-            endpoint: load_balancer.clone(),
-            weight: SITE_WEIGHT,
-        })
-        .collect();
+    // The open decision that fenced this site: its facts hold each group's dial before the
+    // fence, and it is the record to close once the site is back.
+    let fenced_by = observed
+        .decision()
+        .filter(|r| r.closed.is_none() && &r.loser == site);
+
+    let mut steps = Vec::new();
+    for group in &observed.topology.groups {
+        let present = group.endpoints.iter().find(|e| &e.id == load_balancer);
+        let add = in_region(group)
+            && present.is_none_or(|e| e.weight.unwrap_or(DEFAULT_WEIGHT) != SITE_WEIGHT);
+        if add {
+            steps.push(Step::AddEndpoint {
+                group: group.arn.clone(),
+                site: site.clone(),
+                endpoint: load_balancer.clone(),
+                weight: SITE_WEIGHT,
+            });
+        }
+        // Only a group the site has to itself (once added to): a closed group that also holds
+        // another site's endpoints was not closed for this site, and opening it would send that
+        // site traffic.
+        let ours = |e: &aws_topology::globalaccelerator::Endpoint| {
+            e.site.as_ref() == Some(site) || &e.id == load_balancer
+        };
+        let only_ours = (add || !group.endpoints.is_empty()) && group.endpoints.iter().all(ours);
+        if only_ours && !group.traffic_dial.is_open() {
+            let before = fenced_by.and_then(|r| {
+                dial_before_fence(r, &group.arn).map(|dial| (dial, r.decision_id.clone()))
+            });
+            steps.push(Step::OpenTrafficDial {
+                group: group.arn.clone(),
+                site: site.clone(),
+                dial: before.as_ref().map_or(TrafficDial::FULL, |(dial, _)| *dial),
+                before: before.map(|(_, decision)| decision),
+            });
+        } else if !group.traffic_dial.is_open() && group.endpoints.iter().any(ours) {
+            notes.push(format!(
+                "endpoint group {} holds {site}'s endpoint and others, and its traffic dial is 0: left closed (the fence closes only a group of the fenced site's endpoints alone)",
+                group.arn
+            ));
+        }
+    }
+
+    if let Some(record) = observed.decision().filter(|r| r.closed.is_none()) {
+        let back = after(observed, &steps).site_takes_traffic(site);
+        if &record.loser != site {
+            notes.push(format!(
+                "decision {} of split-brain {} fenced {}, not {site}: it stays open",
+                record.decision_id, record.split_brain, record.loser
+            ));
+        } else if !problems.is_empty() {
+            notes.push(format!(
+                "decision {} that fenced {site} stays open while the sites are not in sync: run `cargo xtask site bring-online {site}` again once they are, and it closes it",
+                record.decision_id
+            ));
+        } else if !back {
+            notes.push(format!(
+                "decision {} that fenced {site} stays open: {site} would still take no traffic after this plan",
+                record.decision_id
+            ));
+        } else {
+            steps.push(Step::CloseDecision {
+                split_brain: record.split_brain.clone(),
+                decision_id: record.decision_id.clone(),
+                survivor: record.survivor.clone(),
+                loser: record.loser.clone(),
+            });
+        }
+    }
+    if let Decisions::Unavailable(why) = &observed.decisions {
+        notes.push(format!(
+            "the fence's decision records were not read ({why}): no record is closed, and a dial the fence closed goes back to 100 %"
+        ));
+    }
     Ok(Plan {
         title: format!("bring {site} online (add it back to the Global Accelerator)"),
         steps,
         notes,
     })
+}
+
+/// The traffic dial `group_arn` had when `record`'s fence read the accelerator (its
+/// `facts.groups[]`), when the record holds one above 0. The facts are JSON the fence wrote
+/// (possibly an older or newer fence): read leniently, never trusted to be there.
+fn dial_before_fence(record: &DecisionRecord, group_arn: &str) -> Option<TrafficDial> {
+    let percentage = record
+        .facts
+        .get("groups")?
+        .as_array()?
+        .iter()
+        .find(|g| g.get("arn").and_then(|a| a.as_str()) == Some(group_arn))?
+        .get("traffic_dial")?
+        .as_f64()?;
+    // A percentage (0..=100, clamped by `from_percentage`): f32 holds it as Global
+    // Accelerator does.
+    let dial = TrafficDial::from_percentage(Some(percentage as f32));
+    dial.is_open().then_some(dial)
+}
+
+/// The accelerator as it will be once the Global Accelerator steps of `steps` are done.
+fn after(observed: &Observed, steps: &[Step]) -> aws_topology::globalaccelerator::Topology {
+    let mut topology = observed.topology.clone();
+    for step in steps {
+        match step {
+            Step::AddEndpoint {
+                group,
+                site,
+                endpoint,
+                weight,
+            } => {
+                if let Some(g) = topology.groups.iter_mut().find(|g| &g.arn == group) {
+                    g.endpoints.retain(|e| &e.id != endpoint);
+                    g.endpoints.push(aws_topology::globalaccelerator::Endpoint {
+                        id: endpoint.clone(),
+                        site: Some(site.clone()),
+                        weight: Some(*weight),
+                        health: Health::Initial,
+                    });
+                }
+            }
+            Step::RemoveEndpoint {
+                group, endpoint, ..
+            } => {
+                if let Some(g) = topology.groups.iter_mut().find(|g| &g.arn == group) {
+                    g.endpoints.retain(|e| &e.id != endpoint);
+                }
+            }
+            Step::OpenTrafficDial { group, dial, .. } => {
+                if let Some(g) = topology.groups.iter_mut().find(|g| &g.arn == group) {
+                    g.traffic_dial = *dial;
+                }
+            }
+            _ => {}
+        }
+    }
+    topology
 }
 
 fn reachable<'a>(observed: &'a Observed, name: &SiteName) -> Result<&'a Replication, Refusal> {
@@ -300,17 +460,14 @@ pub fn sync(observed: &Observed, good: &SiteName, stale: &SiteName) -> Result<Pl
             blind.0, blind.2
         ));
     }
-    match traffic(&observed.topology, stale) {
-        Traffic::Nowhere => {}
-        Traffic::Everywhere | Traffic::Partly { .. } => {
-            return refuse(format!(
-                "{stale} still takes traffic from the Global Accelerator: clearing its caches would log its users out. Take it offline first (`cargo xtask site take-offline {stale}`), or swap --from and --to if {stale} is the good site"
-            ));
-        }
-    }
-    if traffic(&observed.topology, good) == Traffic::Nowhere {
+    if observed.topology.site_takes_traffic(stale) {
         return refuse(format!(
-            "{good} takes traffic in no endpoint group: it is not the site users work on, so its data is not the reference"
+            "{stale} still takes traffic from the Global Accelerator: clearing its caches would log its users out. Take it offline first (`cargo xtask site take-offline {stale}`), or swap --from and --to if {stale} is the good site"
+        ));
+    }
+    if !observed.topology.site_takes_traffic(good) {
+        return refuse(format!(
+            "{good} takes traffic in no listener: it is not the site users work on, so its data is not the reference"
         ));
     }
 
@@ -438,7 +595,13 @@ mod tests {
     use aws_topology::globalaccelerator::Health;
 
     use super::super::model::{BackupState as B, PushState as P};
-    use super::super::verdict::tests::{Side, World, both, offline, online, only_a, side, site};
+    use aws_topology::decisions::{Closure, Mode};
+    use serde_json::{Value, json};
+
+    use super::super::verdict::tests::{
+        NOW_MS, SPLIT_BRAIN, Side, World, both, group_arn, listener, offline, online, only_a,
+        per_region, side, site,
+    };
     use super::*;
 
     fn a() -> SiteName {
@@ -458,6 +621,20 @@ mod tests {
                 .map(|s| match s {
                     Step::RemoveEndpoint { site, .. } => format!("remove {site}"),
                     Step::AddEndpoint { site, weight, .. } => format!("add {site} {weight}"),
+                    Step::OpenTrafficDial {
+                        group,
+                        dial,
+                        before,
+                        ..
+                    } => format!(
+                        "open {} {dial}{}",
+                        group.rsplit('/').next().unwrap_or(group),
+                        before
+                            .as_ref()
+                            .map(|d| format!(" from {d}"))
+                            .unwrap_or_default()
+                    ),
+                    Step::CloseDecision { decision_id, .. } => format!("close {decision_id}"),
                     Step::TakeBackupOffline { site, .. } => format!("offline {site}"),
                     Step::ClearCache { site, cache } => format!("clear {site} {cache}"),
                     Step::BringBackupOnline { site, .. } => format!("online {site}"),
@@ -658,6 +835,364 @@ mod tests {
         );
         let forced = bring_online(&not_synced.observed(), &b(), true).unwrap();
         assert!(forced.notes.iter().any(|n| n.contains("--force")));
+    }
+
+    /// The decision that fenced `loser`, an hour ago, with `facts`.
+    fn decision(loser: &str, facts: Value) -> DecisionRecord {
+        let survivor = if loser == "site-a" {
+            "site-b"
+        } else {
+            "site-a"
+        };
+        DecisionRecord {
+            split_brain: SPLIT_BRAIN.to_owned(),
+            decision_id: "d-1".to_owned(),
+            survivor: site(survivor),
+            loser: site(loser),
+            rule: "reporter_preferred".to_owned(),
+            reporter: site(survivor),
+            decided_at_ms: NOW_MS - 3_600_000,
+            request_id: "d-1".to_owned(),
+            facts,
+            mode: Mode::Enforce,
+            closed: None,
+        }
+    }
+
+    /// The fence's `facts.groups[]`: each group's ARN and dial (and what else it records).
+    fn facts(dials: &[(&str, Value)]) -> Value {
+        json!({
+            "reporter": "healthy",
+            "site": "healthy",
+            "groups": dials
+                .iter()
+                .map(|(arn, dial)| json!({"arn": arn, "listener": "l", "traffic_dial": dial, "endpoints": []}))
+                .collect::<Vec<_>>(),
+        })
+    }
+
+    fn with(mut observed: Observed, records: Vec<DecisionRecord>) -> Observed {
+        observed.decisions = Decisions::Read {
+            table: "sitefence-decisions".to_owned(),
+            records,
+        };
+        observed
+    }
+
+    fn b_group(i: usize) -> String {
+        group_arn(&listener(i), &format!("b{i}"))
+    }
+
+    fn in_sync() -> World {
+        World {
+            groups: Vec::new(),
+            a: Some(online()),
+            b: Some(online()),
+        }
+    }
+
+    /// One group per region and site: the fence closed site-b's group's dial (its endpoint
+    /// stays, weight 128); bring-online opens it to the dial before the fence, from the record.
+    #[test]
+    fn bring_online_opens_the_dial_the_fence_closed() {
+        let fenced = per_region(&in_sync(), 1, TrafficDial::CLOSED);
+        let at_50 = facts(&[(&b_group(0), json!(50.0))]);
+        let closed_record = DecisionRecord {
+            closed: Some(Closure {
+                at_ms: NOW_MS - 1,
+                by: "site bring-online".to_owned(),
+            }),
+            ..decision("site-b", facts(&[(&b_group(0), json!(50.0))]))
+        };
+        let mut done = per_region(&in_sync(), 1, TrafficDial::FULL);
+        done = with(done, vec![closed_record.clone()]);
+        let mut unreadable = fenced.clone();
+        unreadable.decisions = Decisions::Unavailable("no such table".to_owned());
+        let not_synced = per_region(
+            &World {
+                a: Some(offline()),
+                ..in_sync()
+            },
+            1,
+            TrafficDial::CLOSED,
+        );
+        let table: Vec<(&str, Observed, bool, &str)> = vec![
+            (
+                "dial_from_the_records_facts_then_the_record_closed",
+                with(fenced.clone(), vec![decision("site-b", at_50.clone())]),
+                false,
+                "open b0 50% from d-1, close d-1",
+            ),
+            (
+                "dial_was_full_before_the_fence",
+                with(
+                    fenced.clone(),
+                    vec![decision("site-b", facts(&[(&b_group(0), json!(100))]))],
+                ),
+                false,
+                "open b0 100% from d-1, close d-1",
+            ),
+            (
+                "no_record_opens_to_100",
+                fenced.clone(),
+                false,
+                "open b0 100%",
+            ),
+            (
+                "records_unreadable_open_to_100_and_close_nothing",
+                unreadable.clone(),
+                false,
+                "open b0 100%",
+            ),
+            (
+                "facts_without_the_group_open_to_100",
+                with(
+                    fenced.clone(),
+                    vec![decision("site-b", json!({"groups": "not a list"}))],
+                ),
+                false,
+                "open b0 100%, close d-1",
+            ),
+            (
+                "facts_with_a_closed_dial_open_to_100",
+                with(
+                    fenced.clone(),
+                    vec![decision("site-b", facts(&[(&b_group(0), json!(0))]))],
+                ),
+                false,
+                "open b0 100%, close d-1",
+            ),
+            (
+                "not_in_sync_is_refused",
+                with(not_synced.clone(), vec![decision("site-b", at_50.clone())]),
+                false,
+                "refused: the sites are not in sync",
+            ),
+            (
+                "forced_opens_but_keeps_the_record",
+                with(not_synced, vec![decision("site-b", at_50.clone())]),
+                true,
+                "open b0 50% from d-1",
+            ),
+            (
+                "interrupted_after_the_dial_only_closes_the_record",
+                with(
+                    per_region(&in_sync(), 1, TrafficDial::from_percentage(Some(50.0))),
+                    vec![decision("site-b", at_50.clone())],
+                ),
+                false,
+                "close d-1",
+            ),
+            ("done_is_nothing_to_do", done, false, ""),
+        ];
+        for (name, observed, force, want) in table {
+            let got = shape(&bring_online(&observed, &b(), force));
+            assert!(
+                got.starts_with(want) && (want.starts_with("refused") || got == want),
+                "{name}: got `{got}`, want `{want}`"
+            );
+        }
+        let forced = bring_online(
+            &with(
+                per_region(
+                    &World {
+                        a: Some(offline()),
+                        ..in_sync()
+                    },
+                    1,
+                    TrafficDial::CLOSED,
+                ),
+                vec![decision("site-b", at_50)],
+            ),
+            &b(),
+            true,
+        )
+        .unwrap();
+        assert!(
+            forced
+                .notes
+                .iter()
+                .any(|n| n.contains("decision d-1 that fenced site-b stays open")),
+            "{forced}"
+        );
+        let unread = bring_online(&unreadable, &b(), false).unwrap();
+        assert!(
+            unread
+                .notes
+                .iter()
+                .any(|n| n.contains("no such table") && n.contains("100 %")),
+            "{unread}"
+        );
+    }
+
+    #[test]
+    fn bring_online_with_weight_zero() {
+        // Weight 0 in a shared group: set back to 128, nothing else.
+        let shared = World {
+            groups: vec![vec![
+                ("site-a", 128, Health::Healthy),
+                ("site-b", 0, Health::Healthy),
+            ]],
+            ..in_sync()
+        };
+        // Weight 0 in site-b's own group, dial closed too: both undone.
+        let mut own = per_region(&in_sync(), 1, TrafficDial::CLOSED);
+        own.topology.groups[1].endpoints[0].weight = Some(0);
+        // Weight 0 alone, dial open: the weight is what keeps site-b out.
+        let mut open = per_region(&in_sync(), 1, TrafficDial::FULL);
+        open.topology.groups[1].endpoints[0].weight = Some(0);
+        let record = || vec![decision("site-b", facts(&[(&b_group(0), json!(100.0))]))];
+        let table: Vec<(&str, Observed, &str)> = vec![
+            (
+                "shared_group",
+                with(shared.observed(), record()),
+                "add site-b 128, close d-1",
+            ),
+            (
+                "own_group_dial_closed",
+                with(own, record()),
+                "add site-b 128, open b0 100% from d-1, close d-1",
+            ),
+            (
+                "own_group_dial_open",
+                with(open, record()),
+                "add site-b 128, close d-1",
+            ),
+        ];
+        for (name, observed, want) in table {
+            let got = shape(&bring_online(&observed, &b(), false));
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn bring_online_in_every_listener() {
+        let three = per_region(&in_sync(), 3, TrafficDial::CLOSED);
+        let before = facts(&[
+            (&b_group(0), json!(100.0)),
+            (&b_group(1), json!(25.0)),
+            (&b_group(2), json!(100.0)),
+        ]);
+        assert_eq!(
+            shape(&bring_online(
+                &with(three.clone(), vec![decision("site-b", before.clone())]),
+                &b(),
+                false
+            )),
+            "open b0 100% from d-1, open b1 25% from d-1, open b2 100% from d-1, close d-1"
+        );
+        // One listener reopened by hand already: only the others.
+        let mut partly = with(three, vec![decision("site-b", before)]);
+        partly.topology.groups[3].traffic_dial = TrafficDial::FULL;
+        assert_eq!(
+            shape(&bring_online(&partly, &b(), false)),
+            "open b0 100% from d-1, open b2 100% from d-1, close d-1"
+        );
+        // A listener with one shared group the fence removed site-b from, next to a listener
+        // with one group per region whose dial it closed.
+        let mut mixed = with(
+            per_region(&in_sync(), 2, TrafficDial::CLOSED),
+            vec![decision("site-b", facts(&[(&b_group(1), json!(100.0))]))],
+        );
+        mixed.topology.groups.remove(1);
+        mixed.topology.groups[0].region = "eu-west-1".to_owned();
+        assert_eq!(
+            shape(&bring_online(&mixed, &b(), false)),
+            "add site-b 128, open b1 100% from d-1, close d-1"
+        );
+        // A second load balancer of site-b (not the configured one), alone in a group of
+        // another region whose dial the fence closed: opened too.
+        let mut second = with(
+            per_region(&in_sync(), 1, TrafficDial::CLOSED),
+            vec![decision("site-b", facts(&[(&b_group(0), json!(100.0))]))],
+        );
+        let mut other_region = second.topology.groups[1].clone();
+        other_region.arn = group_arn(&listener(0), "b-second");
+        other_region.region = "ap-south-1".to_owned();
+        other_region.endpoints[0].id = super::super::verdict::tests::lb_in("site-b", "ap-south-1");
+        second.topology.groups.push(other_region);
+        assert_eq!(
+            shape(&bring_online(&second, &b(), false)),
+            "open b0 100% from d-1, open b-second 100%, close d-1"
+        );
+        // A closed group shared with site-a was not closed for site-b: left closed.
+        let mut shared_closed = per_region(&in_sync(), 1, TrafficDial::CLOSED);
+        let a_endpoint = shared_closed.topology.groups[0].endpoints[0].clone();
+        shared_closed.topology.groups[1].endpoints.push(a_endpoint);
+        let plan = bring_online(&shared_closed, &b(), false).unwrap();
+        assert!(plan.steps.is_empty(), "{plan}");
+        assert!(
+            plan.notes.iter().any(|n| n.contains("left closed")),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn bring_online_closes_only_the_record_that_fenced_the_site() {
+        let back = per_region(&in_sync(), 1, TrafficDial::FULL);
+        let record = decision("site-b", facts(&[]));
+        let other_pair = DecisionRecord {
+            split_brain: "a1.awsglobalaccelerator.com/site-b+site-c".to_owned(),
+            ..record.clone()
+        };
+        let closed = DecisionRecord {
+            closed: Some(Closure {
+                at_ms: NOW_MS - 1,
+                by: "site bring-online".to_owned(),
+            }),
+            ..record.clone()
+        };
+        let fenced_a = decision("site-a", facts(&[]));
+        // Back more than the stale-after ago without bring-online: the record went stale; it
+        // is still open, and bring-online closes it.
+        let stale = DecisionRecord {
+            decided_at_ms: NOW_MS - 86_400_000,
+            ..record.clone()
+        };
+        let table: Vec<(&str, Vec<DecisionRecord>, &str)> = vec![
+            (
+                "back_and_in_sync_closes_it",
+                vec![other_pair.clone(), record.clone()],
+                "close d-1",
+            ),
+            ("a_stale_record_is_closed_too", vec![stale], "close d-1"),
+            ("already_closed", vec![closed], ""),
+            ("another_pair_of_sites", vec![other_pair], ""),
+            ("it_fenced_the_other_site", vec![fenced_a], ""),
+            ("no_record", vec![], ""),
+        ];
+        for (name, records, want) in table {
+            let observed = with(back.clone(), records);
+            assert_eq!(shape(&bring_online(&observed, &b(), false)), want, "{name}");
+        }
+        let plan = bring_online(
+            &with(back, vec![decision("site-a", facts(&[]))]),
+            &b(),
+            false,
+        )
+        .unwrap();
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("fenced site-a, not site-b: it stays open")),
+            "{plan}"
+        );
+        let text = bring_online(
+            &with(
+                per_region(&in_sync(), 1, TrafficDial::CLOSED),
+                vec![decision("site-b", facts(&[(&b_group(0), json!(100.0))]))],
+            ),
+            &b(),
+            false,
+        )
+        .unwrap()
+        .to_string();
+        assert!(
+            text.contains("open the traffic dial of endpoint group")
+                && text.contains("to 100%, its dial before the fence (decision d-1)")
+                && text.contains("decision records: close decision d-1 of split-brain a1.awsglobalaccelerator.com/site-a+site-b (site-a survived, site-b was fenced)"),
+            "{text}"
+        );
     }
 
     #[test]

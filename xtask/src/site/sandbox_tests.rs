@@ -7,12 +7,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use aws_sdk_globalaccelerator::types::{
+    EndpointConfiguration, EndpointIdentifier, PortRange, Protocol,
+};
+use aws_topology::decisions::{DecisionRecord, Standing};
+use aws_topology::globalaccelerator as ga;
 use aws_topology::route53::{self, HealthCheckId, HealthChecks};
 use common::site::SiteName;
 use sandbox::world::{FunctionOptions, SandboxInfo, World, WorldOptions};
 use serde_json::{Value, json};
 
-use super::apply::Waiting;
+use super::apply::{CLOSED_BY, Waiting};
 use super::failback::{self, FailbackArgs};
 use super::model::{BackupState, PushState};
 use super::observe::Ctx;
@@ -188,6 +193,30 @@ impl Scene {
             .collect())
     }
 
+    /// The decision record of the split-brain between the two sites, and its standing now.
+    async fn decision(&self) -> anyhow::Result<Option<(DecisionRecord, Standing)>> {
+        let observed = self.ctx.observe().await?;
+        ensure!(
+            matches!(observed.decisions, super::model::Decisions::Read { .. }),
+            "the decision records were not read: {:?}",
+            observed.decisions
+        );
+        Ok(observed
+            .decision()
+            .map(|r| (r.clone(), observed.standing(r))))
+    }
+
+    /// A Global Accelerator client of the sandbox's emulator, to reshape its topology.
+    async fn accelerator_api(&self) -> aws_sdk_globalaccelerator::Client {
+        let config = crate::aws::load(
+            &crate::aws::AwsArgs::default(),
+            Some(self.info().globalaccelerator_endpoint_url.clone()),
+            ga::API_REGION.to_owned(),
+        )
+        .await;
+        aws_sdk_globalaccelerator::Client::new(&config)
+    }
+
     async fn status_verdict(&self, state: &str) -> anyhow::Result<Verdict> {
         println!("---- site status: {state}");
         let observed = super::status(&self.ctx).await?;
@@ -336,6 +365,14 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
     );
     let v = scene.status_verdict("site-b back online").await?;
     ensure!(v == Verdict::Healthy, "after bring-online: {v}");
+    let (record, standing) = scene
+        .decision()
+        .await?
+        .context("the fence recorded its decision")?;
+    ensure!(
+        record.loser == b && standing == Standing::Closed,
+        "bring-online closes the decision that fenced site-b: {record:?}"
+    );
     let again = super::bring_online(&scene.ctx, &b, false, YES).await?;
     ensure!(
         again == Outcome::NothingToDo,
@@ -476,6 +513,247 @@ async fn route53_failback(scene: &Scene) -> anyhow::Result<()> {
     ensure!(
         format!("{refused:#}").contains("is not one of route53.health_check_ids"),
         "{refused:#}"
+    );
+    Ok(())
+}
+
+/// One site per region, as the HA guide deploys across regions: in each of two listeners,
+/// site-a's load balancer alone in one endpoint group and site-b's alone in an eu-west-1
+/// group. The fence cannot remove site-b's endpoint (its group would have nothing left that
+/// takes traffic), so it closes site-b's groups' dials; `bring-online` opens each to its dial
+/// before the fence (from the decision record) and closes the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bring_online_opens_the_dials_the_fence_closed_and_closes_its_decision()
+-> anyhow::Result<()> {
+    let scene = Scene::start("dials", Duration::from_millis(300)).await?;
+    let result = per_region_dials(&scene).await;
+    scene.stop().await;
+    result
+}
+
+/// Each group's listener, region, dial and (site, weight), from the accelerator.
+type GroupRow = (String, String, f32, Vec<(String, i32)>);
+
+async fn groups(scene: &Scene) -> anyhow::Result<Vec<GroupRow>> {
+    let topology = scene.ctx.observe().await?.topology;
+    Ok(topology
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.listener_arn.clone(),
+                g.region.clone(),
+                g.traffic_dial.percentage(),
+                g.endpoints
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.site.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            e.weight.unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+/// The seeded accelerator (one listener, one eu-west-1 group with both sites) made into one
+/// group per site in each of two listeners; site-b's group in the second listener at `dial`.
+/// Returns site-b's two groups.
+///
+/// Both of the sandbox's load balancers are in eu-west-1 and the emulator, unlike Global
+/// Accelerator, does not check an endpoint's region against its group's: site-a's goes into a
+/// us-east-1 group. Only the returning site's region matters to `bring-online`, and site-b's
+/// groups are in its own.
+async fn one_site_per_region(scene: &Scene, dial: f32) -> anyhow::Result<[String; 2]> {
+    let api = scene.accelerator_api().await;
+    let seeded = scene
+        .info()
+        .endpoint_group_arns
+        .first()
+        .context("the sandbox seeds an endpoint group")?
+        .clone();
+    let first_listener = ga::listener_of(&seeded).to_owned();
+    let a_lb = scene.info().sites["site-a"].endpoint_id.clone();
+    let b_lb = scene.info().sites["site-b"].endpoint_id.clone();
+    let endpoint = |id: &str| {
+        EndpointConfiguration::builder()
+            .endpoint_id(id)
+            .weight(128)
+            .client_ip_preservation_enabled(false)
+            .build()
+    };
+    let group = |listener: String, region: &'static str, id: String| {
+        let api = api.clone();
+        let configuration = endpoint(&id);
+        async move {
+            let created = api
+                .create_endpoint_group()
+                .listener_arn(listener)
+                .endpoint_group_region(region)
+                .endpoint_configurations(configuration)
+                .send()
+                .await
+                .context("CreateEndpointGroup")?;
+            created
+                .endpoint_group()
+                .and_then(|g| g.endpoint_group_arn())
+                .map(str::to_owned)
+                .context("CreateEndpointGroup returned no ARN")
+        }
+    };
+
+    api.remove_endpoints()
+        .endpoint_group_arn(&seeded)
+        .endpoint_identifiers(EndpointIdentifier::builder().endpoint_id(&a_lb).build()?)
+        .send()
+        .await
+        .context("RemoveEndpoints")?;
+    group(first_listener, "us-east-1", a_lb.clone()).await?;
+    let second_listener = api
+        .create_listener()
+        .accelerator_arn(&scene.info().accelerator_arn)
+        .protocol(Protocol::Tcp)
+        .port_ranges(PortRange::builder().from_port(8443).to_port(8443).build())
+        .send()
+        .await
+        .context("CreateListener")?
+        .listener()
+        .and_then(|l| l.listener_arn())
+        .map(str::to_owned)
+        .context("CreateListener returned no ARN")?;
+    group(second_listener.clone(), "us-east-1", a_lb).await?;
+    let b_second = group(second_listener, "eu-west-1", b_lb).await?;
+    api.update_endpoint_group()
+        .endpoint_group_arn(&b_second)
+        .traffic_dial_percentage(dial)
+        .send()
+        .await
+        .context("UpdateEndpointGroup")?;
+    Ok([seeded, b_second])
+}
+
+async fn per_region_dials(scene: &Scene) -> anyhow::Result<()> {
+    let (a, b) = (site("site-a"), site("site-b"));
+    let b_groups = one_site_per_region(scene, 60.0).await?;
+    let dials_of_b = |rows: &[GroupRow]| -> Vec<f32> {
+        rows.iter()
+            .filter(|(_, _, _, endpoints)| endpoints.iter().any(|(s, _)| s == "site-b"))
+            .map(|(_, _, dial, _)| *dial)
+            .collect()
+    };
+    let reshaped = groups(scene).await?;
+    ensure!(
+        reshaped.len() == 4
+            && reshaped
+                .iter()
+                .all(|(_, _, _, endpoints)| endpoints.len() == 1),
+        "one site per group: {reshaped:?}"
+    );
+    ensure!(dials_of_b(&reshaped) == vec![100.0, 60.0], "{reshaped:?}");
+    let v = scene.status_verdict("one site per region").await?;
+    ensure!(v == Verdict::Healthy, "one group per site is healthy: {v}");
+    ensure!(scene.decision().await?.is_none(), "no decision yet");
+
+    scene.fence_site_b().await?;
+    let fenced = groups(scene).await?;
+    ensure!(
+        dials_of_b(&fenced) == vec![0.0, 0.0],
+        "the fence closes site-b's dials: {fenced:?}"
+    );
+    ensure!(
+        fenced
+            .iter()
+            .map(|(_, _, _, endpoints)| endpoints.len())
+            .sum::<usize>()
+            == 4,
+        "the fence removes no endpoint: {fenced:?}"
+    );
+    let v = scene.status_verdict("fenced by its dials").await?;
+    ensure!(is_fenced(&v, "site-b", false), "after the fence: {v}");
+    let (record, standing) = scene
+        .decision()
+        .await?
+        .context("the fence records its decision")?;
+    ensure!(
+        record.survivor == a && record.loser == b && standing == Standing::Stands,
+        "{record:?} {standing:?}"
+    );
+
+    // Not in sync yet: bring-online refuses and changes nothing, the record included.
+    let dials = scene.ga_calls("UpdateEndpointGroup").await?;
+    let refused = super::bring_online(&scene.ctx, &b, false, YES)
+        .await
+        .err()
+        .context("bring-online must refuse while not in sync")?;
+    ensure!(
+        format!("{refused:#}").contains("the sites are not in sync"),
+        "{refused:#}"
+    );
+    ensure!(scene.ga_calls("UpdateEndpointGroup").await? == dials);
+
+    let synced = super::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
+    ensure!(matches!(synced, Outcome::Applied(..)), "{synced:?}");
+    let dry = super::bring_online(&scene.ctx, &b, false, DRY_RUN).await?;
+    let Outcome::DryRun(plan) = &dry else {
+        bail!("--dry-run: {dry:?}");
+    };
+    let text = plan.to_string();
+    for group in &b_groups {
+        ensure!(
+            text.contains(&format!("open the traffic dial of endpoint group {group}")),
+            "{text}"
+        );
+    }
+    ensure!(
+        text.contains("to 60%, its dial before the fence")
+            && text.contains(&format!("close decision {}", record.decision_id)),
+        "{text}"
+    );
+    ensure!(
+        scene.ga_calls("UpdateEndpointGroup").await? == dials,
+        "dry-run changed the GA"
+    );
+
+    let adds = scene.ga_calls("AddEndpoints").await?;
+    let online = super::bring_online(&scene.ctx, &b, false, YES).await?;
+    ensure!(matches!(online, Outcome::Applied(..)), "{online:?}");
+    let back = groups(scene).await?;
+    ensure!(
+        dials_of_b(&back) == vec![100.0, 60.0],
+        "each dial as before the fence: {back:?}"
+    );
+    ensure!(
+        scene.ga_calls("AddEndpoints").await? == adds,
+        "site-b's endpoints never left: nothing to add"
+    );
+    let (closed, standing) = scene
+        .decision()
+        .await?
+        .context("the record stays, closed")?;
+    ensure!(standing == Standing::Closed, "{closed:?}");
+    ensure!(
+        closed.decision_id == record.decision_id
+            && closed
+                .closed
+                .as_ref()
+                .is_some_and(|c| c.by.starts_with(CLOSED_BY)),
+        "{closed:?}"
+    );
+    let v = scene.status_verdict("site-b back, record closed").await?;
+    ensure!(v == Verdict::Healthy, "after bring-online: {v}");
+
+    let dials = scene.ga_calls("UpdateEndpointGroup").await?;
+    let again = super::bring_online(&scene.ctx, &b, false, YES).await?;
+    ensure!(
+        again == Outcome::NothingToDo,
+        "bring-online is idempotent: {again:?}"
+    );
+    ensure!(scene.ga_calls("UpdateEndpointGroup").await? == dials);
+    ensure!(
+        scene.decision().await? == Some((closed, Standing::Closed)),
+        "the closed record is left as it is"
     );
     Ok(())
 }

@@ -1,13 +1,16 @@
 //! The one-line verdict of `site status`, a pure function of what was observed.
 //!
-//! - **healthy**: both sites take traffic in every endpoint group, and the sites are in sync.
-//! - **fenced: X out**: X takes traffic in no endpoint group and the other site in every one
+//! Where a site takes traffic is the fence's own rule (`EndpointGroup::takes_traffic`: weight
+//! above 0 in a group whose traffic dial is above 0), counted per listener ([`traffic`]).
+//!
+//! - **healthy**: both sites take traffic in every listener, and the sites are in sync.
+//! - **fenced: X out**: X takes traffic in no listener and the other site in every one
 //!   (whatever the replication; the line says whether the sites are in sync yet, i.e. what the
 //!   next step is).
-//! - **split**: both sites take traffic in every endpoint group but replication between them is
+//! - **split**: both sites take traffic in every listener but replication between them is
 //!   broken: the cross-site link is down or a backup is not online — users on the two sites see
 //!   different data.
-//! - **inconsistent**: anything else — a site in some groups only, no site at all, or both
+//! - **inconsistent**: anything else — a site in some listeners only, no site at all, or both
 //!   sites taking traffic while a site's Infinispan cannot be read or a push has not completed.
 //!
 //! The sites are **in sync** when both Infinispans answer, neither misses the other in its
@@ -195,10 +198,10 @@ pub fn verdict(observed: &Observed) -> Verdict {
                 .into_iter()
                 .filter_map(|(site, t)| match t {
                     Traffic::Everywhere => None,
-                    Traffic::Partly { groups, of } => Some(format!(
-                        "{site} takes traffic in {groups} of {of} endpoint groups"
+                    Traffic::Partly { listeners, of } => Some(format!(
+                        "{site} takes traffic in {listeners} of {of} listeners"
                     )),
-                    Traffic::Nowhere => Some(format!("{site} takes traffic in no endpoint group")),
+                    Traffic::Nowhere => Some(format!("{site} takes traffic in no listener")),
                 })
                 .collect();
             reasons.extend(problems.iter().map(ToString::to_string));
@@ -210,9 +213,9 @@ pub fn verdict(observed: &Observed) -> Verdict {
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Healthy => f.write_str(
-                "healthy: both sites take traffic in every endpoint group and are in sync",
-            ),
+            Verdict::Healthy => {
+                f.write_str("healthy: both sites take traffic in every listener and are in sync")
+            }
             Verdict::Fenced {
                 out,
                 survivor,
@@ -258,9 +261,9 @@ impl fmt::Display for Verdict {
 pub(crate) mod tests {
     use std::collections::BTreeMap;
 
-    use aws_topology::globalaccelerator::{Endpoint, EndpointGroup, Health, Topology};
+    use aws_topology::globalaccelerator::{Endpoint, EndpointGroup, Health, Topology, TrafficDial};
 
-    use super::super::model::{Replication, SiteState};
+    use super::super::model::{Decisions, Replication, SiteState};
     use super::*;
 
     pub const CACHES: [&str; 2] = ["sessions", "work"];
@@ -272,7 +275,8 @@ pub(crate) mod tests {
     /// A compact description of one observed state, for table-driven tests.
     #[derive(Clone)]
     pub struct World {
-        /// Per endpoint group: the sites present with their weight.
+        /// Per endpoint group, each of its own listener (one group per region and listener, all
+        /// in eu-west-1) with its dial at 100 %: the sites present with their weight.
         pub groups: Vec<Vec<(&'static str, i32, Health)>>,
         pub a: Option<Side>,
         pub b: Option<Side>,
@@ -318,7 +322,34 @@ pub(crate) mod tests {
     }
 
     pub fn lb(site: &str) -> String {
-        format!("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/{site}/1")
+        lb_in(site, "eu-west-1")
+    }
+
+    pub fn lb_in(site: &str, region: &str) -> String {
+        format!("arn:aws:elasticloadbalancing:{region}:123456789012:loadbalancer/net/{site}/1")
+    }
+
+    pub const ACCELERATOR_DNS: &str = "a1.awsglobalaccelerator.com";
+    /// The split-brain key of the two sites (`split_brain_key`).
+    pub const SPLIT_BRAIN: &str = "a1.awsglobalaccelerator.com/site-a+site-b";
+    /// When the worlds are observed.
+    pub const NOW_MS: u64 = 1_800_000_000_000;
+
+    pub fn listener(i: usize) -> String {
+        format!("arn:aws:globalaccelerator::123456789012:accelerator/acc/listener/l{i}")
+    }
+
+    pub fn group_arn(listener: &str, name: &str) -> String {
+        format!("{listener}/endpoint-group/{name}")
+    }
+
+    pub fn endpoint(id: String, name: &str, weight: i32, health: Health) -> Endpoint {
+        Endpoint {
+            id,
+            site: Some(site(name)),
+            weight: Some(weight),
+            health,
+        }
     }
 
     impl World {
@@ -328,16 +359,13 @@ pub(crate) mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, endpoints)| EndpointGroup {
-                    arn: format!("group-{i}"),
+                    arn: group_arn(&listener(i), &format!("g{i}")),
+                    listener_arn: listener(i),
                     region: "eu-west-1".to_owned(),
+                    traffic_dial: TrafficDial::FULL,
                     endpoints: endpoints
                         .iter()
-                        .map(|(s, weight, health)| Endpoint {
-                            id: lb(s),
-                            site: Some(site(s)),
-                            weight: Some(*weight),
-                            health: *health,
-                        })
+                        .map(|(s, weight, health)| endpoint(lb(s), s, *weight, *health))
                         .collect(),
                 })
                 .collect();
@@ -376,15 +404,55 @@ pub(crate) mod tests {
                 },
             };
             Observed {
-                accelerator_dns: "a1.awsglobalaccelerator.com".to_owned(),
+                accelerator_dns: ACCELERATOR_DNS.to_owned(),
                 topology: Topology {
                     accelerator_arn: "acc".to_owned(),
+                    listeners: (0..self.groups.len()).map(listener).collect(),
                     groups,
                 },
                 sites: [state("site-a", &self.a), state("site-b", &self.b)],
                 caches: CACHES.iter().map(|c| (*c).to_owned()).collect(),
+                split_brain: SPLIT_BRAIN.to_owned(),
+                decisions: Decisions::Read {
+                    table: "sitefence-decisions".to_owned(),
+                    records: Vec::new(),
+                },
+                at_ms: NOW_MS,
             }
         }
+    }
+
+    /// One endpoint group per region and site, as with one site per region: in each of
+    /// `listeners` listeners, site-a's load balancer alone in a us-east-1 group (dial 100 %)
+    /// and site-b's alone in an eu-west-1 group whose dial is `b_dial` (0 once a fence closed
+    /// it); replication as `sides` says.
+    pub fn per_region(sides: &World, listeners: usize, b_dial: TrafficDial) -> Observed {
+        let mut observed = sides.observed();
+        let a_lb = lb_in("site-a", "us-east-1");
+        observed.sites[0].load_balancer = Some(a_lb.clone());
+        observed.topology.listeners = (0..listeners).map(listener).collect();
+        observed.topology.groups = (0..listeners)
+            .flat_map(|i| {
+                let l = listener(i);
+                [
+                    EndpointGroup {
+                        arn: group_arn(&l, &format!("a{i}")),
+                        listener_arn: l.clone(),
+                        region: "us-east-1".to_owned(),
+                        traffic_dial: TrafficDial::FULL,
+                        endpoints: vec![endpoint(a_lb.clone(), "site-a", 128, Health::Healthy)],
+                    },
+                    EndpointGroup {
+                        arn: group_arn(&l, &format!("b{i}")),
+                        listener_arn: l.clone(),
+                        region: "eu-west-1".to_owned(),
+                        traffic_dial: b_dial,
+                        endpoints: vec![endpoint(lb("site-b"), "site-b", 128, Health::Healthy)],
+                    },
+                ]
+            })
+            .collect();
+        observed
     }
 
     fn kind(v: &Verdict) -> String {
@@ -605,6 +673,68 @@ pub(crate) mod tests {
             let got = verdict(&world.observed());
             assert_eq!(kind(&got), want, "{name}: {got}");
         }
+    }
+
+    /// With one endpoint group per region and site, each site takes a listener's traffic
+    /// through its own group: counted per group, neither site would ever be "everywhere".
+    #[test]
+    fn per_region_groups_table() {
+        let in_sync = World {
+            groups: Vec::new(),
+            a: Some(online()),
+            b: Some(online()),
+        };
+        let after_fence = World {
+            a: Some(offline()),
+            ..in_sync.clone()
+        };
+        let mut b_back_in_one_listener = per_region(&in_sync, 2, TrafficDial::CLOSED);
+        b_back_in_one_listener.topology.groups[1].traffic_dial = TrafficDial::FULL;
+        let mut b_weight_zero = per_region(&in_sync, 1, TrafficDial::FULL);
+        b_weight_zero.topology.groups[1].endpoints[0].weight = Some(0);
+        let table: Vec<(&str, Observed, &str)> = vec![
+            (
+                "both_regions_open_is_healthy",
+                per_region(&in_sync, 1, TrafficDial::FULL),
+                "healthy",
+            ),
+            (
+                "a_closed_dial_takes_no_traffic",
+                per_region(&after_fence, 1, TrafficDial::CLOSED),
+                "fenced: site-b out",
+            ),
+            (
+                "closed_in_every_listener_is_fenced",
+                per_region(&in_sync, 3, TrafficDial::CLOSED),
+                "fenced: site-b out, in sync",
+            ),
+            (
+                "a_dial_at_one_percent_still_takes_traffic",
+                per_region(&in_sync, 1, TrafficDial::from_percentage(Some(1.0))),
+                "healthy",
+            ),
+            (
+                "weight_zero_in_an_open_group_takes_no_traffic",
+                b_weight_zero,
+                "fenced: site-b out, in sync",
+            ),
+            (
+                "reopened_in_one_listener_of_two_is_inconsistent",
+                b_back_in_one_listener,
+                "inconsistent",
+            ),
+        ];
+        for (name, observed, want) in table {
+            let got = verdict(&observed);
+            assert_eq!(kind(&got), want, "{name}: {got}");
+        }
+        let mut partly = per_region(&in_sync, 2, TrafficDial::CLOSED);
+        partly.topology.groups[1].traffic_dial = TrafficDial::FULL;
+        let line = verdict(&partly).to_string();
+        assert!(
+            line.contains("site-b takes traffic in 1 of 2 listeners"),
+            "{line}"
+        );
     }
 
     #[test]
