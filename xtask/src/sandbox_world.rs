@@ -222,8 +222,6 @@ pub async fn ensure_decision_table(info: &SandboxInfo) -> anyhow::Result<String>
 /// Deletes every decision record of the world's table, so that the next report decides anew
 /// (between the fences of a test, a bench or a drill; deployed worlds share the table's name).
 /// Returns how many were deleted.
-// Called by tests here; the bench, the drill and the site tests are to call it between fences.
-#[cfg_attr(not(test), allow(dead_code))]
 pub async fn reset_decisions(info: &SandboxInfo) -> anyhow::Result<usize> {
     use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
     let deployment = in_moto(info);

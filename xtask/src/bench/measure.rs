@@ -160,7 +160,8 @@ impl<'w> Bench<'w> {
 
     /// Puts the world back where a fresh failure finds it, keeps the latency, zeroes the
     /// call counts. For the fence: the Global Accelerator's seeded topology (same ARNs, so a
-    /// warm function's cached topology stays valid) and every backup online; for Route 53: the
+    /// warm function's cached topology stays valid), every backup online and no decision
+    /// recorded; for Route 53: the
     /// health check on its primary path.
     async fn prepare(&self, function: Function) -> anyhow::Result<()> {
         let empty = serde_json::json!({});
@@ -170,6 +171,8 @@ impl<'w> Bench<'w> {
                 for site in self.sandbox.info.sites.keys() {
                     self.sandbox.ispn_control(site, "reset", &empty).await?;
                 }
+                // Each fence decides afresh and records its decision, as a first report does.
+                crate::sandbox_world::reset_decisions(&self.sandbox.info).await?;
                 // Both resets clear the latency too.
                 self.apply_latency().await?;
             }

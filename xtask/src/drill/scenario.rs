@@ -87,6 +87,11 @@ pub async fn run(
         .reset()
         .await
         .context("resetting the sandbox before the scenario")?;
+    // A fence's decision outlives the world's reset: without this, a scenario would carry out
+    // the decision an earlier one recorded.
+    crate::sandbox_world::reset_decisions(&sandbox.info)
+        .await
+        .context("emptying the decision table before the scenario")?;
     match scenario {
         Scenario::Partition | Scenario::SiteDown | Scenario::FlakyInfinispan => {
             fence(sandbox, scenario, profile, dir).await
