@@ -80,10 +80,11 @@ impl Ctx {
             }
             None => None,
         };
+        // An operator's tool may wait longer than a Lambda: clears of big caches take time.
+        let operation_timeout = Duration::from_secs(60);
         let http = ispn_client::http_client(&TlsConfig {
             ca_bundle_pem,
-            // An operator's tool may wait longer than a Lambda: clears of big caches take time.
-            request_timeout: Duration::from_secs(60),
+            request_timeout: operation_timeout,
             ..TlsConfig::default()
         })?;
         let mut sites = Vec::new();
@@ -95,7 +96,8 @@ impl Ctx {
                 password: password.clone(),
             };
             sites.push(SiteHandle {
-                client: SiteClient::new(name.clone(), endpoint, http.clone(), credentials),
+                client: SiteClient::new(name.clone(), endpoint, http.clone(), credentials)
+                    .with_operation_timeout(operation_timeout),
                 name,
                 metrics_url: site.metrics_url.clone(),
                 load_balancer: site.load_balancer_arn.clone(),
