@@ -185,6 +185,23 @@ struct Shared {
     upstream_authority: String,
     counts: Mutex<CallCounts>,
     faults: Mutex<Faults>,
+    /// Held while a DynamoDB write is in moto (see [`writes_one_at_a_time`]).
+    dynamodb_writes: tokio::sync::Mutex<()>,
+}
+
+/// DynamoDB checks a write's condition and applies it atomically: of two concurrent
+/// conditional creates of one item, one fails. moto's threaded server reads the item, evaluates
+/// the condition and writes in separate steps, so both can succeed (two fences would each
+/// record their own decision). The front sends DynamoDB's writes to moto one at a time.
+fn writes_one_at_a_time(call: &Call) -> bool {
+    const WRITES: [&str; 5] = [
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+    ];
+    call.service == "dynamodb" && WRITES.contains(&call.operation.as_str())
 }
 
 impl Shared {
@@ -225,6 +242,7 @@ impl AwsFront {
             upstream_authority,
             counts: Mutex::default(),
             faults: Mutex::default(),
+            dynamodb_writes: tokio::sync::Mutex::default(),
         });
         let app = Router::new()
             .route("/_sandbox/calls", get(get_calls))
@@ -375,6 +393,12 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         Err(_) => return (StatusCode::BAD_REQUEST, "bad request target").into_response(),
     };
     *upstream.headers_mut() = end_to_end(&parts.headers);
+    // moto has applied a write once its answer's head is back.
+    let _one_write = if writes_one_at_a_time(&call) {
+        Some(shared.dynamodb_writes.lock().await)
+    } else {
+        None
+    };
     match send_upstream(&shared.upstream_authority, upstream).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
@@ -512,6 +536,20 @@ mod tests {
             assert!(faults.apply(control(json)).is_err(), "{json} was accepted");
         }
         assert!(serde_json::from_str::<ControlRequest>(r#"{"servce": "ec2"}"#).is_err());
+    }
+
+    #[test]
+    fn dynamodb_writes_reach_moto_one_at_a_time() {
+        for write in ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"] {
+            assert!(writes_one_at_a_time(&call("dynamodb", write)), "{write}");
+        }
+        for other in [
+            call("dynamodb", "GetItem"),
+            call("dynamodb", "Scan"),
+            call("secretsmanager", "PutSecretValue"),
+        ] {
+            assert!(!writes_one_at_a_time(&other), "{other:?}");
+        }
     }
 
     #[test]

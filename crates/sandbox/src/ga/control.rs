@@ -48,21 +48,38 @@ struct Fault {
     error: String,
     message: String,
     remaining: u32,
+    /// Only calls naming this endpoint group fail (and count); calls on other groups pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint_group_arn: Option<String>,
 }
 
 impl Controls {
     /// Counts a call and says how long to delay it and which injected error, if any, it gets.
-    pub fn begin_call(&mut self, operation: Operation) -> (Duration, Option<GaError>) {
+    /// `endpoint_group_arn` is the group the call names, if any.
+    pub fn begin_call(
+        &mut self,
+        operation: Operation,
+        endpoint_group_arn: Option<&str>,
+    ) -> (Duration, Option<GaError>) {
         self.calls.total += 1;
         *self
             .calls
             .by_operation
             .entry(operation.name().to_owned())
             .or_default() += 1;
-        let error = self.faults.get_mut(&operation).map(|fault| {
-            fault.remaining = fault.remaining.saturating_sub(1);
-            GaError::new(fault.error.clone(), fault.message.clone())
-        });
+        let error = self
+            .faults
+            .get_mut(&operation)
+            .filter(|fault| {
+                fault
+                    .endpoint_group_arn
+                    .as_deref()
+                    .is_none_or(|arn| Some(arn) == endpoint_group_arn)
+            })
+            .map(|fault| {
+                fault.remaining = fault.remaining.saturating_sub(1);
+                GaError::new(fault.error.clone(), fault.message.clone())
+            });
         self.faults.retain(|_, fault| fault.remaining > 0);
         (self.latency, error)
     }
@@ -115,6 +132,9 @@ struct FaultRequest {
     error: Option<String>,
     count: Option<u32>,
     message: Option<String>,
+    /// Only calls naming this endpoint group fail (e.g. a removal that fails on the second
+    /// group a fence changes, after the first went through).
+    endpoint_group_arn: Option<String>,
     latency_ms: Option<u64>,
     #[serde(default)]
     reset: bool,
@@ -146,8 +166,14 @@ async fn fault(State(shared): State<Arc<Shared>>, body: Bytes) -> ControlResult 
                     error,
                     message,
                     remaining,
+                    endpoint_group_arn: request.endpoint_group_arn,
                 },
             ))
+        }
+        (None, None) if request.endpoint_group_arn.is_some() => {
+            return Err(ControlError::bad_request(
+                "\"endpoint_group_arn\" needs \"operation\" and \"error\"",
+            ));
         }
         (None, None) => None,
         _ => {
@@ -270,4 +296,37 @@ fn state_dump(state: &EmulatorState) -> Value {
         "latency_ms": state.controls.latency.as_millis(),
         "calls": state.controls.calls,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_aimed_at_one_group_spares_the_others() {
+        let mut controls = Controls::default();
+        controls.faults.insert(
+            Operation::RemoveEndpoints,
+            Fault {
+                error: "AccessDeniedException".to_owned(),
+                message: "refused".to_owned(),
+                remaining: 1,
+                endpoint_group_arn: Some("group-2".to_owned()),
+            },
+        );
+        let code = |controls: &mut Controls, group: Option<&str>| {
+            controls
+                .begin_call(Operation::RemoveEndpoints, group)
+                .1
+                .map(|e| e.code.into_owned())
+        };
+        assert_eq!(code(&mut controls, Some("group-1")), None);
+        assert_eq!(code(&mut controls, None), None);
+        assert_eq!(
+            code(&mut controls, Some("group-2")).as_deref(),
+            Some("AccessDeniedException")
+        );
+        assert_eq!(code(&mut controls, Some("group-2")), None, "used up");
+        assert_eq!(controls.calls.operation("RemoveEndpoints"), 4);
+    }
 }

@@ -123,6 +123,15 @@ impl GaEmulator {
         seeded
     }
 
+    /// Remembers the topology as it is now as what `/_sandbox/reset` restores: for a test that
+    /// shapes accelerators through the API after the seed (more listeners, one group per
+    /// region, weights) and goes back to those shapes between rounds. Health states, faults
+    /// and latency are not part of it.
+    pub fn remember_as_seeded(&self) {
+        let mut state = self.shared.lock();
+        state.seeded = state.topology.clone();
+    }
+
     /// AWS calls received since start or the last `POST /_sandbox/calls/reset`.
     pub fn calls(&self) -> CallCounts {
         self.shared.lock().controls.calls.clone()

@@ -80,7 +80,8 @@ pub(super) async fn serve(
 /// Counts the call, applies the test controls, then runs the operation under the lock.
 async fn call(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, GaError> {
     let op = operation(headers)?;
-    let (latency, fault) = shared.lock().controls.begin_call(op);
+    let group = endpoint_group_arn(body);
+    let (latency, fault) = shared.lock().controls.begin_call(op, group.as_deref());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -90,6 +91,12 @@ async fn call(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value
     let mut state = shared.lock();
     let state = &mut *state;
     dispatch(&mut state.topology, &state.health, op, body)
+}
+
+/// The endpoint group a request names, for faults aimed at one group.
+fn endpoint_group_arn(body: &[u8]) -> Option<String> {
+    let input: Value = serde_json::from_slice(body).ok()?;
+    input.get("EndpointGroupArn")?.as_str().map(str::to_owned)
 }
 
 fn operation(headers: &HeaderMap) -> Result<Operation, GaError> {
