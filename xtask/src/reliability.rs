@@ -2,7 +2,9 @@
 //! `cargo xtask test`; `cargo xtask test --reliability` runs the long version):
 //!
 //! * [`interleaving`]: rounds of concurrent, repeated and mid-sync reports with random faults
-//!   against the real fence binary, invariants checked after every round;
+//!   and inputs that change mid-round, against the real fence binary with the reserved
+//!   concurrency deploy gives it, on every shape of accelerator ([`shapes`]), sent as
+//!   Alertmanager sends them ([`alertmanager`]); invariants checked after every round;
 //! * [`bad_input`]: a catalogue of malformed requests and the status each must get;
 //! * [`faults`]: the fault-survival table (one fault at a time, then the retry);
 //! * [`fuzz`]: `cargo fuzz` over every parser of outside input;
@@ -10,12 +12,14 @@
 //!
 //! Figures go to stderr and to `target/reliability/figures.json`.
 
+mod alertmanager;
 mod bad_input;
 mod faults;
 mod fuzz;
 mod interleaving;
 mod lab;
 mod secrets;
+mod shapes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -162,7 +166,11 @@ async fn run_in_sandbox(
         for index in 0..worlds {
             let dir = base.join(format!("interleaving-{index}"));
             let fence = fence.to_path_buf();
-            starting.spawn(async move { Lab::start(&dir, &fence, &FenceSetup::default()).await });
+            starting.spawn(async move {
+                let mut lab = Lab::start(&dir, &fence, &FenceSetup::default()).await?;
+                lab.make_shapes().await?;
+                Ok::<_, anyhow::Error>(lab)
+            });
         }
         let mut labs = Vec::new();
         while let Some(lab) = starting.join_next().await {
@@ -182,14 +190,33 @@ async fn run_in_sandbox(
         }
         let result = result?;
         eprintln!(
-            "reliability: interleaving {} rounds in {:.1} s on {} worlds, {} reports ({} retries after 5xx), {} rounds with violations, {} inputs with more than one outcome",
+            "reliability: interleaving {} rounds in {:.1} s on {} worlds (reserved concurrency {}), {} reports ({} retries after 5xx, {} lost to 429), {} rounds with inputs changing, {} with a flood ({} of {} requests throttled), {} rounds with violations, {} inputs with more than one outcome",
             result.rounds,
             result.seconds,
             result.worlds,
+            result.reserved_concurrency,
             result.reports_sent,
             result.retries_after_5xx,
+            result.reports_lost_to_429,
+            result.rounds_with_changes,
+            result.rounds_with_flood,
+            result.flood_throttled,
+            result.flood_requests,
             result.violations,
             result.inputs_with_several_outcomes
+        );
+        for (shape, figures) in &result.by_shape {
+            eprintln!(
+                "  {shape:<52} {:>4} rounds ({} with inputs changing), {:>5} reports, {} with violations",
+                figures.rounds,
+                figures.rounds_with_changes,
+                figures.reports_sent,
+                figures.violations
+            );
+        }
+        eprintln!(
+            "  answers by status: {:?}; decision record calls: {:?}",
+            result.answers, result.record_calls
         );
         for violation in &result.first_violations {
             eprintln!("  violation: {violation}");

@@ -6,26 +6,40 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use aws_topology::decisions::DecisionStore;
+use aws_topology::globalaccelerator::{GlobalAccelerator, Topology};
 use base64::Engine;
-use sandbox::world::{FunctionOptions, SITES, SandboxInfo, World, WorldOptions};
+use common::site::{AcceleratorDns, SiteName};
+use sandbox::world::{FunctionOptions, SITES, SandboxInfo, World, WorldOptions, sdk_config};
 use serde_json::{Value, json};
+
+use super::shapes::{self, Shape, Shaped};
 
 /// How a world's fence function runs.
 #[derive(Debug, Clone)]
 pub struct FenceSetup {
     pub instances: usize,
+    /// Lambda's reserved concurrency: invocations beyond it are throttled (429).
+    pub reserved_concurrency: Option<usize>,
     pub timeout: Duration,
     pub push_delay: Duration,
     /// Settings on top of the sandbox's (`RETRY_BUDGET_SECONDS`, `SECRET_TTL_SECONDS`, ...).
     pub extra_env: Vec<(String, String)>,
 }
 
+/// The fence's reserved concurrency as deploy sets it.
+pub fn deployed_reserved_concurrency() -> usize {
+    usize::try_from(crate::deploy::plan::FENCE_RESERVED_CONCURRENCY).unwrap_or(1)
+}
+
 impl Default for FenceSetup {
     fn default() -> Self {
+        let reserved = deployed_reserved_concurrency();
         FenceSetup {
-            // More than one instance: concurrent reports really run in parallel, and nothing
-            // relies on reserved concurrency.
-            instances: 4,
+            // As deployed: as many execution environments as the reservation lets Lambda run,
+            // so concurrent reports really run in parallel, and the 429 beyond it.
+            instances: reserved,
+            reserved_concurrency: Some(reserved),
             timeout: Duration::from_secs(30),
             push_delay: Duration::from_millis(300),
             extra_env: Vec::new(),
@@ -41,6 +55,11 @@ pub struct Lab {
     http: reqwest::Client,
     /// Trusts the sandbox CA, for calls to the Infinispan REST API itself (a sync).
     ispn_http: reqwest::Client,
+    /// The fence's decision records, read straight from moto (not through the AWS front: the
+    /// lab's reads are no calls of the function and meet none of its faults).
+    decisions: DecisionStore,
+    /// The accelerators of every shape ([`Lab::make_shapes`]); the seeded one alone before.
+    shaped: Vec<Shaped>,
 }
 
 /// An answer of the fence's Function URL.
@@ -60,6 +79,7 @@ impl Lab {
             crate::sandbox_world::deploy_environment(crate::deploy::plan::Function::Fence),
         );
         fence.instances = setup.instances;
+        fence.reserved_concurrency = setup.reserved_concurrency;
         fence.timeout = setup.timeout;
         fence.extra_env = setup.extra_env.clone();
         options.fence = Some(fence);
@@ -75,13 +95,70 @@ impl Lab {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;
+        let table = crate::sandbox_world::ensure_decision_table(&info).await?;
+        let decisions = DecisionStore::new(&sdk_config(&info.moto_url, &info.region).await, table);
+        let seeded = Shaped {
+            shape: Shape::OneGroup,
+            dns: info.accelerator_dns.clone(),
+            load_balancers: SITES
+                .iter()
+                .filter_map(|site| Some((*site, vec![info.sites.get(*site)?.endpoint_id.clone()])))
+                .collect(),
+            groups: info.endpoint_group_arns.clone(),
+        };
         Ok(Lab {
             dir: dir.to_path_buf(),
             info,
             world,
             http,
             ispn_http,
+            decisions,
+            shaped: vec![seeded],
         })
+    }
+
+    /// Adds an accelerator of every other shape ([`shapes`]) and makes the emulator's reset
+    /// restore them.
+    pub async fn make_shapes(&mut self) -> anyhow::Result<()> {
+        self.shaped = shapes::make_all(&self.info).await?;
+        self.world.ga.remember_as_seeded();
+        Ok(())
+    }
+
+    /// The accelerator of `shape`.
+    pub fn shaped(&self, shape: Shape) -> anyhow::Result<&Shaped> {
+        self.shaped
+            .iter()
+            .find(|s| s.shape == shape)
+            .with_context(|| format!("this world has no accelerator of shape {shape:?}"))
+    }
+
+    pub fn decisions(&self) -> &DecisionStore {
+        &self.decisions
+    }
+
+    /// The accelerator as the fence's own client reads it, every endpoint's site known.
+    pub async fn topology(&self, shaped: &Shaped) -> anyhow::Result<Topology> {
+        let mut sites = BTreeMap::new();
+        for (id, site) in shaped.sites_by_load_balancer() {
+            sites.insert(
+                id,
+                SiteName::parse(site).map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
+        }
+        let client = GlobalAccelerator::new(
+            &sdk_config(
+                &self.info.globalaccelerator_endpoint_url,
+                aws_topology::globalaccelerator::API_REGION,
+            )
+            .await,
+        )
+        .with_known_sites(sites);
+        let dns = AcceleratorDns::parse(&shaped.dns).map_err(|e| anyhow::anyhow!("{e}"))?;
+        client
+            .topology(&dns)
+            .await?
+            .with_context(|| format!("no accelerator {}", shaped.dns))
     }
 
     pub async fn shutdown(self) {
@@ -133,7 +210,18 @@ impl Lab {
 
     /// Sends one Alertmanager notification, authenticated, as Alertmanager does.
     pub async fn report(&self, reporter: &str, site: &str) -> anyhow::Result<Answer> {
-        let body = site_offline(&self.info.accelerator_dns, &[(reporter, site)]);
+        self.report_to(&self.info.accelerator_dns, reporter, site)
+            .await
+    }
+
+    /// [`Lab::report`] about the accelerator named `accelerator`.
+    pub async fn report_to(
+        &self,
+        accelerator: &str,
+        reporter: &str,
+        site: &str,
+    ) -> anyhow::Result<Answer> {
+        let body = site_offline(accelerator, &[(reporter, site)]);
         self.post(
             &[
                 ("authorization", self.basic_auth()),
@@ -144,8 +232,10 @@ impl Lab {
         .await
     }
 
-    /// Every control back to the seeded state: topology, health, faults, latency, Infinispan.
+    /// Every control back to the seeded state: topology, health, faults, latency, Infinispan,
+    /// and no decision record.
     pub async fn reset(&self) -> anyhow::Result<()> {
+        crate::sandbox_world::reset_decisions(&self.info).await?;
         let ga = &self.info.globalaccelerator_endpoint_url;
         self.control(&format!("{ga}/_sandbox/reset"), json!({}))
             .await?;
@@ -198,6 +288,14 @@ impl Lab {
         self.control(&url, body).await.map(drop)
     }
 
+    /// The AWS calls the world's functions made through the AWS front.
+    pub async fn aws_calls(&self) -> anyhow::Result<sandbox::aws_front::CallCounts> {
+        let calls = self
+            .get(&format!("{}/_sandbox/calls", self.info.aws_endpoint_url))
+            .await?;
+        Ok(serde_json::from_value(calls)?)
+    }
+
     pub async fn ispn_fault(&self, site: &str, body: Value) -> anyhow::Result<()> {
         let url = format!("{}/fault", self.site_control(site)?);
         self.control(&url, body).await.map(drop)
@@ -216,19 +314,27 @@ impl Lab {
     }
 
     pub async fn unhealthy(&self, site: &str) -> anyhow::Result<()> {
-        let endpoint = &self
+        let endpoint = self
             .info
             .sites
             .get(site)
             .with_context(|| format!("no site {site}"))?
-            .endpoint_id;
+            .endpoint_id
+            .clone();
+        self.set_health(&[endpoint], "UNHEALTHY").await
+    }
+
+    /// Imposes a health state (`HEALTHY`, `UNHEALTHY`) on endpoints, in every group.
+    pub async fn set_health(&self, endpoints: &[String], state: &str) -> anyhow::Result<()> {
         let url = format!(
             "{}/_sandbox/health",
             self.info.globalaccelerator_endpoint_url
         );
-        self.control(&url, json!({"endpoint_id": endpoint, "state": "UNHEALTHY"}))
-            .await
-            .map(drop)
+        for endpoint in endpoints {
+            self.control(&url, json!({"endpoint_id": endpoint, "state": state}))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Starts pushing `from`'s state to the other site (the last step of "synchronize sites"),
