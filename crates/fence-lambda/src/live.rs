@@ -32,6 +32,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// answer (it may be the one that failed) delays a cold start by this much at most.
 const CONNECT_AHEAD_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The key init reads to open the connection to the decision table: never a split-brain's
+/// (those are `accelerator/site+site`).
+const CONNECT_AHEAD_KEY: &str = "sitefence:connect-ahead";
 /// How long a notification may take: it never turns a finished fence into a failure, nor eats
 /// the time of the answer.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -101,7 +104,7 @@ impl LiveWorld {
 
     /// Reads both secrets and, when the accelerator is configured, its topology, at once, and
     /// once the Infinispan password is known opens a connection to every site's Infinispan
-    /// (a health read): during init, so that a cold start's first fence finds all of it
+    /// (a health read), and one to the decision table: during init, so that a cold start's first fence finds all of it
     /// ready. Bounded by `limit`; what fails or is late is done again by the invocation that
     /// needs it.
     pub async fn prefetch(&self, accelerator: Option<&AcceleratorDns>, limit: Duration) {
@@ -126,7 +129,14 @@ impl LiveWorld {
                 tracing::warn!(event = "prefetch_failed", what = "topology", error = %failure.message);
             }
         };
-        if tokio::time::timeout(limit, async { tokio::join!(secrets, topology) })
+        // A read of a key no split-brain has opens the connection to the decision table (and
+        // proves the table is there), so that the first fence's record is one round trip.
+        let decisions = async {
+            if let Err(err) = self.decisions.get(CONNECT_AHEAD_KEY).await {
+                tracing::warn!(event = "prefetch_failed", what = "decision table", error = %err);
+            }
+        };
+        if tokio::time::timeout(limit, async { tokio::join!(secrets, topology, decisions) })
             .await
             .is_err()
         {
