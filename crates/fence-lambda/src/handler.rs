@@ -165,6 +165,36 @@ pub struct AlertReport {
     pub unfenceable: Vec<Unfenceable>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_offline: Option<BackupOffline>,
+    /// How long each step took, in milliseconds: where a slow fence spent its time.
+    #[serde(skip_serializing_if = "StepTimes::is_empty")]
+    pub step_ms: StepTimes,
+}
+
+/// Milliseconds per step of a fence; a step not reached is absent.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StepTimes {
+    /// The accelerator read, with the probe beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<f64>,
+    /// Recording (or adopting) the decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decide: Option<f64>,
+    /// The accelerator's changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<f64>,
+    /// The take-offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<f64>,
+}
+
+impl StepTimes {
+    fn is_empty(&self) -> bool {
+        self.read.is_none() && self.decide.is_none()
+    }
+}
+
+fn since_ms(start: Instant) -> Option<f64> {
+    Some((start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0)
 }
 
 /// What this report read before deciding: kept in the decision record.
@@ -447,6 +477,7 @@ async fn handle_alert<W: World>(
         dials_closed: Vec::new(),
         unfenceable: Vec::new(),
         backup_offline: None,
+        step_ms: StepTimes::default(),
     };
     if alert.alertname() != Some(settings.alert_name.as_str()) {
         report.reason = format!("not a {} alert", settings.alert_name);
@@ -531,6 +562,7 @@ async fn fence<W: World>(
     // The probe a split-brain needs (both sites alike) goes out with the accelerator read
     // rather than after it, so that it costs no round trip in sequence; when the choice does
     // not need it, it is dropped (a read of Infinispan's health, harmless).
+    let mut step = Instant::now();
     let probed_site = settings
         .policy
         .stronger(&alert.reporter, &alert.site)
@@ -577,6 +609,8 @@ async fn fence<W: World>(
         }
     }
     report.facts = Some(Facts::read(&topology, alert, probed));
+    report.step_ms.read = since_ms(step);
+    step = Instant::now();
     let key = split_brain_key(&alert.accelerator, &alert.reporter, &alert.site);
     let now = now_ms();
     let standing = |record: &DecisionRecord| {
@@ -654,6 +688,8 @@ async fn fence<W: World>(
     report.fenced = Some(record.loser.clone());
     report.rule = Some(record.rule.clone());
 
+    report.step_ms.decide = since_ms(step);
+    step = Instant::now();
     // Global Accelerator first: the backup goes offline only once no traffic reaches the loser.
     let plan = traffic_plan(&topology, &record.survivor, &record.loser);
     for step in &plan.steps {
@@ -693,7 +729,11 @@ async fn fence<W: World>(
             return failure.disposition;
         }
     }
-    match world.take_offline(&record.survivor, &record.loser).await {
+    report.step_ms.traffic = since_ms(step);
+    step = Instant::now();
+    let offline = world.take_offline(&record.survivor, &record.loser).await;
+    report.step_ms.backup = since_ms(step);
+    match offline {
         Ok(caches) => {
             report.backup_offline = Some(BackupOffline {
                 site: record.survivor.clone(),
