@@ -424,8 +424,7 @@ async fn a_rotated_webhook_password_works_at_once_and_the_old_one_stops() -> any
         assert_eq!(old.status, 200, "{}", old.body);
 
         let rotated = format!("{}-rotated", fence.password);
-        let config =
-            sandbox::world::sdk_config(&sandbox.info.moto_url, &sandbox.info.region).await;
+        let config = sandbox::world::sdk_config(&sandbox.info.moto_url, &sandbox.info.region).await;
         aws_sdk_secretsmanager::Client::new(&config)
             .put_secret_value()
             .secret_id(&fence.secret_name)

@@ -156,7 +156,8 @@ impl DecisionStore {
             .await;
         match created {
             Ok(_) => {}
-            Err(SdkError::ServiceError(context)) if context.err().is_resource_in_use_exception() => {}
+            Err(SdkError::ServiceError(context))
+                if context.err().is_resource_in_use_exception() => {}
             Err(err) => return Err(AwsError::from_sdk("CreateTable", err)),
         }
         for _ in 0..100 {
