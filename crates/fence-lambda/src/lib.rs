@@ -42,4 +42,6 @@ pub mod lambda;
 pub mod live;
 
 #[cfg(test)]
+mod model_check;
+#[cfg(test)]
 mod tests;
