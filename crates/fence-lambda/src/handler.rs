@@ -306,6 +306,18 @@ impl Decision {
         }
     }
 
+    /// The webhook secret could not be read: a status the sender retries, the cause kept for
+    /// the log only (the caller is not authenticated yet).
+    fn credentials_unavailable(failure: Failure) -> Decision {
+        let mut decision = Decision::rejected(
+            failure.disposition,
+            failure.disposition.http_status(),
+            "cannot check credentials now",
+        );
+        decision.detail = Some(failure.message);
+        decision
+    }
+
     /// An event Lambda could not have written (see [`crate::lambda`]).
     pub fn bad_event(reason: String) -> Decision {
         Decision::rejected(Disposition::BadInput, 400, reason)
@@ -356,13 +368,7 @@ pub async fn handle<W: World>(
     let credentials = match read {
         Ok(credentials) => credentials,
         Err(failure) => {
-            let mut decision = Decision::rejected(
-                failure.disposition,
-                failure.disposition.http_status(),
-                "cannot check credentials now",
-            );
-            decision.detail = Some(failure.message);
-            return decision;
+            return Decision::credentials_unavailable(failure);
         }
     };
     let header = headers
@@ -386,13 +392,7 @@ pub async fn handle<W: World>(
             match reread {
                 Ok(fresh) => fresh,
                 Err(reread) => {
-                    let mut decision = Decision::rejected(
-                        reread.disposition,
-                        reread.disposition.http_status(),
-                        "cannot check credentials now",
-                    );
-                    decision.detail = Some(reread.message);
-                    return decision;
+                    return Decision::credentials_unavailable(reread);
                 }
             }
         } else {
@@ -613,9 +613,8 @@ async fn fence<W: World>(
     step = Instant::now();
     let key = split_brain_key(&alert.accelerator, &alert.reporter, &alert.site);
     let now = now_ms();
-    let standing = |record: &DecisionRecord| {
-        record.standing(&topology, now, settings.decision_stale_after) == Standing::Stands
-    };
+    let standing =
+        |record: &DecisionRecord| record.standing(&topology, now, settings.decision_stale_after);
     let record = match choice {
         Choice::Reject(reason) => {
             report.reason = reason;
@@ -628,7 +627,7 @@ async fn fence<W: World>(
         // The probe could not decide (misconfigured): a standing decision needs no probe;
         // without one this is a loud failure naming the cause, never a verdict.
         Choice::Probe(site) => match (world.recorded(&key).await, probe_failure) {
-            (Ok(Some(record)), _) if standing(&record) => Adopted {
+            (Ok(Some(record)), _) if standing(&record) == Standing::Stands => Adopted {
                 record,
                 how: "adopted",
                 replaced: None,
@@ -659,11 +658,7 @@ async fn fence<W: World>(
                 mode: Mode::Enforce,
                 closed: None,
             };
-            match settle(world, &proposal, |r| {
-                r.standing(&topology, now, settings.decision_stale_after)
-            })
-            .await
-            {
+            match settle(world, &proposal, standing).await {
                 Ok(adopted) => adopted,
                 Err(failure) => {
                     report.reason = format!("recording the decision: {}", failure.message);
