@@ -369,9 +369,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         let mut faults = shared.faults();
         (faults.latency, faults.take(&call))
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    crate::net::added_latency(latency).await;
     if let Some(fault) = fault {
         tracing::info!(
             service = %call.service,

@@ -82,9 +82,7 @@ async fn call(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value
     let op = operation(headers)?;
     let group = endpoint_group_arn(body);
     let (latency, fault) = shared.lock().controls.begin_call(op, group.as_deref());
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    crate::net::added_latency(latency).await;
     if let Some(error) = fault {
         return Err(error);
     }

@@ -46,9 +46,7 @@ pub(crate) async fn handle(pair: Arc<Pair>, side: Side, request: Request) -> Rep
         state.record_call(side, name);
         state.site(side).latency
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
+    crate::net::added_latency(latency).await;
     if pair.lock().site(side).down {
         return server::text(503, "Service Unavailable");
     }
