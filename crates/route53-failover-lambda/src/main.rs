@@ -7,7 +7,8 @@ use route53_failover_lambda::{FUNCTION_NAME, Failover, handle};
 /// Route 53's API is global and signed for us-east-1; a region is needed only to sign.
 const ROUTE53_SIGNING_REGION: &str = "us-east-1";
 
-#[tokio::main]
+// One thread, as in the fence, whose main.rs gives the measurement.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     common::logging::init(FUNCTION_NAME);
     let policy = Policy::from_lookup(|name| std::env::var(name).ok()).map_err(|err| {

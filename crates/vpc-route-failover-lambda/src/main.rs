@@ -8,7 +8,8 @@ use lambda_runtime::service_fn;
 use vpc_route_failover_lambda::config::Settings;
 use vpc_route_failover_lambda::{FUNCTION_NAME, Failover, handle};
 
-#[tokio::main]
+// One thread, as in the fence, whose main.rs gives the measurement.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     common::logging::init(FUNCTION_NAME);
     let settings = Settings::from_lookup(|name| std::env::var(name).ok()).map_err(|err| {
