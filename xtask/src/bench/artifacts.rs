@@ -46,6 +46,12 @@ pub fn machine() -> Machine {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         arch: std::env::consts::ARCH.to_owned(),
         os: std::env::consts::OS.to_owned(),
+        instruments: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+        .to_owned(),
     }
 }
 

@@ -9,17 +9,21 @@ use std::fmt::Write as _;
 pub const FENCE: &str = "fence";
 pub const ROUTE53: &str = "route53";
 
-/// Remote calls of a warm fence that must happen one after the other: read the endpoint group's
-/// current state, remove the offline site's endpoints, then take the Infinispan backup offline
+/// Round trips of a warm fence that must happen one after the other: read the listeners and
+/// their endpoint groups with the probe of the other site beside them, record the decision,
+/// remove the loser's endpoints (or close its dial), then take the Infinispan backup offline
 /// (Global Accelerator strictly first). Times the emulators' latency, the physical floor.
-pub const FENCE_SEQUENTIAL_CALLS: u64 = 3;
+pub const FENCE_SEQUENTIAL_CALLS: u64 = 4;
 
 /// The targets of the bench (issue 10).
 pub const WARM_P50_SPEEDUP_TARGET: f64 = 10.0;
 pub const COLD_START_SPEEDUP_TARGET: f64 = 10.0;
 pub const RSS_RATIO_TARGET: f64 = 4.0;
-pub const FLOOR_SLACK_MS: f64 = 15.0;
-pub const FENCE_WARM_CALLS_TARGET: u64 = 3;
+/// How far above its floor the warm fence may be (issue 16: 4 round trips plus 10 ms).
+pub const FLOOR_SLACK_MS: f64 = 10.0;
+/// The warm fence's remote calls: `ListListeners`, `ListEndpointGroups` and the probe at once,
+/// then `PutItem`, `RemoveEndpoints` and the take-offline.
+pub const FENCE_WARM_CALLS_TARGET: u64 = 6;
 
 /// Nearest-rank percentile (`p` in 0–100) of `samples`; `None` when there are none.
 pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
@@ -176,6 +180,11 @@ pub struct Machine {
     pub cores: usize,
     pub arch: String,
     pub os: String,
+    /// The build of the emulators and the Runtime API host that measure the functions:
+    /// `release` unless the bench could not hand itself to a release `xtask`. A debug build
+    /// adds about 2.5 ms to every warm invocation, which the functions would be charged with.
+    #[serde(default)]
+    pub instruments: String,
 }
 
 /// One target of the issue, as this run measured it.
@@ -290,13 +299,15 @@ pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Machine: {} ({} cores, {} {}); date {}; {} warm invocations per function.\n",
+        "Machine: {} ({} cores, {} {}); date {}; {} warm invocations per function; \
+         emulators: {} build.\n",
         report.machine.cpu,
         report.machine.cores,
         report.machine.os,
         report.machine.arch,
         report.date,
-        report.invocations
+        report.invocations,
+        report.machine.instruments
     );
     for (latency, run) in runs {
         let _ = writeln!(out, "Added latency per remote call: {latency} ms\n");
@@ -508,6 +519,7 @@ mod tests {
                 cores: 2,
                 arch: "x86_64".to_owned(),
                 os: "linux".to_owned(),
+                instruments: "release".to_owned(),
             },
             date: utc_date(0),
             headline: zero.clone(),
@@ -559,6 +571,7 @@ mod tests {
                 cores: 1,
                 arch: "x".to_owned(),
                 os: "x".to_owned(),
+                instruments: "release".to_owned(),
             },
             date: utc_date(0),
             headline: Comparison::default(),
@@ -592,17 +605,18 @@ mod tests {
         ]);
         let checks = check_targets(&runs);
         assert!(checks.iter().all(|c| c.met), "{checks:#?}");
-        // 10× warm, 10× cold, 4× RSS, ≤ 3 calls at 0 and 20, the floor at 20.
+        // 10× warm, 10× cold, 4× RSS, ≤ 6 calls at 0 and 20, the floor at 20.
         assert_eq!(checks.len(), 6);
     }
 
     #[test]
     fn sequential_calls_over_the_floor_miss_the_latency_target() {
-        // Five calls one after the other at 20 ms: 100 ms, 40 over a 60 ms floor.
+        // Five calls one after the other at 20 ms: 101 ms, 21 over an 80 ms floor; and seven
+        // calls where six do.
         let runs = BTreeMap::from([(
             20,
             comparison(
-                figures(20, 120.0, 101.0, 110.0, 5, 12.0),
+                figures(20, 120.0, 101.0, 110.0, 7, 12.0),
                 figures(20, 1900.0, 560.0, 600.0, 11, 96.0),
             ),
         )]);
@@ -655,6 +669,7 @@ mod tests {
                 cores: 2,
                 arch: "x86_64".to_owned(),
                 os: "linux".to_owned(),
+                instruments: "release".to_owned(),
             },
             date: utc_date(0),
             headline: run.clone(),
