@@ -1,52 +1,13 @@
 //! `cargo xtask build`: the three functions as Lambda ZIPs (`bootstrap` inside), cross-built by
 //! cargo-lambda (installed into the project virtualenv when missing), with size and SHA-256.
 
-use crate::workspace::{self, FUNCTIONS};
+use crate::workspace;
 use anyhow::{Context, bail};
-use sha2::{Digest, Sha256};
+pub use ops::artifacts::Arch;
+use ops::artifacts::{FUNCTIONS, hex, sha256, zip_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-
-/// The CPU a function runs on. Lambda's arm64 (Graviton) is cheaper per GB-second: the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Arch {
-    Arm64,
-    #[value(name = "x86_64")]
-    X86_64,
-}
-
-impl Arch {
-    pub fn rust_target(self) -> &'static str {
-        match self {
-            Arch::Arm64 => "aarch64-unknown-linux-gnu",
-            Arch::X86_64 => "x86_64-unknown-linux-gnu",
-        }
-    }
-
-    pub fn from_lambda_name(name: &str) -> Option<Arch> {
-        [Arch::Arm64, Arch::X86_64]
-            .into_iter()
-            .find(|arch| arch.lambda_name() == name)
-    }
-
-    /// The name Lambda's `Architectures` field uses.
-    pub fn lambda_name(self) -> &'static str {
-        match self {
-            Arch::Arm64 => "arm64",
-            Arch::X86_64 => "x86_64",
-        }
-    }
-
-    /// The architecture of the machine running xtask (what a dev build produces).
-    pub fn host() -> Arch {
-        if cfg!(target_arch = "aarch64") {
-            Arch::Arm64
-        } else {
-            Arch::X86_64
-        }
-    }
-}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BuildArgs {
@@ -71,24 +32,12 @@ pub struct Artifact {
     pub sha256_hex: String,
 }
 
-/// Where `build` puts the ZIPs of an architecture by default.
+/// Where `build` puts the ZIPs of an architecture by default, and where `cargo xtask deploy`
+/// looks for them.
 pub fn default_out(arch: Arch) -> anyhow::Result<PathBuf> {
     Ok(workspace::target_dir()?
         .join("lambda")
         .join(arch.lambda_name()))
-}
-
-/// The ZIP of `function` under an output directory of `build`.
-pub fn zip_path(out: &Path, function: &str) -> PathBuf {
-    out.join(function).join("bootstrap.zip")
-}
-
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn run(args: &BuildArgs) -> anyhow::Result<Vec<Artifact>> {
@@ -210,13 +159,5 @@ mod tests {
             "aarch64-unknown-linux-gnu\nx86_64-unknown-linux-gnu\n",
             Arch::Arm64
         ));
-    }
-
-    #[test]
-    fn sha256_hex_matches_the_known_digest() {
-        assert_eq!(
-            hex(&sha256(b"abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -1,24 +1,22 @@
-//! `cargo xtask`: the operator's tool and every project task.
+//! `cargo xtask`: the project's development tasks (sandbox, build, test, lint, drill, bench,
+//! reliability), and the operator's commands of `sitefence` (crate `ops`) for a clone.
 
-mod aws;
 mod bench;
 mod build;
-mod config;
-mod deploy;
 mod drill;
 mod lint;
-mod manifests;
 #[cfg(test)]
 mod readme_commands;
 mod reliability;
 mod sandbox_cmd;
-mod sandbox_world;
-mod site;
 mod test_cmd;
 // The drill and the linters install their tools through it; until they land it is unused.
 #[allow(dead_code)]
 mod tools;
-mod workspace;
+
+// The operator's modules and the development support, under the names the tasks use.
+use ops::{aws, config, deploy, manifests};
+use testbed::{sandbox_world, workspace};
 
 use clap::{Parser, Subcommand};
 
@@ -37,26 +35,17 @@ enum Command {
     /// The local AWS + Infinispan sandbox every test runs against.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
-    /// Alerting manifests per site: Kubernetes (Prometheus operator) and plain Prometheus/Alertmanager.
-    Manifests(manifests::ManifestArgs),
     /// Rehearse the failures end to end: sandbox, real Prometheus and Alertmanager, faults, timeline.
     Drill(drill::DrillArgs),
     /// The three functions as Lambda ZIPs (cargo-lambda), with sizes and SHA-256.
     Build(build::BuildArgs),
-    /// Create or update everything the functions need in AWS (idempotent; `--dry-run` shows the plan).
-    Deploy(deploy::DeployArgs),
-    /// Remove everything `deploy` created (and nothing else).
-    Destroy(deploy::DestroyArgs),
     /// Lint the generated IAM policies, alerting manifests and the CI workflows.
     Lint(lint::LintArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
-    /// After a fence or for maintenance: status, take-offline, sync, bring-online (HA guide).
-    #[command(subcommand)]
-    Site(site::SiteCommand),
-    /// Route 53 health checks: fail back after a failover.
-    #[command(subcommand)]
-    Route53(site::failback::Route53Command),
+    /// The operator's commands, as `sitefence` has them: deploy, destroy, manifests, site, route53.
+    #[command(flatten)]
+    Operate(ops::cli::Command),
     /// Interleavings, bad input, fault survival, fuzzing and the secrets check, with figures.
     Reliability(reliability::ReliabilityArgs),
     /// Rust vs the seeds' Python, side by side on the sandbox: cold start, warm latency, calls, RSS.
@@ -79,21 +68,12 @@ fn main() -> anyhow::Result<()> {
         Command::Sandbox(SandboxCommand::Up(args)) => sandbox_cmd::up(&args).map(|_| ()),
         Command::Sandbox(SandboxCommand::Down(args)) => sandbox_cmd::down(&args),
         Command::Sandbox(SandboxCommand::Serve(args)) => sandbox_cmd::serve(&args),
-        Command::Manifests(args) => {
-            for path in manifests::run(&args)? {
-                println!("{}", path.display());
-            }
-            Ok(())
-        }
         Command::Drill(args) => drill::run(&args),
         Command::Test(args) => test_cmd::run(&args),
-        Command::Site(command) => site::run(command),
-        Command::Route53(command) => site::failback::run(command),
         Command::Reliability(args) => reliability::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Build(args) => build::run(&args).map(|artifacts| build::print(&artifacts)),
-        Command::Deploy(args) => deploy::run(&args),
-        Command::Destroy(args) => deploy::destroy(&args),
+        Command::Operate(command) => ops::cli::run(command, build::default_out),
         Command::Lint(args) => lint::run(&args),
     }
 }

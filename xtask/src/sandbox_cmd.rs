@@ -3,7 +3,6 @@
 //! functions deployed into moto with deploy's own code, and each function run from what was
 //! deployed ([`crate::sandbox_world`]).
 
-use crate::config::{self, Deployment};
 use crate::workspace;
 use anyhow::{Context, bail};
 use sandbox::ispn::IspnVersion;
@@ -258,62 +257,4 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-impl Deployment {
-    /// The sandbox described as a deployment, so every command can be pointed at it.
-    pub fn from_sandbox(info: &SandboxInfo) -> Deployment {
-        Deployment {
-            name: "sitefence".to_string(),
-            region: info.region.clone(),
-            endpoint_url: Some(info.aws_endpoint_url.clone()),
-            caches: Some(info.infinispan.caches.clone()),
-            accelerator: config::Accelerator {
-                dns_name: info.accelerator_dns.clone(),
-                region: config::default_accelerator_region(),
-                endpoint_url: Some(info.globalaccelerator_endpoint_url.clone()),
-            },
-            sites: info
-                .sites
-                .iter()
-                .map(|(name, site)| {
-                    let site = config::Site {
-                        infinispan_url: site.ispn_url.clone(),
-                        metrics_url: Some(site.metrics_url.clone()),
-                        namespace: config::default_namespace(),
-                        load_balancer_arn: Some(site.endpoint_id.clone()),
-                        sandbox_control_url: Some(site.control_url.clone()),
-                    };
-                    (name.clone(), site)
-                })
-                .collect(),
-            fence: config::Fence {
-                webhook_user: info.fence.user.clone(),
-                webhook_secret: info.fence.secret_name.clone(),
-                infinispan_user: info.infinispan.user.clone(),
-                infinispan_secret: info.infinispan.secret_name.clone(),
-                preferred_site: info.sites.keys().next().cloned(),
-                ca_bundle: Some(info.ca_bundle.clone()),
-                alert_name: config::default_alert_name(),
-                function_url: info.fence.function_url.clone(),
-                decision_table: None,
-            },
-            route53: Some(config::Route53 {
-                health_check_ids: vec![info.route53.health_check_id.clone()],
-                region: config::default_route53_region(),
-                failed_over_path: config::default_failed_over_path(),
-                original_path: config::default_original_path(),
-            }),
-            vpc: Some(config::Vpc {
-                vpc_id: info.vpc.vpc_id.clone(),
-                primary_eni: info.vpc.primary.eni.clone(),
-                standby_eni: info.vpc.standby.eni.clone(),
-                primary_instance_id: info.vpc.primary.instance_id.clone(),
-                standby_instance_id: info.vpc.standby.instance_id.clone(),
-                route_table_ids: vec![info.vpc.route_table_id.clone()],
-            }),
-            notify_topic_arn: None,
-            code: None,
-        }
-    }
 }

@@ -10,7 +10,6 @@
 //! keeps its data in its own directory, runs in its own process group and is stopped when the
 //! stack is dropped.
 
-use crate::config::Deployment;
 use crate::manifests::{self, Inputs, Profile, PrometheusSetup};
 use crate::sandbox_cmd;
 use anyhow::{Context, bail};
@@ -45,7 +44,7 @@ impl AlertingStack {
     pub async fn start(info: &SandboxInfo, dir: &Path, profile: Profile) -> anyhow::Result<Self> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let deployment = Deployment::from_sandbox(info);
+        let deployment = crate::sandbox_world::deployment_from_sandbox(info);
         let function_url = info
             .fence
             .function_url

@@ -140,7 +140,7 @@ async fn fence(
     .context("starting Prometheus and Alertmanager")?;
     let timings = profile.timings();
     let waits = waits(profile);
-    let alert_name = crate::config::Deployment::from_sandbox(&sandbox.info)
+    let alert_name = crate::sandbox_world::deployment_from_sandbox(&sandbox.info)
         .fence
         .alert_name;
 

@@ -441,8 +441,7 @@ mod tests {
     use super::*;
 
     fn example() -> Deployment {
-        Deployment::load(&crate::workspace::root().join("infra/sitefence.example.toml"))
-            .unwrap_or_else(|e| panic!("{e:#}"))
+        Deployment::load(&crate::example_config()).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     #[test]

@@ -421,7 +421,7 @@ pub async fn apply(change: &Change, c: &Clients, s: &Settings) -> anyhow::Result
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn create_function(
+pub async fn create_function(
     c: &Clients,
     name: &str,
     role_arn: &str,

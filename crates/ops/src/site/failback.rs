@@ -58,7 +58,7 @@ pub async fn failback(args: &FailbackArgs) -> anyhow::Result<Option<PathChange>>
     }
     let region = settings
         .map(|s| s.region.clone())
-        .unwrap_or_else(|| sandbox::world::ROUTE53_REGION.to_owned());
+        .unwrap_or_else(|| aws_topology::route53::ALARM_REGION.to_owned());
     let original = settings
         .map(|s| s.original_path.clone())
         .unwrap_or_else(|| route53::ORIGINAL_PATH.to_owned());

@@ -5,15 +5,13 @@
 //! run twice does nothing the second time and a command interrupted half-way is finished by
 //! running it again.
 
-mod apply;
+pub mod apply;
 pub mod failback;
-mod model;
-mod observe;
-mod plan;
-mod render;
-#[cfg(test)]
-mod sandbox_tests;
-mod verdict;
+pub mod model;
+pub mod observe;
+pub mod plan;
+pub mod render;
+pub mod verdict;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;

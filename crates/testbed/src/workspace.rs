@@ -4,12 +4,12 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The workspace root, from the xtask crate's own manifest directory.
+/// The workspace root, two levels above this crate's own manifest directory (`crates/testbed`).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// The target directory cargo uses (honours `CARGO_TARGET_DIR` and `.cargo/config.toml`).
@@ -67,12 +67,7 @@ pub fn describe(command: &Command) -> String {
         .join(" ")
 }
 
-/// The function crates, as built by `cargo build` and shipped as Lambda bootstraps.
-pub const FUNCTIONS: [&str; 3] = [
-    "fence-lambda",
-    "route53-failover-lambda",
-    "vpc-route-failover-lambda",
-];
+pub use ops::artifacts::FUNCTIONS;
 
 /// Builds the sandbox and the three functions (dev profile unless `release`), returns the binary dir.
 ///

@@ -80,7 +80,7 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let expected = crate::build::hex(&crate::build::sha256(&content));
+        let expected = crate::artifacts::hex(&crate::artifacts::sha256(&content));
         assert_eq!(stdout.trim(), format!("0o100755 {expected}"));
     }
 }

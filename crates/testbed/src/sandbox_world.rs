@@ -7,11 +7,11 @@
 //! step with it while it runs (`sandbox::deployed`). So a permission, a variable or a
 //! concurrency that deploy gets wrong is wrong in every test, drill and bench too.
 
-use crate::aws::AwsArgs;
-use crate::build::{self, Arch};
-use crate::config::Deployment;
-use crate::deploy::{self, plan::Function};
 use anyhow::Context;
+use ops::artifacts::{self, Arch};
+use ops::aws::AwsArgs;
+use ops::config::Deployment;
+use ops::deploy::{self, plan::Function};
 use sandbox::world::{
     DeployedFunction, FunctionRole, ROUTE53_REGION, SandboxInfo, World, WorldOptions,
 };
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 /// The deployment a sandbox is deployed as, written to `DIR/sitefence.toml`: its ZIPs are the
 /// native builds in `DIR/zips`, so that `deploy --config DIR/sitefence.toml` redeploys it.
 pub fn deployment(world: &World) -> Deployment {
-    let mut deployment = Deployment::from_sandbox(world.info());
-    deployment.code = Some(crate::config::CodeSource {
+    let mut deployment = deployment_from_sandbox(world.info());
+    deployment.code = Some(ops::config::CodeSource {
         zips: PathBuf::from(ZIPS_DIR),
         arch: Arch::host().lambda_name().to_string(),
     });
@@ -66,7 +66,7 @@ async fn deploy_and_run(
     write_config(&deployment, dir)?;
     let zips = native_zips(bin_dir, &dir.join(ZIPS_DIR))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let alarms_region = crate::aws::load(
+    let alarms_region = ops::aws::load(
         &AwsArgs::default(),
         Some(world.info().aws_endpoint_url.clone()),
         ROUTE53_REGION.to_string(),
@@ -120,11 +120,11 @@ fn write_config(deployment: &Deployment, dir: &Path) -> anyhow::Result<PathBuf> 
 /// Lambda ZIPs of the native binaries in `bin_dir`, in deploy's `--zips` layout. moto stores
 /// the code; the host runs the binary the ZIP was made from.
 pub fn native_zips(bin_dir: &Path, zips: &Path) -> anyhow::Result<PathBuf> {
-    for function in crate::workspace::FUNCTIONS {
+    for function in artifacts::FUNCTIONS {
         let binary_path = bin_dir.join(function);
         let binary = std::fs::read(&binary_path)
             .with_context(|| format!("reading {}", binary_path.display()))?;
-        let zip = build::zip_path(zips, function);
+        let zip = artifacts::zip_path(zips, function);
         std::fs::create_dir_all(zip.parent().context("a ZIP path has a parent")?)?;
         std::fs::write(&zip, deploy::zip::lambda_zip(&binary)?)?;
     }
@@ -181,7 +181,7 @@ pub fn deploy_environment(
                 "the fence's decision table could not be made"
             );
         }
-        let deployment = Deployment::from_sandbox(info);
+        let deployment = deployment_from_sandbox(info);
         let inputs = deploy::plan::Inputs {
             scope: deploy::policy::Scope {
                 partition: "aws".to_string(),
@@ -203,7 +203,7 @@ pub fn deploy_environment(
 /// the world (tables made, records reset), which is not a call of the functions and must not
 /// count as one.
 fn in_moto(info: &SandboxInfo) -> Deployment {
-    let mut deployment = Deployment::from_sandbox(info);
+    let mut deployment = deployment_from_sandbox(info);
     deployment.endpoint_url = Some(info.moto_url.clone());
     deployment
 }
@@ -226,7 +226,7 @@ pub async fn reset_decisions(info: &SandboxInfo) -> anyhow::Result<usize> {
     use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
     let deployment = in_moto(info);
     let table = deployment.decision_table();
-    let config = crate::aws::load(
+    let config = ops::aws::load(
         &AwsArgs::default(),
         deployment.endpoint_url.clone(),
         deployment.region.clone(),
@@ -315,13 +315,69 @@ fn on_own_runtime<T: Send>(
     })
 }
 
+/// The sandbox described as a deployment, so every command can be pointed at it.
+pub fn deployment_from_sandbox(info: &SandboxInfo) -> Deployment {
+    Deployment {
+        name: "sitefence".to_string(),
+        region: info.region.clone(),
+        endpoint_url: Some(info.aws_endpoint_url.clone()),
+        caches: Some(info.infinispan.caches.clone()),
+        accelerator: ops::config::Accelerator {
+            dns_name: info.accelerator_dns.clone(),
+            region: ops::config::default_accelerator_region(),
+            endpoint_url: Some(info.globalaccelerator_endpoint_url.clone()),
+        },
+        sites: info
+            .sites
+            .iter()
+            .map(|(name, site)| {
+                let site = ops::config::Site {
+                    infinispan_url: site.ispn_url.clone(),
+                    metrics_url: Some(site.metrics_url.clone()),
+                    namespace: ops::config::default_namespace(),
+                    load_balancer_arn: Some(site.endpoint_id.clone()),
+                    sandbox_control_url: Some(site.control_url.clone()),
+                };
+                (name.clone(), site)
+            })
+            .collect(),
+        fence: ops::config::Fence {
+            webhook_user: info.fence.user.clone(),
+            webhook_secret: info.fence.secret_name.clone(),
+            infinispan_user: info.infinispan.user.clone(),
+            infinispan_secret: info.infinispan.secret_name.clone(),
+            preferred_site: info.sites.keys().next().cloned(),
+            ca_bundle: Some(info.ca_bundle.clone()),
+            alert_name: ops::config::default_alert_name(),
+            function_url: info.fence.function_url.clone(),
+            decision_table: None,
+        },
+        route53: Some(ops::config::Route53 {
+            health_check_ids: vec![info.route53.health_check_id.clone()],
+            region: ops::config::default_route53_region(),
+            failed_over_path: ops::config::default_failed_over_path(),
+            original_path: ops::config::default_original_path(),
+        }),
+        vpc: Some(ops::config::Vpc {
+            vpc_id: info.vpc.vpc_id.clone(),
+            primary_eni: info.vpc.primary.eni.clone(),
+            standby_eni: info.vpc.standby.eni.clone(),
+            primary_instance_id: info.vpc.primary.instance_id.clone(),
+            standby_instance_id: info.vpc.standby.instance_id.clone(),
+            route_table_ids: vec![info.vpc.route_table_id.clone()],
+        }),
+        notify_topic_arn: None,
+        code: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::plan::{FUNCTION_URL_INVOKE_STATEMENT, FUNCTION_URL_STATEMENT};
     use aws_topology::decisions::{
         Closure, DecisionRecord, DecisionStore, Mode, Recorded, split_brain_key,
     };
+    use ops::deploy::plan::{FUNCTION_URL_INVOKE_STATEMENT, FUNCTION_URL_STATEMENT};
     use sandbox::harness::{Sandbox, sample_event, scratch_dir};
     use std::process::Command;
 
@@ -416,7 +472,7 @@ print(json.dumps([s["Sid"] for s in policy["Statement"]]))
         );
 
         let front = &info.aws_endpoint_url;
-        let config = crate::aws::load(
+        let config = ops::aws::load(
             &AwsArgs::default(),
             Some(front.clone()),
             info.region.clone(),
@@ -495,7 +551,7 @@ print(json.dumps([s["Sid"] for s in policy["Statement"]]))
 
     async fn scenario(sandbox: &Sandbox, config: &Path) -> anyhow::Result<()> {
         let info = &sandbox.info;
-        let fence = Function::Fence.name(&Deployment::from_sandbox(info));
+        let fence = Function::Fence.name(&deployment_from_sandbox(info));
         let credentials = Some((info.fence.user.as_str(), info.fence.password.as_str()));
         let statements = boto3_policy(info, &fence, None)?;
         for id in [FUNCTION_URL_STATEMENT, FUNCTION_URL_INVOKE_STATEMENT] {
@@ -534,7 +590,7 @@ print(json.dumps([s["Sid"] for s in policy["Statement"]]))
         );
 
         // `cargo xtask deploy --config DIR/sitefence.toml` restores it; then the report fences.
-        let args = crate::deploy::DeployArgs {
+        let args = ops::deploy::DeployArgs {
             config: config.to_path_buf(),
             dry_run: false,
             zips: None,
@@ -543,7 +599,10 @@ print(json.dumps([s["Sid"] for s in policy["Statement"]]))
             show_secrets: false,
             aws: AwsArgs::default(),
         };
-        tokio::task::spawn_blocking(move || crate::deploy::run(&args)).await??;
+        tokio::task::spawn_blocking(move || {
+            ops::deploy::run(&args, |_| anyhow::bail!("the sandbox names its ZIPs"))
+        })
+        .await??;
         let statements = boto3_policy(info, &fence, None)?;
         anyhow::ensure!(
             statements

@@ -1,13 +1,13 @@
 //! Deploy into the sandbox's moto, read everything back with the AWS SDK, deploy again (no
 //! changes), drift fixed, destroy (nothing of ours left, the foreign resources untouched).
 
-use super::plan::{FENCE_RESERVED_CONCURRENCY, Function, OWNER_TAG};
-use super::{Options, deploy};
-use crate::aws::{self, AwsArgs};
-use crate::build::Arch;
-use crate::config::Deployment;
 use anyhow::Context;
 use fence_lambda::config::vars as fence_vars;
+use ops::artifacts::Arch;
+use ops::aws::{self, AwsArgs};
+use ops::config::Deployment;
+use ops::deploy::plan::{FENCE_RESERVED_CONCURRENCY, Function, OWNER_TAG};
+use ops::deploy::{Options, deploy};
 use sandbox::world::{ROUTE53_REGION, SandboxInfo, World, WorldOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -30,12 +30,12 @@ fn scratch_dir() -> PathBuf {
 
 /// Lambda ZIPs of the native dev binaries (moto stores code, it never runs it).
 fn native_zips(dir: &Path) -> anyhow::Result<PathBuf> {
-    let bin_dir = crate::workspace::build_sandbox_binaries(false)?;
-    crate::sandbox_world::native_zips(&bin_dir, &dir.join("zips"))
+    let bin_dir = testbed::workspace::build_sandbox_binaries(false)?;
+    testbed::sandbox_world::native_zips(&bin_dir, &dir.join("zips"))
 }
 
 fn deployment(info: &SandboxInfo) -> Deployment {
-    let mut deployment = Deployment::from_sandbox(info);
+    let mut deployment = testbed::sandbox_world::deployment_from_sandbox(info);
     deployment.name = NAME.to_string();
     // Absent: deploy creates it with a generated password. The Infinispan secret stays the
     // sandbox's own (the operator's, untagged): deploy uses it and destroy must leave it.
@@ -81,8 +81,8 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     let foreign_role = iam
         .create_role()
         .role_name(&foreign)
-        .path(super::plan::ROLE_PATH)
-        .assume_role_policy_document(super::policy::lambda_trust_policy().to_string())
+        .path(ops::deploy::plan::ROLE_PATH)
+        .assume_role_policy_document(ops::deploy::policy::lambda_trust_policy().to_string())
         .send()
         .await?;
     let zips = native_zips(dir)?;
@@ -95,7 +95,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         .code(
             aws_sdk_lambda::types::FunctionCode::builder()
                 .zip_file(aws_sdk_lambda::primitives::Blob::new(
-                    super::zip::lambda_zip(b"#!/bin/sh\n")?,
+                    ops::deploy::zip::lambda_zip(b"#!/bin/sh\n")?,
                 ))
                 .build(),
         )
@@ -104,7 +104,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     create_foreign_table(&dynamodb, &foreign).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    crate::sandbox_world::evaluate_alarms(cloudwatch.clone(), stop.clone());
+    testbed::sandbox_world::evaluate_alarms(cloudwatch.clone(), stop.clone());
     let options = Options {
         zips,
         arch: Arch::host(),
@@ -125,7 +125,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     for function in Function::ALL {
         let name = function.name(&deployment);
         let role = iam.get_role().role_name(&name).send().await?;
-        anyhow::ensure!(role.role().map(|r| r.path()) == Some(super::plan::ROLE_PATH));
+        anyhow::ensure!(role.role().map(|r| r.path()) == Some(ops::deploy::plan::ROLE_PATH));
         let attached = iam
             .list_attached_role_policies()
             .role_name(&name)
@@ -142,7 +142,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
             .send()
             .await?;
         let document: Value =
-            serde_json::from_str(&super::plan::canonical_text(policy.policy_document()))?;
+            serde_json::from_str(&ops::deploy::plan::canonical_text(policy.policy_document()))?;
         for statement in document["Statement"].as_array().into_iter().flatten() {
             for action in statement["Action"].as_array().into_iter().flatten() {
                 anyhow::ensure!(!action.as_str().unwrap_or("*").contains('*'), "{document}");
@@ -245,9 +245,11 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(first.function_url.as_deref() == Some(url.function_url()));
     let policy = lambda.get_policy().function_name(&fence).send().await?;
     let policy: Value = serde_json::from_str(policy.policy().unwrap_or("{}"))?;
-    let url_permission =
-        super::observe::permission_attributes(&policy, super::plan::FUNCTION_URL_STATEMENT)
-            .context("no Function URL permission")?;
+    let url_permission = ops::deploy::observe::permission_attributes(
+        &policy,
+        ops::deploy::plan::FUNCTION_URL_STATEMENT,
+    )
+    .context("no Function URL permission")?;
     anyhow::ensure!(
         url_permission.get("action").map(String::as_str) == Some("lambda:InvokeFunctionUrl")
     );
@@ -345,9 +347,11 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     );
     let route53_policy = lambda.get_policy().function_name(&route53).send().await?;
     let route53_policy: Value = serde_json::from_str(route53_policy.policy().unwrap_or("{}"))?;
-    let sns_permission =
-        super::observe::permission_attributes(&route53_policy, super::plan::SNS_STATEMENT)
-            .context("no SNS invoke permission")?;
+    let sns_permission = ops::deploy::observe::permission_attributes(
+        &route53_policy,
+        ops::deploy::plan::SNS_STATEMENT,
+    )
+    .context("no SNS invoke permission")?;
     anyhow::ensure!(sns_permission.get("source_arn") == Some(&topic));
 
     // VPC: the EventBridge rule of seed 003 for both appliances, targeting the function.
@@ -452,15 +456,15 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     );
 
     // Destroy: nothing of ours left; the foreign role, function and secret still there.
-    let clients = super::Clients::load(&args, &deployment).await;
-    let owned = super::destroy::discover(&deployment, &clients).await?;
+    let clients = ops::deploy::Clients::load(&args, &deployment).await;
+    let owned = ops::deploy::destroy::discover(&deployment, &clients).await?;
     anyhow::ensure!(owned.len() == 11, "found to destroy: {owned:?}");
     anyhow::ensure!(
-        owned.contains(&super::destroy::Owned::Table(TABLE.to_string())),
+        owned.contains(&ops::deploy::destroy::Owned::Table(TABLE.to_string())),
         "{owned:?}"
     );
-    super::destroy::delete(&owned, &clients).await?;
-    let left = super::destroy::discover(&deployment, &clients).await?;
+    ops::deploy::destroy::delete(&owned, &clients).await?;
+    let left = ops::deploy::destroy::discover(&deployment, &clients).await?;
     anyhow::ensure!(left.is_empty(), "left behind: {left:?}");
     for function in Function::ALL {
         let name = function.name(&deployment);
@@ -709,7 +713,7 @@ async fn role_arrives_late(endpoint: &str) -> anyhow::Result<()> {
         "eu-west-1".to_string(),
     )
     .await;
-    let clients = super::Clients {
+    let clients = ops::deploy::Clients {
         iam: aws_sdk_iam::Client::new(&config),
         lambda: aws_sdk_lambda::Client::new(&config),
         secrets: aws_sdk_secretsmanager::Client::new(&config),
@@ -729,7 +733,7 @@ async fn role_arrives_late(endpoint: &str) -> anyhow::Result<()> {
     let name = format!("{NAME}-late-role");
     let role_arn = format!(
         "arn:aws:iam::{account}:role{}{name}",
-        super::plan::ROLE_PATH
+        ops::deploy::plan::ROLE_PATH
     );
     let iam = clients.iam.clone();
     let role = name.clone();
@@ -737,18 +741,18 @@ async fn role_arrives_late(endpoint: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(4)).await;
         iam.create_role()
             .role_name(role)
-            .path(super::plan::ROLE_PATH)
-            .assume_role_policy_document(super::policy::lambda_trust_policy().to_string())
+            .path(ops::deploy::plan::ROLE_PATH)
+            .assume_role_policy_document(ops::deploy::policy::lambda_trust_policy().to_string())
             .send()
             .await
     });
     let started = std::time::Instant::now();
-    super::apply::create_function(
+    ops::deploy::apply::create_function(
         &clients,
         &name,
         &role_arn,
         &aws_sdk_lambda::types::Architecture::X8664,
-        super::zip::lambda_zip(b"#!/bin/sh\n")?,
+        ops::deploy::zip::lambda_zip(b"#!/bin/sh\n")?,
         aws_sdk_lambda::types::Environment::builder().build(),
         |attribute| if attribute == "memory" { 128 } else { 30 },
         NAME,

@@ -5,18 +5,16 @@
 //! each change is applied in order (`apply`). Everything created carries the tag
 //! `sitefence:deployment=<name>`; destroy deletes what carries it and nothing else.
 
-mod apply;
-mod destroy;
-mod observe;
+pub mod apply;
+pub mod destroy;
+pub mod observe;
 pub mod plan;
 pub mod policy;
-mod preflight;
-#[cfg(test)]
-mod tests;
+pub mod preflight;
 pub mod zip;
 
+use crate::artifacts::{self, Arch};
 use crate::aws::{self, AwsArgs};
-use crate::build::{self, Arch};
 use crate::config::Deployment;
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -74,7 +72,8 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
-    regional: aws_config::SdkConfig,
+    /// The configuration the regional clients were made from (the tests make their own).
+    pub regional: aws_config::SdkConfig,
 }
 
 impl Clients {
@@ -85,7 +84,7 @@ impl Clients {
             .route53
             .as_ref()
             .map(|r| r.region.clone())
-            .unwrap_or_else(|| sandbox::world::ROUTE53_REGION.to_string());
+            .unwrap_or_else(|| aws_topology::route53::ALARM_REGION.to_string());
         let alarms = aws::load(args, endpoint, alarms_region).await;
         Clients {
             iam: aws_sdk_iam::Client::new(&regional),
@@ -140,7 +139,13 @@ pub struct Report {
     pub function_url: Option<String>,
 }
 
-pub fn run(args: &DeployArgs) -> anyhow::Result<()> {
+/// `deploy`: with no `--zips` and no `[code] zips` in the config, the ZIPs are looked for where
+/// `default_zips` says for the architecture (`cargo xtask` builds them; `sitefence` has no
+/// build and says to pass `--zips`).
+pub fn run(
+    args: &DeployArgs,
+    default_zips: impl FnOnce(Arch) -> anyhow::Result<PathBuf>,
+) -> anyhow::Result<()> {
     let deployment = load_deployment(&args.config, &args.aws)?;
     let configured = deployment.code.as_ref();
     let arch = match (args.arch, configured) {
@@ -153,7 +158,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<()> {
         zips: match (&args.zips, configured) {
             (Some(dir), _) => dir.clone(),
             (None, Some(code)) => code.zips.clone(),
-            (None, None) => build::default_out(arch)?,
+            (None, None) => default_zips(arch)?,
         },
         arch,
         dry_run: args.dry_run,
@@ -230,7 +235,7 @@ fn code(
 ) -> anyhow::Result<BTreeMap<Function, plan::Code>> {
     let mut code = BTreeMap::new();
     for function in plan::functions(deployment) {
-        let zip = build::zip_path(zips, function.crate_name());
+        let zip = artifacts::zip_path(zips, function.crate_name());
         let bytes = std::fs::read(&zip).with_context(|| {
             format!(
                 "no ZIP for {} at {}: run `cargo xtask build --arch {}` or pass --zips DIR",
@@ -239,7 +244,8 @@ fn code(
                 arch.lambda_name()
             )
         })?;
-        let sha256_base64 = base64::engine::general_purpose::STANDARD.encode(build::sha256(&bytes));
+        let sha256_base64 =
+            base64::engine::general_purpose::STANDARD.encode(artifacts::sha256(&bytes));
         code.insert(function, plan::Code { zip, sha256_base64 });
     }
     Ok(code)

@@ -17,14 +17,13 @@ use common::site::SiteName;
 use sandbox::world::{FunctionOptions, SandboxInfo, World, WorldOptions};
 use serde_json::{Value, json};
 
-use super::apply::{CLOSED_BY, Waiting};
-use super::failback::{self, FailbackArgs};
-use super::model::{BackupState, PushState};
-use super::observe::Ctx;
-use super::verdict::{Problem, Verdict, verdict};
-use super::{Change, Outcome, Target};
-use crate::config::Deployment;
-use crate::workspace;
+use ops::site::apply::{CLOSED_BY, Waiting};
+use ops::site::failback::{self, FailbackArgs};
+use ops::site::model::{BackupState, PushState};
+use ops::site::observe::Ctx;
+use ops::site::verdict::{Problem, Verdict, verdict};
+use ops::site::{Change, Outcome, Target};
+use testbed::workspace;
 
 const YES: Change = Change {
     yes: true,
@@ -75,7 +74,7 @@ impl Scene {
         let mut options = WorldOptions::new(&dir);
         options.fence = Some(
             FunctionOptions::bootstrap(fence_binary()?).with_environment(
-                crate::sandbox_world::deploy_environment(crate::deploy::plan::Function::Fence),
+                testbed::sandbox_world::deploy_environment(ops::deploy::plan::Function::Fence),
             ),
         );
         options.push_delay = push_delay;
@@ -83,8 +82,11 @@ impl Scene {
             .await
             .with_context(|| format!("starting the sandbox in {}", dir.display()))?;
         let config = dir.join("sitefence.toml");
-        std::fs::write(&config, Deployment::from_sandbox(world.info()).to_toml()?)?;
-        let ctx = Ctx::load(&config, &crate::aws::AwsArgs::default()).await?;
+        std::fs::write(
+            &config,
+            testbed::sandbox_world::deployment_from_sandbox(world.info()).to_toml()?,
+        )?;
+        let ctx = Ctx::load(&config, &ops::aws::AwsArgs::default()).await?;
         Ok(Scene {
             world,
             dir,
@@ -197,7 +199,7 @@ impl Scene {
     async fn decision(&self) -> anyhow::Result<Option<(DecisionRecord, Standing)>> {
         let observed = self.ctx.observe().await?;
         ensure!(
-            matches!(observed.decisions, super::model::Decisions::Read { .. }),
+            matches!(observed.decisions, ops::site::model::Decisions::Read { .. }),
             "the decision records were not read: {:?}",
             observed.decisions
         );
@@ -208,8 +210,8 @@ impl Scene {
 
     /// A Global Accelerator client of the sandbox's emulator, to reshape its topology.
     async fn accelerator_api(&self) -> aws_sdk_globalaccelerator::Client {
-        let config = crate::aws::load(
-            &crate::aws::AwsArgs::default(),
+        let config = ops::aws::load(
+            &ops::aws::AwsArgs::default(),
             Some(self.info().globalaccelerator_endpoint_url.clone()),
             ga::API_REGION.to_owned(),
         )
@@ -219,7 +221,7 @@ impl Scene {
 
     async fn status_verdict(&self, state: &str) -> anyhow::Result<Verdict> {
         println!("---- site status: {state}");
-        let observed = super::status(&self.ctx).await?;
+        let observed = ops::site::status(&self.ctx).await?;
         Ok(verdict(&observed))
     }
 }
@@ -261,7 +263,7 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
         scene.ga_calls("AddEndpoints").await?,
         scene.ga_calls("RemoveEndpoints").await?,
     );
-    let err = super::sync(&scene.ctx, &a, &b, YES, waiting())
+    let err = ops::site::sync(&scene.ctx, &a, &b, YES, waiting())
         .await
         .err()
         .context("sync while partitioned must fail")?;
@@ -295,7 +297,7 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
     ensure!(is_fenced(&v, "site-b", false), "healed: {v}");
 
     // No terminal and no --yes: refused; --dry-run: shown only.
-    let err = super::sync(&scene.ctx, &a, &b, ASK, waiting())
+    let err = ops::site::sync(&scene.ctx, &a, &b, ASK, waiting())
         .await
         .err()
         .context("sync without --yes and without a terminal must refuse")?;
@@ -303,11 +305,11 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
         format!("{err:#}").contains("standard input is not a terminal"),
         "{err:#}"
     );
-    let dry = super::sync(&scene.ctx, &a, &b, DRY_RUN, waiting()).await?;
+    let dry = ops::site::sync(&scene.ctx, &a, &b, DRY_RUN, waiting()).await?;
     ensure!(matches!(dry, Outcome::DryRun(_)), "{dry:?}");
     ensure!(scene.ispn_calls("site-b", "cache-clear").await? == 0);
 
-    let synced = super::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
+    let synced = ops::site::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
     let Outcome::Applied(_, applied) = &synced else {
         bail!("sync applied nothing: {synced:?}");
     };
@@ -348,7 +350,7 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
         );
     }
 
-    let again = super::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
+    let again = ops::site::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
     ensure!(
         again == Outcome::NothingToDo,
         "sync is idempotent: {again:?}"
@@ -356,7 +358,7 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
     let v = scene.status_verdict("synced, site-b still out").await?;
     ensure!(is_fenced(&v, "site-b", true), "synced: {v}");
 
-    let online = super::bring_online(&scene.ctx, &b, false, YES).await?;
+    let online = ops::site::bring_online(&scene.ctx, &b, false, YES).await?;
     ensure!(matches!(online, Outcome::Applied(..)), "{online:?}");
     let endpoints = scene.endpoints().await?;
     ensure!(
@@ -373,7 +375,7 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
         record.loser == b && standing == Standing::Closed,
         "bring-online closes the decision that fenced site-b: {record:?}"
     );
-    let again = super::bring_online(&scene.ctx, &b, false, YES).await?;
+    let again = ops::site::bring_online(&scene.ctx, &b, false, YES).await?;
     ensure!(
         again == Outcome::NothingToDo,
         "bring-online is idempotent: {again:?}"
@@ -409,7 +411,7 @@ async fn push_error(scene: &Scene) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    let (synced, cut) = tokio::join!(super::sync(&scene.ctx, &a, &b, YES, waiting()), cut);
+    let (synced, cut) = tokio::join!(ops::site::sync(&scene.ctx, &a, &b, YES, waiting()), cut);
     cut?;
     let message = format!(
         "{:#}",
@@ -431,7 +433,7 @@ async fn push_error(scene: &Scene) -> anyhow::Result<()> {
         scene.endpoints().await? == vec![vec![("site-a".to_owned(), 128)]],
         "site-b stays out"
     );
-    let refused = super::bring_online(&scene.ctx, &b, false, YES)
+    let refused = ops::site::bring_online(&scene.ctx, &b, false, YES)
         .await
         .err()
         .context("bring-online must refuse while not in sync")?;
@@ -441,32 +443,32 @@ async fn push_error(scene: &Scene) -> anyhow::Result<()> {
     );
 
     scene.partition(false).await?;
-    let rerun = super::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
+    let rerun = ops::site::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
     ensure!(
         matches!(&rerun, Outcome::Applied(_, applied) if applied.pushed.values().all(|s| *s == PushState::Ok)),
         "{rerun:?}"
     );
     ensure!(matches!(
-        super::bring_online(&scene.ctx, &b, false, YES).await?,
+        ops::site::bring_online(&scene.ctx, &b, false, YES).await?,
         Outcome::Applied(..)
     ));
 
     // Chapter 16 on the way back: ask, dry-run, apply, idempotent, never the last endpoint.
-    let asked = super::take_offline(&scene.ctx, &b, ASK).await;
+    let asked = ops::site::take_offline(&scene.ctx, &b, ASK).await;
     ensure!(asked.is_err(), "take-offline without --yes must refuse");
-    let dry = super::take_offline(&scene.ctx, &b, DRY_RUN).await?;
+    let dry = ops::site::take_offline(&scene.ctx, &b, DRY_RUN).await?;
     ensure!(matches!(dry, Outcome::DryRun(_)), "{dry:?}");
     ensure!(
         scene.endpoints().await?[0].len() == 2,
         "dry-run changed the GA"
     );
     ensure!(matches!(
-        super::take_offline(&scene.ctx, &b, YES).await?,
+        ops::site::take_offline(&scene.ctx, &b, YES).await?,
         Outcome::Applied(..)
     ));
     ensure!(scene.endpoints().await? == vec![vec![("site-a".to_owned(), 128)]]);
-    ensure!(super::take_offline(&scene.ctx, &b, YES).await? == Outcome::NothingToDo);
-    let last = super::take_offline(&scene.ctx, &a, YES)
+    ensure!(ops::site::take_offline(&scene.ctx, &b, YES).await? == Outcome::NothingToDo);
+    let last = ops::site::take_offline(&scene.ctx, &a, YES)
         .await
         .err()
         .context("removing the last endpoint must be refused")?;
@@ -481,8 +483,8 @@ async fn push_error(scene: &Scene) -> anyhow::Result<()> {
 
 async fn route53_failback(scene: &Scene) -> anyhow::Result<()> {
     let id: HealthCheckId = scene.info().route53.health_check_id.parse()?;
-    let config = crate::aws::load(
-        &crate::aws::AwsArgs::default(),
+    let config = ops::aws::load(
+        &ops::aws::AwsArgs::default(),
         Some(scene.info().aws_endpoint_url.clone()),
         sandbox::world::ROUTE53_REGION.to_owned(),
     )
@@ -494,7 +496,7 @@ async fn route53_failback(scene: &Scene) -> anyhow::Result<()> {
         force: false,
         target: Target {
             config: scene.config.clone(),
-            aws: crate::aws::AwsArgs::default(),
+            aws: ops::aws::AwsArgs::default(),
         },
         change,
     };
@@ -683,7 +685,7 @@ async fn per_region_dials(scene: &Scene) -> anyhow::Result<()> {
 
     // Not in sync yet: bring-online refuses and changes nothing, the record included.
     let dials = scene.ga_calls("UpdateEndpointGroup").await?;
-    let refused = super::bring_online(&scene.ctx, &b, false, YES)
+    let refused = ops::site::bring_online(&scene.ctx, &b, false, YES)
         .await
         .err()
         .context("bring-online must refuse while not in sync")?;
@@ -693,9 +695,9 @@ async fn per_region_dials(scene: &Scene) -> anyhow::Result<()> {
     );
     ensure!(scene.ga_calls("UpdateEndpointGroup").await? == dials);
 
-    let synced = super::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
+    let synced = ops::site::sync(&scene.ctx, &a, &b, YES, waiting()).await?;
     ensure!(matches!(synced, Outcome::Applied(..)), "{synced:?}");
-    let dry = super::bring_online(&scene.ctx, &b, false, DRY_RUN).await?;
+    let dry = ops::site::bring_online(&scene.ctx, &b, false, DRY_RUN).await?;
     let Outcome::DryRun(plan) = &dry else {
         bail!("--dry-run: {dry:?}");
     };
@@ -717,7 +719,7 @@ async fn per_region_dials(scene: &Scene) -> anyhow::Result<()> {
     );
 
     let adds = scene.ga_calls("AddEndpoints").await?;
-    let online = super::bring_online(&scene.ctx, &b, false, YES).await?;
+    let online = ops::site::bring_online(&scene.ctx, &b, false, YES).await?;
     ensure!(matches!(online, Outcome::Applied(..)), "{online:?}");
     let back = groups(scene).await?;
     ensure!(
@@ -745,7 +747,7 @@ async fn per_region_dials(scene: &Scene) -> anyhow::Result<()> {
     ensure!(v == Verdict::Healthy, "after bring-online: {v}");
 
     let dials = scene.ga_calls("UpdateEndpointGroup").await?;
-    let again = super::bring_online(&scene.ctx, &b, false, YES).await?;
+    let again = ops::site::bring_online(&scene.ctx, &b, false, YES).await?;
     ensure!(
         again == Outcome::NothingToDo,
         "bring-online is idempotent: {again:?}"

@@ -131,22 +131,22 @@ pub struct Vpc {
     pub route_table_ids: Vec<String>,
 }
 
-pub(crate) fn default_accelerator_region() -> String {
+pub fn default_accelerator_region() -> String {
     aws_topology::globalaccelerator::API_REGION.to_string()
 }
-pub(crate) fn default_namespace() -> String {
+pub fn default_namespace() -> String {
     "default".to_string()
 }
-pub(crate) fn default_alert_name() -> String {
+pub fn default_alert_name() -> String {
     "SiteOffline".to_string()
 }
-pub(crate) fn default_route53_region() -> String {
+pub fn default_route53_region() -> String {
     aws_topology::route53::ALARM_REGION.to_string()
 }
-pub(crate) fn default_failed_over_path() -> String {
+pub fn default_failed_over_path() -> String {
     aws_topology::route53::FAILED_OVER_PATH.to_string()
 }
-pub(crate) fn default_original_path() -> String {
+pub fn default_original_path() -> String {
     aws_topology::route53::ORIGINAL_PATH.to_string()
 }
 
@@ -216,16 +216,14 @@ mod tests {
 
     #[test]
     fn example_file_parses() {
-        let example = crate::workspace::root().join("infra/sitefence.example.toml");
+        let example = crate::example_config();
         let deployment = Deployment::load(&example).map_err(|e| format!("{e:#}"));
         assert!(deployment.is_ok(), "{deployment:?}");
     }
 
     #[test]
     fn rejects_unknown_fields_and_a_third_site() {
-        let good =
-            std::fs::read_to_string(crate::workspace::root().join("infra/sitefence.example.toml"))
-                .unwrap_or_default();
+        let good = std::fs::read_to_string(crate::example_config()).unwrap_or_default();
         let typo = good.replacen("webhook_user", "webhook_usr", 1);
         assert!(Deployment::parse(&typo).is_err());
         let third = format!("{good}\n[sites.site-c]\ninfinispan_url = \"ispn-c.example\"\n");
@@ -234,9 +232,7 @@ mod tests {
 
     #[test]
     fn the_decision_table_is_named_after_the_deployment_unless_configured() {
-        let good =
-            std::fs::read_to_string(crate::workspace::root().join("infra/sitefence.example.toml"))
-                .unwrap_or_default();
+        let good = std::fs::read_to_string(crate::example_config()).unwrap_or_default();
         let derived = Deployment::parse(&good).map(|d| d.decision_table());
         assert_eq!(derived.ok().as_deref(), Some("keycloak-fence-decisions"));
         let configured = good.replacen(
