@@ -160,8 +160,9 @@ pub enum SdkFailure {
     Refused { code: String, message: String },
 }
 
-/// Sorts an SDK error: a service error is transient when its status is 429 or 5xx or its code
-/// is one of `transient_codes`, refused otherwise; a request that could not be built is
+/// Sorts an SDK error of any service, the one classifier of this crate: a service error is
+/// transient when its status is 429 or 5xx or its code is one of [`TRANSIENT_CODES`], refused
+/// otherwise; a request that could not be built is
 /// refused; anything else (timeout, dispatch, response) is transient.
 #[cfg(feature = "sdk")]
 pub fn classify_sdk<E>(
@@ -169,7 +170,6 @@ pub fn classify_sdk<E>(
         E,
         aws_smithy_runtime_api::http::Response,
     >,
-    transient_codes: &[&str],
 ) -> SdkFailure
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
@@ -181,7 +181,7 @@ where
         SdkError::ServiceError(context) => {
             let code = context.err().code().unwrap_or("Unknown");
             let status = context.raw().status().as_u16();
-            if status >= 500 || status == 429 || transient_codes.contains(&code) {
+            if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
                 SdkFailure::Transient(message)
             } else {
                 SdkFailure::Refused {
@@ -198,7 +198,9 @@ where
     }
 }
 
-/// The codes that mean "not now" for the services this crate calls, whatever the status.
+/// The codes that mean "not now" for the services this crate calls, whatever the status: one
+/// list for every client (Global Accelerator, ELBv2, DynamoDB, Route 53, EC2), so that a code
+/// one service uses for throttling is never a refusal in another's classifier.
 #[cfg(feature = "sdk")]
 pub(crate) const TRANSIENT_CODES: &[&str] = &[
     "TransactionInProgressException",
@@ -206,12 +208,16 @@ pub(crate) const TRANSIENT_CODES: &[&str] = &[
     "Throttling",
     "TooManyRequestsException",
     "RequestLimitExceeded",
+    "RequestThrottled",
+    "PriorRequestNotComplete",
     "ProvisionedThroughputExceededException",
     "InternalServiceErrorException",
     "InternalFailure",
+    "InternalError",
     "InternalServerError",
     "ServiceUnavailable",
     "ServiceUnavailableException",
+    "Unavailable",
 ];
 
 #[cfg(feature = "sdk")]
@@ -236,7 +242,7 @@ impl AwsError {
 
         let code = err.code().map(str::to_owned);
         let retryable = matches!(
-            classify_sdk(&err, TRANSIENT_CODES),
+            classify_sdk(&err),
             SdkFailure::Transient(_)
         );
         AwsError {

@@ -144,22 +144,11 @@ fn route_from_sdk(route: &aws_sdk_ec2::types::Route) -> Route {
     }
 }
 
-/// Error codes EC2 uses for "not now".
-const TRANSIENT_CODES: &[&str] = &[
-    "RequestLimitExceeded",
-    "Throttling",
-    "ThrottlingException",
-    "ServiceUnavailable",
-    "Unavailable",
-    "InternalError",
-    "InternalFailure",
-];
-
 fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Ec2Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match crate::retry::classify_sdk(err, TRANSIENT_CODES) {
+    match crate::retry::classify_sdk(err) {
         // Timeouts, connection failures, unreadable responses are transient: `ReplaceRoute` to
         // the same ENI is idempotent, so trying again is safe.
         SdkFailure::Transient(message) => Ec2Error::Transient { operation, message },

@@ -63,21 +63,11 @@ impl HealthChecks for Client {
 }
 
 /// Error codes Route 53 uses for "not now": throttling and its own concurrency guard.
-const TRANSIENT_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "PriorRequestNotComplete",
-    "RequestThrottled",
-    "ServiceUnavailable",
-    "InternalError",
-    "InternalFailure",
-];
-
 fn classify<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> Route53Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match crate::retry::classify_sdk(err, TRANSIENT_CODES) {
+    match crate::retry::classify_sdk(err) {
         // Timeouts, connection failures and unreadable responses are transient: the request may
         // not even have arrived, and trying again is safe because every write is
         // version-guarded.
