@@ -241,10 +241,7 @@ impl AwsError {
         use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
         let code = err.code().map(str::to_owned);
-        let retryable = matches!(
-            classify_sdk(&err),
-            SdkFailure::Transient(_)
-        );
+        let retryable = matches!(classify_sdk(&err), SdkFailure::Transient(_));
         AwsError {
             operation,
             code,

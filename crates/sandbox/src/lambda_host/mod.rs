@@ -18,6 +18,7 @@
 mod function_url;
 mod ids;
 mod invoke_api;
+mod lock;
 mod process;
 mod runtime_api;
 mod state;
@@ -217,7 +218,7 @@ impl FunctionHost {
         let invoke_addr = invoke_listener.local_addr().map_err(HostError::Bind)?;
         let runtime_addr = runtime_listener.local_addr().map_err(HostError::Bind)?;
 
-        let (shared, exits) = Shared::new(spec, log);
+        let (shared, exits) = Shared::new(spec, log, runtime_api::serve);
         let mut tasks = vec![shared.supervise(exits)];
         tasks.push(runtime_api::serve(
             shared.clone(),

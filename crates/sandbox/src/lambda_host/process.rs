@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::state::lock;
+use super::lock::lock;
 use super::{Configuration, FunctionSpec};
 
 /// The function's log file, shared by every instance; each line is written whole.

@@ -7,19 +7,14 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
+use super::lock::lock;
 use super::process::{self, Exit, Launch, LogSink, ProcessGroup};
 use super::{Configuration, FunctionSpec, HostError, HostStats, InstanceStats, ids};
-
-/// Locks a mutex, carrying on past a panic elsewhere: every critical section here leaves
-/// the state consistent at each step.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The account the sandbox plays (moto's default).
 pub(super) const ACCOUNT_ID: &str = "123456789012";
@@ -189,13 +184,20 @@ pub(super) struct Shared {
     work: Notify,
     /// Signalled when an instance starts polling or exits.
     changed: Notify,
+    /// Serves an instance's Runtime API: given by the host, so that this module does not name
+    /// the server that names it (`runtime_api` takes invocations from here).
+    serve_runtime_api: ServeRuntimeApi,
 }
+
+/// Starts the Runtime API server of one poller on a bound listener.
+pub(super) type ServeRuntimeApi = fn(Arc<Shared>, tokio::net::TcpListener, Poller) -> AbortHandle;
 
 impl Shared {
     /// Must be called inside a Tokio runtime.
     pub(super) fn new(
         spec: FunctionSpec,
         log: Arc<LogSink>,
+        serve_runtime_api: ServeRuntimeApi,
     ) -> (Arc<Shared>, mpsc::UnboundedReceiver<ExitReport>) {
         let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
             .iter()
@@ -235,6 +237,7 @@ impl Shared {
             state: Mutex::new(State::default()),
             work: Notify::new(),
             changed: Notify::new(),
+            serve_runtime_api,
         };
         (Arc::new(shared), exit_reports)
     }
@@ -386,7 +389,7 @@ impl Shared {
             program: self.spec.program.clone(),
             source,
         })?;
-        let server = super::runtime_api::serve(self.clone(), listener, Poller::Instance(id));
+        let server = (self.serve_runtime_api)(self.clone(), listener, Poller::Instance(id));
         tracing::debug!(function = %self.spec.name, pid = spawned.pid, runtime_api = %address, "instance started");
         state.instances.push(Instance {
             id,
