@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use route53_failover_lambda::alarm::parse_event;
+use route53_failover_lambda::event::parse_event;
 
 fuzz_target!(|event: &[u8]| {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(event) {

@@ -14,7 +14,7 @@ use aws_topology::globalaccelerator::{
 use common::auth::BasicCredentials;
 use common::secret::Secret;
 use common::site::{AcceleratorDns, SiteName};
-use fence_lambda::decision::{Liveness, Policy};
+use fence_lambda::decide::{Liveness, Policy};
 use fence_lambda::handler::{Failure, Settings, World};
 use ispn_client::CacheResults;
 use libfuzzer_sys::fuzz_target;
@@ -118,7 +118,7 @@ fuzz_target!(|event: &[u8]| {
         return;
     };
     let (world, settings, runtime) = world();
-    let response = runtime.block_on(fence_lambda::lambda::handle_event(
+    let response = runtime.block_on(fence_lambda::event::handle_event(
         world, settings, event, 0, "fuzz",
     ));
     assert!(

@@ -15,7 +15,7 @@
 //! * [`notify`] (feature `notify`): SNS notification of every action taken.
 //!
 //! Function URL requests (payload format 2.0, including base64 bodies) are decoded by the fence
-//! (`fence_lambda::lambda`); this crate starts from the decoded body bytes.
+//! (`fence_lambda::event`); this crate starts from the decoded body bytes.
 
 pub mod alertmanager;
 pub mod auth;

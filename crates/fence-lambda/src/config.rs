@@ -13,7 +13,7 @@ use common::config::{ConfigError, first_of, missing, parse_bool, parse_seconds};
 use common::site::{AcceleratorDns, SiteName};
 use ispn_client::{BackupCaches, SiteEndpoint, TlsConfig};
 
-use crate::decision::Policy;
+use crate::decide::Policy;
 
 /// The names of the variables the fence reads.
 pub mod vars {

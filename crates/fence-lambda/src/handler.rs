@@ -16,7 +16,7 @@ use http::HeaderMap;
 use ispn_client::CacheResults;
 use serde::Serialize;
 
-use crate::decision::{
+use crate::decide::{
     Choice, Liveness, Policy, SiteState, TrafficStep, Unfenceable, choose, site_state, traffic_plan,
 };
 
@@ -116,7 +116,7 @@ pub struct Invocation {
     /// Lambda's request id: the decision id of a decision this invocation records.
     pub request_id: String,
     /// When the fence's work stops, finished or not (a 5xx then: the resend goes on from
-    /// there). See [`crate::lambda`].
+    /// there). See [`crate::event`].
     pub deadline: Instant,
     /// When the answer must be on its way: notifications after [`Invocation::deadline`] get
     /// only what is left until then.
@@ -283,7 +283,7 @@ pub struct BackupOffline {
 
 /// The answer to one invocation, also its decision record (logged once, never with a secret).
 #[derive(Debug, Clone, Serialize)]
-pub struct Decision {
+pub struct Report {
     pub status: u16,
     pub outcome: Disposition,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -295,9 +295,9 @@ pub struct Decision {
     pub alerts: Vec<AlertReport>,
 }
 
-impl Decision {
-    fn rejected(outcome: Disposition, status: u16, reason: impl Into<String>) -> Decision {
-        Decision {
+impl Report {
+    fn rejected(outcome: Disposition, status: u16, reason: impl Into<String>) -> Report {
+        Report {
             status,
             outcome,
             reason: Some(reason.into()),
@@ -308,8 +308,8 @@ impl Decision {
 
     /// The webhook secret could not be read: a status the sender retries, the cause kept for
     /// the log only (the caller is not authenticated yet).
-    fn credentials_unavailable(failure: Failure) -> Decision {
-        let mut decision = Decision::rejected(
+    fn credentials_unavailable(failure: Failure) -> Report {
+        let mut decision = Report::rejected(
             failure.disposition,
             failure.disposition.http_status(),
             "cannot check credentials now",
@@ -318,9 +318,9 @@ impl Decision {
         decision
     }
 
-    /// An event Lambda could not have written (see [`crate::lambda`]).
-    pub fn bad_event(reason: String) -> Decision {
-        Decision::rejected(Disposition::BadInput, 400, reason)
+    /// An event Lambda could not have written (see [`crate::event`]).
+    pub fn bad_event(reason: String) -> Report {
+        Report::rejected(Disposition::BadInput, 400, reason)
     }
 
     /// The whole record, as logged.
@@ -361,14 +361,14 @@ pub async fn handle<W: World>(
     invocation: &Invocation,
     headers: &HeaderMap,
     body: &[u8],
-) -> Decision {
+) -> Report {
     let read = until(invocation.deadline, world.webhook_credentials())
         .await
         .unwrap_or_else(|| Err(Failure::transient("reading the webhook secret timed out")));
     let credentials = match read {
         Ok(credentials) => credentials,
         Err(failure) => {
-            return Decision::credentials_unavailable(failure);
+            return Report::credentials_unavailable(failure);
         }
     };
     let header = headers
@@ -392,7 +392,7 @@ pub async fn handle<W: World>(
             match reread {
                 Ok(fresh) => fresh,
                 Err(reread) => {
-                    return Decision::credentials_unavailable(reread);
+                    return Report::credentials_unavailable(reread);
                 }
             }
         } else {
@@ -402,13 +402,13 @@ pub async fn handle<W: World>(
             matches!(auth::check_basic(header, &fresh), AuthOutcome::Authorized)
         });
         if !accepted {
-            return Decision::rejected(Disposition::Unauthorized, 401, failure.reason());
+            return Report::rejected(Disposition::Unauthorized, 401, failure.reason());
         }
     }
     if let Some(content_type) = headers.get(http::header::CONTENT_TYPE)
         && !is_json(content_type.as_bytes())
     {
-        return Decision::rejected(
+        return Report::rejected(
             Disposition::BadInput,
             415,
             "Content-Type must be application/json",
@@ -417,7 +417,7 @@ pub async fn handle<W: World>(
     let webhook = match Webhook::parse(body) {
         Ok(webhook) => webhook,
         Err(err) => {
-            return Decision::rejected(Disposition::BadInput, err.http_status(), err.to_string());
+            return Report::rejected(Disposition::BadInput, err.http_status(), err.to_string());
         }
     };
 
@@ -429,7 +429,7 @@ pub async fn handle<W: World>(
     let reason = alerts
         .is_empty()
         .then(|| "no alerts in the notification".to_owned());
-    Decision {
+    Report {
         status: outcome.http_status(),
         outcome,
         reason,

@@ -35,9 +35,9 @@
 //! was done or why not.
 
 pub mod config;
-pub mod decision;
+pub mod decide;
+pub mod event;
 pub mod handler;
-pub mod lambda;
 #[cfg(feature = "live")]
 pub mod live;
 

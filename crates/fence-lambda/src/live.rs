@@ -23,7 +23,7 @@ use common::site::{AcceleratorDns, SiteName};
 use ispn_client::{BackupCaches, CacheResults, Credentials, IspnError, ProbeError, SiteClient};
 
 use crate::config::FenceConfig;
-use crate::decision::Liveness;
+use crate::decide::Liveness;
 use crate::handler::{Failure, World};
 
 /// How long a probe of a site's Infinispan may take.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use fence_lambda::config::FenceConfig;
+use fence_lambda::event::handle_event;
 use fence_lambda::handler::Settings;
-use fence_lambda::lambda::handle_event;
 use fence_lambda::live::LiveWorld;
 use lambda_runtime::{LambdaEvent, service_fn};
 

@@ -103,9 +103,9 @@ use common::site::{AcceleratorDns, SiteName};
 use http::HeaderMap;
 use ispn_client::CacheResults;
 
-use crate::decision::Liveness;
-use crate::handler::{Decision, Failure, Invocation, Settings, World, handle};
-use crate::lambda::FunctionUrlRequest;
+use crate::decide::Liveness;
+use crate::event::FunctionUrlRequest;
+use crate::handler::{Failure, Invocation, Report, Settings, World, handle};
 use crate::tests::{DNS, FakeWorld, authorized, endpoint, group, settings};
 
 /// A report answered 5xx is sent again this many times at most (Alertmanager resends until
@@ -119,16 +119,16 @@ const MAX_REPORTS: usize = 3;
 
 /// Who reports whom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Report {
+enum ReportKind {
     AReportsB,
     BReportsA,
 }
 
-impl Report {
+impl ReportKind {
     fn event(self) -> &'static str {
         match self {
-            Report::AReportsB => "site-b-offline-reported-by-site-a",
-            Report::BReportsA => "site-a-offline-reported-by-site-b",
+            ReportKind::AReportsB => "site-b-offline-reported-by-site-a",
+            ReportKind::BReportsA => "site-a-offline-reported-by-site-b",
         }
     }
 }
@@ -247,12 +247,12 @@ fn scenarios() -> Vec<Scenario> {
 
 /// Every multiset of one to [`MAX_REPORTS`] reports (the order of concurrent reports is the
 /// scheduler's business).
-fn report_sets() -> Vec<Vec<Report>> {
+fn report_sets() -> Vec<Vec<ReportKind>> {
     let mut sets = Vec::new();
     for n in 1..=MAX_REPORTS {
         for b_reports in 0..=n {
-            let mut set = vec![Report::AReportsB; n - b_reports];
-            set.extend(std::iter::repeat_n(Report::BReportsA, b_reports));
+            let mut set = vec![ReportKind::AReportsB; n - b_reports];
+            set.extend(std::iter::repeat_n(ReportKind::BReportsA, b_reports));
             sets.push(set);
         }
     }
@@ -295,7 +295,7 @@ impl Armed {
 /// One input: where the schedules start from.
 struct Input<'a> {
     scenario: &'a Scenario,
-    reports: &'a [Report],
+    reports: &'a [ReportKind],
     fault: Fault,
     /// Per invocation, its tree in the [`Memo`].
     trees: Vec<usize>,
@@ -839,7 +839,7 @@ fn hash_response(h: &mut Digest, response: &Response) {
 /// depends on nothing else but the answers it gets, so its tree serves every input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Identity {
-    report: Report,
+    report: ReportKind,
     index: usize,
     attempt: usize,
 }
@@ -855,7 +855,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn of(decision: &Decision) -> Answer {
+    fn of(decision: &Report) -> Answer {
         let alert = decision.alerts.first();
         let survivor = alert.and_then(|a| a.survivor.clone());
         let fenced = alert.and_then(|a| a.fenced.clone());
@@ -956,7 +956,7 @@ fn hash_args(h: &mut Digest, args: &Args) {
 
 /// An invocation paused in one of its states: its first next state needs no replay.
 struct Live<'a> {
-    future: Pin<Box<dyn Future<Output = Decision> + 'a>>,
+    future: Pin<Box<dyn Future<Output = Report> + 'a>>,
     board: Arc<Mutex<Board>>,
 }
 
@@ -1311,21 +1311,21 @@ struct Requests {
 
 impl Requests {
     fn new() -> Requests {
-        let read = |report: Report| {
+        let read = |report: ReportKind| {
             let request = FunctionUrlRequest::from_event(authorized(report.event()))
                 .unwrap_or_else(|e| panic!("{report:?}: {e}"));
             (request.headers, request.body)
         };
         Requests {
-            a_reports_b: read(Report::AReportsB),
-            b_reports_a: read(Report::BReportsA),
+            a_reports_b: read(ReportKind::AReportsB),
+            b_reports_a: read(ReportKind::BReportsA),
         }
     }
 
-    fn of(&self, report: Report) -> &(HeaderMap, Vec<u8>) {
+    fn of(&self, report: ReportKind) -> &(HeaderMap, Vec<u8>) {
         match report {
-            Report::AReportsB => &self.a_reports_b,
-            Report::BReportsA => &self.b_reports_a,
+            ReportKind::AReportsB => &self.a_reports_b,
+            ReportKind::BReportsA => &self.b_reports_a,
         }
     }
 }
@@ -1475,7 +1475,7 @@ struct State {
     armed: Armed,
     /// Creates that succeeded.
     created: u8,
-    /// Report `r`'s attempt `a` is invocation `r * ATTEMPTS + a`.
+    /// ReportKind `r`'s attempt `a` is invocation `r * ATTEMPTS + a`.
     invocations: Vec<Status>,
 }
 
@@ -2126,7 +2126,12 @@ impl Search<'_, '_, '_> {
 }
 
 /// Every schedule from one input.
-fn explore(scenario: &Scenario, reports: &[Report], fault: Fault, memo: &mut Memo<'_>) -> Figures {
+fn explore(
+    scenario: &Scenario,
+    reports: &[ReportKind],
+    fault: Fault,
+    memo: &mut Memo<'_>,
+) -> Figures {
     let mut trees = Vec::new();
     let mut figures = Figures::default();
     for invocation in 0..reports.len() * ATTEMPTS {

@@ -15,9 +15,9 @@ use common::secret::Secret;
 use common::site::{AcceleratorDns, SiteName};
 use ispn_client::CacheResults;
 
-use crate::decision::{Liveness, Policy};
+use crate::decide::{Liveness, Policy};
+use crate::event::{FunctionUrlRequest, handle_event};
 use crate::handler::{Failure, Settings, World};
-use crate::lambda::{FunctionUrlRequest, handle_event};
 
 pub(crate) const DNS: &str = "a1234567890abcdef.awsglobalaccelerator.com";
 const USER: &str = "alertmanager";
@@ -869,7 +869,7 @@ async fn a_hanging_world_is_a_5xx_before_the_invocation_deadline() {
     assert!(response.body.contains("out of time"), "{}", response.body);
     // Work stops at the deadline (the invocation's end less the answer margin).
     assert!(
-        took <= lambda_timeout - crate::lambda::ANSWER_MARGIN + Duration::from_millis(300),
+        took <= lambda_timeout - crate::event::ANSWER_MARGIN + Duration::from_millis(300),
         "{took:?}"
     );
 }
@@ -882,9 +882,9 @@ fn the_worst_case_answers_before_the_lambda_timeout() {
         (Duration::from_secs(60), crate::config::DEFAULT_RETRY_BUDGET),
         (Duration::from_secs(10), crate::config::DEFAULT_RETRY_BUDGET),
     ] {
-        let worst = crate::lambda::worst_case_answer(lambda_timeout, budget);
+        let worst = crate::event::worst_case_answer(lambda_timeout, budget);
         assert!(
-            worst + crate::lambda::ANSWER_RESERVE <= lambda_timeout,
+            worst + crate::event::ANSWER_RESERVE <= lambda_timeout,
             "{worst:?} for {lambda_timeout:?}"
         );
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use aws_topology::route53::HealthCheckId;
 use serde::Serialize;
 
-use crate::alarm::{AlarmMetric, AlarmNotice, AlarmState, Metric};
+use crate::event::{AlarmMetric, AlarmNotice, AlarmState, Metric};
 
 /// The namespace and metric of the one alarm this function serves: Route 53's status of a
 /// health check (1 healthy, 0 failed).
@@ -58,7 +58,7 @@ pub enum Rejected {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Plan {
     Pin(HealthCheckId),
     Ignore(Ignored),
     Reject(Rejected),
@@ -67,19 +67,19 @@ pub enum Decision {
 /// Decides one notice. Only an alarm on `AWS/Route53` `HealthCheckStatus` pins anything; the
 /// health check comes from the dimension *named* `HealthCheckId`: the seed read the first
 /// dimension, which is whatever the alarm's author listed first.
-pub fn decide(notice: &AlarmNotice, policy: &Policy) -> Decision {
+pub fn decide(notice: &AlarmNotice, policy: &Policy) -> Plan {
     if notice.state != AlarmState::Alarm {
-        return Decision::Ignore(Ignored::NotInAlarm {
+        return Plan::Ignore(Ignored::NotInAlarm {
             state: notice.state,
         });
     }
     let metric = match &notice.metric {
         AlarmMetric::Single(metric) => metric,
-        AlarmMetric::MetricMath => return Decision::Reject(Rejected::MetricMathAlarm),
-        AlarmMetric::Composite => return Decision::Reject(Rejected::CompositeAlarm),
+        AlarmMetric::MetricMath => return Plan::Reject(Rejected::MetricMathAlarm),
+        AlarmMetric::Composite => return Plan::Reject(Rejected::CompositeAlarm),
     };
     if !is_health_check_status(metric) {
-        return Decision::Ignore(Ignored::NotHealthCheckStatus {
+        return Plan::Ignore(Ignored::NotHealthCheckStatus {
             namespace: metric.namespace.clone(),
             metric_name: metric.name.clone(),
         });
@@ -89,21 +89,21 @@ pub fn decide(notice: &AlarmNotice, policy: &Policy) -> Decision {
         .iter()
         .find(|(name, _)| name == HEALTH_CHECK_DIMENSION)
     else {
-        return Decision::Reject(Rejected::NoHealthCheckDimension);
+        return Plan::Reject(Rejected::NoHealthCheckDimension);
     };
     let Ok(id) = value.parse::<HealthCheckId>() else {
-        return Decision::Reject(Rejected::InvalidHealthCheckId {
+        return Plan::Reject(Rejected::InvalidHealthCheckId {
             value: value.clone(),
         });
     };
     if let Some(allowed) = &policy.allowed
         && !allowed.contains(&id)
     {
-        return Decision::Ignore(Ignored::NotInAllowlist {
+        return Plan::Ignore(Ignored::NotInAllowlist {
             health_check_id: id.to_string(),
         });
     }
-    Decision::Pin(id)
+    Plan::Pin(id)
 }
 
 /// Both must be named and exact: an event that leaves either out names no metric to trust.
@@ -149,15 +149,15 @@ mod tests {
         )
     }
 
-    fn not_health_check_status(namespace: Option<&str>, name: Option<&str>) -> Decision {
-        Decision::Ignore(Ignored::NotHealthCheckStatus {
+    fn not_health_check_status(namespace: Option<&str>, name: Option<&str>) -> Plan {
+        Plan::Ignore(Ignored::NotHealthCheckStatus {
             namespace: namespace.map(str::to_owned),
             metric_name: name.map(str::to_owned),
         })
     }
 
-    fn pin(id: &str) -> Decision {
-        Decision::Pin(id.parse().unwrap())
+    fn pin(id: &str) -> Plan {
+        Plan::Pin(id.parse().unwrap())
     }
 
     fn policy(allowed: Option<&[&str]>) -> Policy {
@@ -171,7 +171,7 @@ mod tests {
     fn decide_table() {
         use AlarmState::*;
         let health_check = dims(&[(HEALTH_CHECK_DIMENSION, PRIMARY)]);
-        let rows: Vec<(&str, AlarmNotice, Policy, Decision)> = vec![
+        let rows: Vec<(&str, AlarmNotice, Policy, Plan)> = vec![
             (
                 "alarm_pins_the_health_check",
                 notice(Alarm, health_check.clone()),
@@ -182,13 +182,13 @@ mod tests {
                 "ok_never_fails_back",
                 notice(Ok, health_check.clone()),
                 policy(None),
-                Decision::Ignore(Ignored::NotInAlarm { state: Ok }),
+                Plan::Ignore(Ignored::NotInAlarm { state: Ok }),
             ),
             (
                 "insufficient_data_is_not_a_failure",
                 notice(InsufficientData, health_check.clone()),
                 policy(None),
-                Decision::Ignore(Ignored::NotInAlarm {
+                Plan::Ignore(Ignored::NotInAlarm {
                     state: InsufficientData,
                 }),
             ),
@@ -207,19 +207,19 @@ mod tests {
                 "metric_math_alarm_is_reported_not_acted_on",
                 notice(Alarm, AlarmMetric::MetricMath),
                 policy(None),
-                Decision::Reject(Rejected::MetricMathAlarm),
+                Plan::Reject(Rejected::MetricMathAlarm),
             ),
             (
                 "metric_math_alarm_returning_ok_is_just_ignored",
                 notice(Ok, AlarmMetric::MetricMath),
                 policy(None),
-                Decision::Ignore(Ignored::NotInAlarm { state: Ok }),
+                Plan::Ignore(Ignored::NotInAlarm { state: Ok }),
             ),
             (
                 "composite_alarm_is_reported",
                 notice(Alarm, AlarmMetric::Composite),
                 policy(None),
-                Decision::Reject(Rejected::CompositeAlarm),
+                Plan::Reject(Rejected::CompositeAlarm),
             ),
             (
                 "other_route53_metric_with_health_check_dimension_is_ignored",
@@ -290,25 +290,25 @@ mod tests {
                     ),
                 ),
                 policy(None),
-                Decision::Ignore(Ignored::NotInAlarm { state: Ok }),
+                Plan::Ignore(Ignored::NotInAlarm { state: Ok }),
             ),
             (
                 "health_check_status_without_health_check_dimension_is_rejected",
                 notice(Alarm, dims(&[("Region", "us-east-1")])),
                 policy(None),
-                Decision::Reject(Rejected::NoHealthCheckDimension),
+                Plan::Reject(Rejected::NoHealthCheckDimension),
             ),
             (
                 "alarm_without_dimensions_names_no_health_check",
                 notice(Alarm, dims(&[])),
                 policy(None),
-                Decision::Reject(Rejected::NoHealthCheckDimension),
+                Plan::Reject(Rejected::NoHealthCheckDimension),
             ),
             (
                 "garbage_health_check_id_is_rejected",
                 notice(Alarm, dims(&[(HEALTH_CHECK_DIMENSION, "../etc")])),
                 policy(None),
-                Decision::Reject(Rejected::InvalidHealthCheckId {
+                Plan::Reject(Rejected::InvalidHealthCheckId {
                     value: "../etc".into(),
                 }),
             ),
@@ -322,7 +322,7 @@ mod tests {
                 "health_check_outside_allowlist_is_ignored",
                 notice(Alarm, dims(&[(HEALTH_CHECK_DIMENSION, SECONDARY)])),
                 policy(Some(&[PRIMARY])),
-                Decision::Ignore(Ignored::NotInAllowlist {
+                Plan::Ignore(Ignored::NotInAllowlist {
                     health_check_id: SECONDARY.into(),
                 }),
             ),

@@ -6,21 +6,21 @@
 //! primary answers again: the primary must not serve before an operator has synchronised the
 //! sites and failed back (`cargo xtask route53 failback`).
 //!
-//! * [`alarm`]: the trigger event, parsed into [`alarm::AlarmNotice`]s, one per record.
+//! * [`event`]: the trigger event, parsed into [`event::AlarmNotice`]s, one per record.
 //! * [`config`]: the environment the function reads ([`config::vars`] names every variable) and
 //!   the one a deployment writes ([`config::Environment`]).
 //! * [`decide`]: the pure decision per notice under a [`decide::Policy`].
-//! * [`function`]: the invocation (decide, pin through `aws_topology::route53`, report) and the
+//! * [`handler`]: the invocation (decide, pin through `aws_topology::route53`, report) and the
 //!   Lambda handler.
 
-pub mod alarm;
 pub mod config;
 pub mod decide;
+pub mod event;
 #[cfg(feature = "live")]
-pub mod function;
+pub mod handler;
 
 #[cfg(feature = "live")]
-pub use function::{Failover, handle};
+pub use handler::{Failover, handle};
 
 /// The function's name in logs and decision records.
 pub const FUNCTION_NAME: &str = "route53-failover-lambda";

@@ -12,17 +12,17 @@
 //! * [`config`]: the [`config::Settings`] the function reads ([`config::vars`] names every
 //!   variable) and the environment a deployment writes ([`config::Environment`]).
 //! * [`decide`]: the pure decisions (which appliance failed, what to move).
-//! * [`function`]: the invocation (resolve the pair, read the route tables through
+//! * [`handler`]: the invocation (resolve the pair, read the route tables through
 //!   `aws_topology::ec2`, move, report) and the Lambda handler.
 
 pub mod config;
 pub mod decide;
 pub mod event;
 #[cfg(feature = "live")]
-pub mod function;
+pub mod handler;
 
 #[cfg(feature = "live")]
-pub use function::{Failover, handle};
+pub use handler::{Failover, handle};
 
 /// The function's name in logs and decision records.
 pub const FUNCTION_NAME: &str = "vpc-route-failover-lambda";

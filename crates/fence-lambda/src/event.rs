@@ -14,7 +14,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::handler::{Decision, Invocation, Settings, World, handle};
+use crate::handler::{Invocation, Report, Settings, World, handle};
 
 /// Time kept aside at the end of the invocation for the notification and the answer.
 pub const ANSWER_MARGIN: Duration = Duration::from_secs(2);
@@ -86,8 +86,8 @@ pub struct FunctionUrlResponse {
     pub is_base64_encoded: bool,
 }
 
-impl From<&Decision> for FunctionUrlResponse {
-    fn from(decision: &Decision) -> FunctionUrlResponse {
+impl From<&Report> for FunctionUrlResponse {
+    fn from(decision: &Report) -> FunctionUrlResponse {
         let (parts, body) = decision.http_response().into_parts();
         FunctionUrlResponse {
             status_code: parts.status.as_u16(),
@@ -131,7 +131,7 @@ pub async fn handle_event<W: World>(
             )
             .await
         }
-        Err(err) => Decision::bad_event(err.to_string()),
+        Err(err) => Report::bad_event(err.to_string()),
     };
     common::logging::decision_record(&decision.to_json());
     FunctionUrlResponse::from(&decision)

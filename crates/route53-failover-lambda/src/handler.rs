@@ -7,8 +7,8 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::alarm::{AlarmState, TriggerKind, parse_event};
-use crate::decide::{Decision, Ignored, Policy, Rejected, decide};
+use crate::decide::{Ignored, Plan, Policy, Rejected, decide};
+use crate::event::{AlarmState, TriggerKind, parse_event};
 
 /// The function's shared state, built once at cold start.
 pub struct Failover<S> {
@@ -85,7 +85,7 @@ impl RecordOutcome {
 
 /// The decision record of one invocation, which is also the function's response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Invocation {
+pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerKind>,
     pub disposition: Disposition,
@@ -95,7 +95,7 @@ pub struct Invocation {
     pub error: Option<String>,
 }
 
-impl Invocation {
+impl Report {
     pub fn pinned(&self) -> impl Iterator<Item = &RecordOutcome> {
         self.records.iter().filter(|r| r.action == Action::Pinned)
     }
@@ -121,11 +121,11 @@ impl From<RetryLater> for Diagnostic {
 
 impl<S: HealthChecks + Sync> Failover<S> {
     /// Handles every record of the event; a record's failure never stops the others.
-    pub async fn invoke(&self, event: &Value) -> Invocation {
+    pub async fn invoke(&self, event: &Value) -> Report {
         let trigger = match parse_event(event) {
             Ok(trigger) => trigger,
             Err(err) => {
-                return Invocation {
+                return Report {
                     trigger: None,
                     disposition: Disposition::BadInput,
                     records: Vec::new(),
@@ -152,7 +152,7 @@ impl<S: HealthChecks + Sync> Failover<S> {
             };
             records.push(outcome);
         }
-        Invocation {
+        Report {
             trigger: Some(trigger.kind),
             disposition: Disposition::most_severe(records.iter().map(|r| r.disposition)),
             records,
@@ -160,10 +160,10 @@ impl<S: HealthChecks + Sync> Failover<S> {
         }
     }
 
-    async fn handle_decision(&self, index: usize, decision: Decision) -> RecordOutcome {
+    async fn handle_decision(&self, index: usize, decision: Plan) -> RecordOutcome {
         let id = match decision {
-            Decision::Pin(id) => id,
-            Decision::Ignore(ignored) => {
+            Plan::Pin(id) => id,
+            Plan::Ignore(ignored) => {
                 let ignored_record = RecordOutcome::new(index, Disposition::Ignored);
                 return match ignored {
                     Ignored::NotInAlarm { .. } => RecordOutcome {
@@ -186,7 +186,7 @@ impl<S: HealthChecks + Sync> Failover<S> {
                     },
                 };
             }
-            Decision::Reject(rejected) => {
+            Plan::Reject(rejected) => {
                 let (reason, error) = match rejected {
                     Rejected::MetricMathAlarm => ("metric_math_alarm", None),
                     Rejected::CompositeAlarm => ("composite_alarm", None),
@@ -305,7 +305,7 @@ pub async fn handle<S: HealthChecks + Sync>(
 
 /// One SNS message per health check pinned, and one per health check that could not be pinned
 /// for a reason a retry will not fix: both need an operator.
-async fn notify(notifier: &Notifier, invocation: &Invocation) {
+async fn notify(notifier: &Notifier, invocation: &Report) {
     for outcome in &invocation.records {
         let subject = match (outcome.action, outcome.disposition) {
             (Action::Pinned, _) => "Route 53 failover: health check pinned to the failed-over path",
@@ -451,7 +451,7 @@ mod tests {
         json!({"EventSource": "aws:sns", "Sns": {"Message": message.to_string()}})
     }
 
-    fn summary(invocation: &Invocation) -> Vec<(Disposition, Action, Option<String>)> {
+    fn summary(invocation: &Report) -> Vec<(Disposition, Action, Option<String>)> {
         invocation
             .records
             .iter()

@@ -62,7 +62,7 @@ pub struct FailedMove {
 
 /// The decision record of one invocation, which is also the function's response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Invocation {
+pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<InstanceId>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,7 +88,7 @@ pub struct Invocation {
     pub error: Option<String>,
 }
 
-impl Invocation {
+impl Report {
     fn new(disposition: Disposition, outcome: Outcome) -> Self {
         Self {
             instance_id: None,
@@ -198,14 +198,14 @@ impl<V: Vpc + Sync> Failover<V> {
         Ok(pair)
     }
 
-    pub async fn invoke(&self, event: &Value) -> Invocation {
+    pub async fn invoke(&self, event: &Value) -> Report {
         let change = match parse_event(event) {
             Ok(change) => change,
             Err(err) => {
-                return Invocation {
+                return Report {
                     reason: Some("unreadable_event".into()),
                     error: Some(err.to_string()),
-                    ..Invocation::new(Disposition::BadInput, Outcome::BadInput)
+                    ..Report::new(Disposition::BadInput, Outcome::BadInput)
                 };
             }
         };
@@ -241,10 +241,10 @@ impl<V: Vpc + Sync> Failover<V> {
         })
     }
 
-    async fn fail_over(&self, change: &StateChange) -> Invocation {
+    async fn fail_over(&self, change: &StateChange) -> Report {
         let pair = match self.pair_for(&change.instance).await {
             Ok(pair) => pair,
-            Err(err) => return Invocation::from_error(&err),
+            Err(err) => return Report::from_error(&err),
         };
         let failed_role = match classify(change, &pair) {
             Verdict::FailOver(role) => role,
@@ -253,9 +253,9 @@ impl<V: Vpc + Sync> Failover<V> {
                     Ignored::UnknownInstance => "unknown_instance",
                     Ignored::BackInService => "back_in_service",
                 };
-                return Invocation {
+                return Report {
                     reason: Some(reason.into()),
-                    ..Invocation::new(Disposition::Ignored, Outcome::Ignored)
+                    ..Report::new(Disposition::Ignored, Outcome::Ignored)
                 };
             }
         };
@@ -265,7 +265,7 @@ impl<V: Vpc + Sync> Failover<V> {
 
         let current = match self.read_current(change, replacement).await {
             Ok(current) => current,
-            Err(err) => return Invocation::from_error(&err),
+            Err(err) => return Report::from_error(&err),
         };
         let report =
             |appliance: &Appliance, role, now: Option<DescribedInstance>| ApplianceReport {
@@ -274,10 +274,10 @@ impl<V: Vpc + Sync> Failover<V> {
                 instance: appliance.instance.clone(),
                 state: now.map(|now| now.state),
             };
-        let base = |disposition, outcome| Invocation {
+        let base = |disposition, outcome| Report {
             failed: Some(report(failed, failed_role, current.failed)),
             replacement: Some(report(replacement, replacement_role, current.replacement)),
-            ..Invocation::new(disposition, outcome)
+            ..Report::new(disposition, outcome)
         };
 
         let plan = plan(
@@ -289,13 +289,13 @@ impl<V: Vpc + Sync> Failover<V> {
         );
         let routes = match plan {
             Plan::RunningNow => {
-                return Invocation {
+                return Report {
                     reason: Some("instance_running_now".into()),
                     ..base(Disposition::Ignored, Outcome::Ignored)
                 };
             }
             Plan::RunningSinceBeforeEvent => {
-                return Invocation {
+                return Report {
                     reason: Some("running_since_before_the_event".into()),
                     error: Some(format!(
                         "EC2 shows {} running, not started again after the {} event: its \
@@ -306,14 +306,14 @@ impl<V: Vpc + Sync> Failover<V> {
                 };
             }
             Plan::NothingToMove(routes) => {
-                return Invocation {
+                return Report {
                     skipped: routes.skipped,
                     ..base(Disposition::Done, Outcome::NothingToMove)
                 };
             }
             Plan::ReplacementNotRunning { routes, .. } => {
                 // An operator must act: both appliances are out of service.
-                return Invocation {
+                return Report {
                     reason: Some("replacement_not_running".into()),
                     not_moved: routes.moves,
                     skipped: routes.skipped,
@@ -350,7 +350,7 @@ impl<V: Vpc + Sync> Failover<V> {
         } else {
             Outcome::Failed
         };
-        Invocation {
+        Report {
             moved,
             failed_moves,
             skipped: routes.skipped,
@@ -402,7 +402,7 @@ pub async fn handle<V: Vpc + Sync>(
 }
 
 /// Routes moved, or routes that should have moved and did not: both are for an operator.
-fn notification_subject(invocation: &Invocation) -> Option<&'static str> {
+fn notification_subject(invocation: &Report) -> Option<&'static str> {
     if !invocation.failed_moves.is_empty() {
         Some("VPC route failover: some routes could NOT be moved")
     } else if invocation.outcome == Outcome::ReplacementNotRunning {
