@@ -49,329 +49,387 @@ fn owner_of<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
 }
 
 async fn read(resource: &Resource, c: &Clients) -> anyhow::Result<Option<Attributes>> {
-    let mut a = Attributes::new();
     match resource {
-        Resource::Secret { name } => {
-            let found = absent(
-                c.secrets.describe_secret().secret_id(name).send().await,
-                |e| e.is_resource_not_found_exception(),
-                "DescribeSecret",
-            )?;
-            // A secret scheduled for deletion cannot be used: treat it as absent.
-            Ok(found.filter(|s| s.deleted_date().is_none()).map(|_| a))
-        }
+        Resource::Secret { name } => read_secret(c, name).await,
         Resource::DecisionTable { name } => read_table(c, name).await,
-        Resource::Role { name } => {
-            let Some(role) = absent(
-                c.iam.get_role().role_name(name).send().await,
-                |e| e.is_no_such_entity_exception(),
-                "GetRole",
-            )?
-            else {
-                return Ok(None);
-            };
-            let trust = role
-                .role()
-                .and_then(|r| r.assume_role_policy_document())
-                .unwrap_or_default();
-            a.insert("trust_policy".into(), canonical_text(trust));
-            let tags = c.iam.list_role_tags().role_name(name).send().await?;
-            a.insert(
-                "owner".into(),
-                owner_of(tags.tags().iter().map(|t| (t.key(), t.value()))),
-            );
-            Ok(Some(a))
-        }
-        Resource::RolePolicy { role, .. } => {
-            let found = absent(
-                c.iam
-                    .get_role_policy()
-                    .role_name(role)
-                    .policy_name(role)
-                    .send()
-                    .await,
-                |e| e.is_no_such_entity_exception(),
-                "GetRolePolicy",
-            )?;
-            Ok(found.map(|p| {
-                a.insert("document".into(), canonical_text(p.policy_document()));
-                a
-            }))
-        }
-        Resource::Function { name, .. } => {
-            let Some(function) = absent(
-                c.lambda.get_function().function_name(name).send().await,
-                |e| e.is_resource_not_found_exception(),
-                "GetFunction",
-            )?
-            else {
-                return Ok(None);
-            };
-            let Some(config) = function.configuration() else {
-                return Ok(Some(a));
-            };
-            let mut set = |k: &str, v: Option<String>| {
-                a.insert(k.into(), v.unwrap_or_default());
-            };
-            set("runtime", config.runtime().map(|r| r.as_str().to_string()));
-            set(
-                "architecture",
-                config
-                    .architectures()
-                    .first()
-                    .map(|r| r.as_str().to_string()),
-            );
-            set("handler", config.handler().map(str::to_string));
-            set("role", config.role().map(str::to_string));
-            set("code_sha256", config.code_sha256().map(str::to_string));
-            set("timeout", config.timeout().map(|t| t.to_string()));
-            set("memory", config.memory_size().map(|m| m.to_string()));
-            let env: std::collections::BTreeMap<String, String> = config
-                .environment()
-                .and_then(|e| e.variables())
-                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default();
-            set("environment", Some(serde_json::json!(env).to_string()));
-            let tags = function.tags();
-            set(
-                "owner",
-                Some(owner_of(
-                    tags.into_iter()
-                        .flatten()
-                        .map(|(k, v)| (k.as_str(), v.as_str())),
-                )),
-            );
-            Ok(Some(a))
-        }
+        Resource::Role { name } => read_role(c, name).await,
+        Resource::RolePolicy { role, .. } => read_role_policy(c, role).await,
+        Resource::Function { name, .. } => read_function(c, name).await,
         Resource::ReservedConcurrency { function, .. } => {
-            let found = absent(
-                c.lambda
-                    .get_function_concurrency()
-                    .function_name(function)
-                    .send()
-                    .await,
-                |e| e.is_resource_not_found_exception(),
-                "GetFunctionConcurrency",
-            )?;
-            Ok(found
-                .and_then(|r| r.reserved_concurrent_executions())
-                .map(|n| {
-                    a.insert("reserved".into(), n.to_string());
-                    a
-                }))
+            read_reserved_concurrency(c, function).await
         }
-        Resource::FunctionUrl { function } => {
-            let found = absent(
-                c.lambda
-                    .get_function_url_config()
-                    .function_name(function)
-                    .send()
-                    .await,
-                |e| e.is_resource_not_found_exception(),
-                "GetFunctionUrlConfig",
-            )?;
-            Ok(found.map(|url| {
-                a.insert("auth_type".into(), url.auth_type().as_str().to_string());
-                a
-            }))
-        }
+        Resource::FunctionUrl { function } => read_function_url(c, function).await,
         Resource::Permission {
             function,
             statement_id,
             ..
-        } => {
-            let Some(policy) = absent(
-                c.lambda.get_policy().function_name(function).send().await,
-                |e| e.is_resource_not_found_exception(),
-                "GetPolicy",
-            )?
-            else {
-                return Ok(None);
-            };
-            let document: Value =
-                serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap_or_default();
-            Ok(permission_attributes(&document, statement_id))
-        }
-        Resource::Topic { name, .. } => {
-            let Some(arn) = find_topic(c, name).await? else {
-                return Ok(None);
-            };
-            let tags = c
-                .sns
-                .list_tags_for_resource()
-                .resource_arn(&arn)
-                .send()
-                .await?;
-            a.insert(
-                "owner".into(),
-                owner_of(tags.tags().iter().map(|t| (t.key(), t.value()))),
-            );
-            Ok(Some(a))
-        }
-        Resource::Alarm { name, .. } => {
-            let alarms = c
-                .cloudwatch
-                .describe_alarms()
-                .alarm_names(name)
-                .send()
-                .await
-                .context("DescribeAlarms")?;
-            let Some(alarm) = alarms.metric_alarms().first() else {
-                return Ok(None);
-            };
-            let dimension = alarm
-                .dimensions()
-                .first()
-                .map(|d| {
-                    format!(
-                        "{}={}",
-                        d.name().unwrap_or_default(),
-                        d.value().unwrap_or_default()
-                    )
-                })
-                .unwrap_or_default();
-            let topic = alarm.alarm_actions().join(",");
-            // Read back the same settings the desired alarm states, from the alarm's own fields.
-            let now: Vec<(&str, String)> = vec![
-                (
-                    "namespace",
-                    alarm.namespace().unwrap_or_default().to_string(),
-                ),
-                (
-                    "metric",
-                    alarm.metric_name().unwrap_or_default().to_string(),
-                ),
-                ("dimension", dimension.clone()),
-                (
-                    "statistic",
-                    alarm
-                        .statistic()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                ),
-                ("period", alarm.period().unwrap_or_default().to_string()),
-                (
-                    "evaluation_periods",
-                    alarm.evaluation_periods().unwrap_or_default().to_string(),
-                ),
-                (
-                    "threshold",
-                    alarm.threshold().unwrap_or_default().to_string(),
-                ),
-                (
-                    "comparison",
-                    alarm
-                        .comparison_operator()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                ),
-                (
-                    "treat_missing_data",
-                    alarm.treat_missing_data().unwrap_or_default().to_string(),
-                ),
-                ("alarm_actions", topic.clone()),
-            ];
-            for (k, v) in now {
-                a.insert(k.into(), v);
-            }
-            let tags = match alarm.alarm_arn() {
-                Some(arn) => c
-                    .cloudwatch
-                    .list_tags_for_resource()
-                    .resource_arn(arn)
-                    .send()
-                    .await
-                    .context("ListTagsForResource (alarm)")?
-                    .tags()
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.key().unwrap_or_default().to_string(),
-                            t.value().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
-            a.insert(
-                "owner".into(),
-                owner_of(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-            );
-            Ok(Some(a))
-        }
+        } => read_permission(c, function, statement_id).await,
+        Resource::Topic { name, .. } => read_topic(c, name).await,
+        Resource::Alarm { name, .. } => read_alarm(c, name).await,
         Resource::Subscription {
             topic_arn,
             function_arn,
             ..
-        } => {
-            if find_topic(c, last_segment(topic_arn)).await?.is_none() {
-                return Ok(None);
-            }
-            Ok(find_subscription(c, topic_arn, function_arn)
-                .await?
-                .map(|_| a))
-        }
-        Resource::Rule { name, .. } => {
-            let Some(rule) = absent(
-                c.events.describe_rule().name(name).send().await,
-                |e| e.is_resource_not_found_exception(),
-                "DescribeRule",
-            )?
-            else {
-                return Ok(None);
-            };
-            a.insert(
-                "pattern".into(),
-                canonical_text(rule.event_pattern().unwrap_or_default()),
-            );
-            a.insert(
-                "state".into(),
-                rule.state()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-            );
-            let tags = match rule.arn() {
-                Some(arn) => c
-                    .events
-                    .list_tags_for_resource()
-                    .resource_arn(arn)
-                    .send()
-                    .await
-                    .context("ListTagsForResource (rule)")?
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect(),
-                None => Vec::new(),
-            };
-            a.insert(
-                "owner".into(),
-                owner_of(
-                    tags.iter()
-                        .map(|(k, v): &(String, String)| (k.as_str(), v.as_str())),
-                ),
-            );
-            Ok(Some(a))
-        }
-        Resource::RuleTarget { rule, .. } => {
-            let Some(targets) = absent(
-                c.events.list_targets_by_rule().rule(rule).send().await,
-                |e| e.is_resource_not_found_exception(),
-                "ListTargetsByRule",
-            )?
-            else {
-                return Ok(None);
-            };
-            Ok(targets
-                .targets()
-                .iter()
-                .find(|t| t.id() == super::plan::RULE_TARGET_ID)
-                .map(|t| {
-                    a.insert("arn".into(), t.arn().to_string());
-                    a
-                }))
-        }
+        } => read_subscription(c, topic_arn, function_arn).await,
+        Resource::Rule { name, .. } => read_rule(c, name).await,
+        Resource::RuleTarget { rule, .. } => read_rule_target(c, rule).await,
     }
+}
+
+/// Reads `Resource::Secret`.
+async fn read_secret(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+    let a = Attributes::new();
+    let found = absent(
+        c.secrets.describe_secret().secret_id(name).send().await,
+        |e| e.is_resource_not_found_exception(),
+        "DescribeSecret",
+    )?;
+    // A secret scheduled for deletion cannot be used: treat it as absent.
+    Ok(found.filter(|s| s.deleted_date().is_none()).map(|_| a))
+}
+
+/// Reads `Resource::Role`.
+async fn read_role(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let Some(role) = absent(
+        c.iam.get_role().role_name(name).send().await,
+        |e| e.is_no_such_entity_exception(),
+        "GetRole",
+    )?
+    else {
+        return Ok(None);
+    };
+    let trust = role
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .unwrap_or_default();
+    a.insert("trust_policy".into(), canonical_text(trust));
+    let tags = c.iam.list_role_tags().role_name(name).send().await?;
+    a.insert(
+        "owner".into(),
+        owner_of(tags.tags().iter().map(|t| (t.key(), t.value()))),
+    );
+    Ok(Some(a))
+}
+
+/// Reads `Resource::RolePolicy`.
+async fn read_role_policy(c: &Clients, role: &str) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let found = absent(
+        c.iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(role)
+            .send()
+            .await,
+        |e| e.is_no_such_entity_exception(),
+        "GetRolePolicy",
+    )?;
+    Ok(found.map(|p| {
+        a.insert("document".into(), canonical_text(p.policy_document()));
+        a
+    }))
+}
+
+/// Reads `Resource::Function`.
+async fn read_function(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let Some(function) = absent(
+        c.lambda.get_function().function_name(name).send().await,
+        |e| e.is_resource_not_found_exception(),
+        "GetFunction",
+    )?
+    else {
+        return Ok(None);
+    };
+    let Some(config) = function.configuration() else {
+        return Ok(Some(a));
+    };
+    let mut set = |k: &str, v: Option<String>| {
+        a.insert(k.into(), v.unwrap_or_default());
+    };
+    set("runtime", config.runtime().map(|r| r.as_str().to_string()));
+    set(
+        "architecture",
+        config
+            .architectures()
+            .first()
+            .map(|r| r.as_str().to_string()),
+    );
+    set("handler", config.handler().map(str::to_string));
+    set("role", config.role().map(str::to_string));
+    set("code_sha256", config.code_sha256().map(str::to_string));
+    set("timeout", config.timeout().map(|t| t.to_string()));
+    set("memory", config.memory_size().map(|m| m.to_string()));
+    let env: std::collections::BTreeMap<String, String> = config
+        .environment()
+        .and_then(|e| e.variables())
+        .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    set("environment", Some(serde_json::json!(env).to_string()));
+    let tags = function.tags();
+    set(
+        "owner",
+        Some(owner_of(
+            tags.into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )),
+    );
+    Ok(Some(a))
+}
+
+/// Reads `Resource::ReservedConcurrency`.
+async fn read_reserved_concurrency(
+    c: &Clients,
+    function: &str,
+) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let found = absent(
+        c.lambda
+            .get_function_concurrency()
+            .function_name(function)
+            .send()
+            .await,
+        |e| e.is_resource_not_found_exception(),
+        "GetFunctionConcurrency",
+    )?;
+    Ok(found
+        .and_then(|r| r.reserved_concurrent_executions())
+        .map(|n| {
+            a.insert("reserved".into(), n.to_string());
+            a
+        }))
+}
+
+/// Reads `Resource::FunctionUrl`.
+async fn read_function_url(c: &Clients, function: &str) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let found = absent(
+        c.lambda
+            .get_function_url_config()
+            .function_name(function)
+            .send()
+            .await,
+        |e| e.is_resource_not_found_exception(),
+        "GetFunctionUrlConfig",
+    )?;
+    Ok(found.map(|url| {
+        a.insert("auth_type".into(), url.auth_type().as_str().to_string());
+        a
+    }))
+}
+
+/// Reads `Resource::Permission`.
+async fn read_permission(
+    c: &Clients,
+    function: &str,
+    statement_id: &str,
+) -> anyhow::Result<Option<Attributes>> {
+    let Some(policy) = absent(
+        c.lambda.get_policy().function_name(function).send().await,
+        |e| e.is_resource_not_found_exception(),
+        "GetPolicy",
+    )?
+    else {
+        return Ok(None);
+    };
+    let document: Value = serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap_or_default();
+    Ok(permission_attributes(&document, statement_id))
+}
+
+/// Reads `Resource::Topic`.
+async fn read_topic(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let Some(arn) = find_topic(c, name).await? else {
+        return Ok(None);
+    };
+    let tags = c
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await?;
+    a.insert(
+        "owner".into(),
+        owner_of(tags.tags().iter().map(|t| (t.key(), t.value()))),
+    );
+    Ok(Some(a))
+}
+
+/// Reads `Resource::Alarm`.
+async fn read_alarm(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let alarms = c
+        .cloudwatch
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .context("DescribeAlarms")?;
+    let Some(alarm) = alarms.metric_alarms().first() else {
+        return Ok(None);
+    };
+    let dimension = alarm
+        .dimensions()
+        .first()
+        .map(|d| {
+            format!(
+                "{}={}",
+                d.name().unwrap_or_default(),
+                d.value().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let topic = alarm.alarm_actions().join(",");
+    // Read back the same settings the desired alarm states, from the alarm's own fields.
+    let now: Vec<(&str, String)> = vec![
+        (
+            "namespace",
+            alarm.namespace().unwrap_or_default().to_string(),
+        ),
+        (
+            "metric",
+            alarm.metric_name().unwrap_or_default().to_string(),
+        ),
+        ("dimension", dimension.clone()),
+        (
+            "statistic",
+            alarm
+                .statistic()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+        ),
+        ("period", alarm.period().unwrap_or_default().to_string()),
+        (
+            "evaluation_periods",
+            alarm.evaluation_periods().unwrap_or_default().to_string(),
+        ),
+        (
+            "threshold",
+            alarm.threshold().unwrap_or_default().to_string(),
+        ),
+        (
+            "comparison",
+            alarm
+                .comparison_operator()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "treat_missing_data",
+            alarm.treat_missing_data().unwrap_or_default().to_string(),
+        ),
+        ("alarm_actions", topic.clone()),
+    ];
+    for (k, v) in now {
+        a.insert(k.into(), v);
+    }
+    let tags = match alarm.alarm_arn() {
+        Some(arn) => c
+            .cloudwatch
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .context("ListTagsForResource (alarm)")?
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    a.insert(
+        "owner".into(),
+        owner_of(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+    );
+    Ok(Some(a))
+}
+
+/// Reads `Resource::Subscription`.
+async fn read_subscription(
+    c: &Clients,
+    topic_arn: &str,
+    function_arn: &str,
+) -> anyhow::Result<Option<Attributes>> {
+    let a = Attributes::new();
+    if find_topic(c, last_segment(topic_arn)).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(find_subscription(c, topic_arn, function_arn)
+        .await?
+        .map(|_| a))
+}
+
+/// Reads `Resource::Rule`.
+async fn read_rule(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let Some(rule) = absent(
+        c.events.describe_rule().name(name).send().await,
+        |e| e.is_resource_not_found_exception(),
+        "DescribeRule",
+    )?
+    else {
+        return Ok(None);
+    };
+    a.insert(
+        "pattern".into(),
+        canonical_text(rule.event_pattern().unwrap_or_default()),
+    );
+    a.insert(
+        "state".into(),
+        rule.state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+    );
+    let tags = match rule.arn() {
+        Some(arn) => c
+            .events
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .context("ListTagsForResource (rule)")?
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        None => Vec::new(),
+    };
+    a.insert(
+        "owner".into(),
+        owner_of(
+            tags.iter()
+                .map(|(k, v): &(String, String)| (k.as_str(), v.as_str())),
+        ),
+    );
+    Ok(Some(a))
+}
+
+/// Reads `Resource::RuleTarget`.
+async fn read_rule_target(c: &Clients, rule: &str) -> anyhow::Result<Option<Attributes>> {
+    let mut a = Attributes::new();
+    let Some(targets) = absent(
+        c.events.list_targets_by_rule().rule(rule).send().await,
+        |e| e.is_resource_not_found_exception(),
+        "ListTargetsByRule",
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(targets
+        .targets()
+        .iter()
+        .find(|t| t.id() == super::plan::RULE_TARGET_ID)
+        .map(|t| {
+            a.insert("arn".into(), t.arn().to_string());
+            a
+        }))
 }
 
 /// A DynamoDB table in the attribute form of `Resource::DecisionTable`.
