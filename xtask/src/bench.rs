@@ -168,7 +168,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         measured
     })?;
 
-    let python = sandbox::venv::Venv::locate().python();
+    let python = pytools::Venv::locate().python();
     let mut zips = BTreeMap::new();
     for (function, krate, module) in PAIRS {
         let rust = artifacts::zip_size(

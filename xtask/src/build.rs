@@ -43,8 +43,8 @@ pub fn default_out(arch: Arch) -> anyhow::Result<PathBuf> {
 pub fn run(args: &BuildArgs) -> anyhow::Result<Vec<Artifact>> {
     ensure_target_std(args.arch)?;
     eprintln!("build: preparing cargo-lambda in the project virtualenv");
-    let venv = sandbox::venv::Venv::locate();
-    venv.ensure(sandbox::venv::CARGO_LAMBDA)
+    let venv = pytools::Venv::locate();
+    venv.ensure(pytools::CARGO_LAMBDA)
         .context("installing cargo-lambda into the project virtualenv")?;
     let out = match &args.out {
         Some(out) => out.clone(),

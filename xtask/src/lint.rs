@@ -257,8 +257,8 @@ fn checked(command: &mut Command) -> anyhow::Result<String> {
 }
 
 fn parliament(policies: &[PathBuf]) -> anyhow::Result<String> {
-    let venv = sandbox::venv::Venv::locate();
-    venv.ensure(sandbox::venv::PARLIAMENT)?;
+    let venv = pytools::Venv::locate();
+    venv.ensure(pytools::PARLIAMENT)?;
     for policy in policies {
         let document = std::fs::read_to_string(policy)?;
         // `--file` refuses to run when stdin is not a terminal; `--string` always works.
@@ -294,8 +294,8 @@ fn amtool(configs: &[PathBuf]) -> anyhow::Result<String> {
 }
 
 fn kubernetes_validate(files: &[PathBuf]) -> anyhow::Result<String> {
-    let venv = sandbox::venv::Venv::locate();
-    venv.ensure(sandbox::venv::KUBERNETES_VALIDATE)?;
+    let venv = pytools::Venv::locate();
+    venv.ensure(pytools::KUBERNETES_VALIDATE)?;
     checked(Command::new(venv.bin("kubernetes-validate")).args(files))?;
     Ok(format!("{} Secrets", files.len()))
 }

@@ -107,8 +107,8 @@ pub fn run(args: &ReliabilityArgs) -> anyhow::Result<()> {
         args.wants(Part::Interleaving) || args.wants(Part::BadInput) || args.wants(Part::Faults);
     if needs_sandbox {
         let fence = build_fence()?;
-        sandbox::venv::Venv::locate()
-            .ensure(sandbox::venv::MOTO)
+        pytools::Venv::locate()
+            .ensure(pytools::MOTO)
             .context("installing moto into the project virtualenv")?;
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(run_in_sandbox(

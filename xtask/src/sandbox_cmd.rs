@@ -93,8 +93,8 @@ pub fn up(args: &UpArgs) -> anyhow::Result<SandboxInfo> {
     eprintln!("sandbox: building the functions and the emulators");
     let bin_dir = workspace::build_sandbox_binaries(args.release)?;
     eprintln!("sandbox: preparing the Python virtualenv (moto)");
-    sandbox::venv::Venv::locate()
-        .ensure(sandbox::venv::MOTO)
+    pytools::Venv::locate()
+        .ensure(pytools::MOTO)
         .context("installing moto into the project virtualenv")?;
 
     let log_path = dir.join("logs").join("sandbox.log");

@@ -46,9 +46,9 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
         Stage {
             name: "python tools",
             run: Box::new(|| {
-                let venv = sandbox::venv::Venv::locate();
-                venv.ensure(sandbox::venv::MOTO)?;
-                venv.ensure(sandbox::venv::SEED_PYTHON)?;
+                let venv = pytools::Venv::locate();
+                venv.ensure(pytools::MOTO)?;
+                venv.ensure(pytools::SEED_PYTHON)?;
                 Ok(())
             }),
         },

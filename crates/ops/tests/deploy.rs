@@ -692,10 +692,9 @@ async fn create_function_waits_for_a_role_lambda_cannot_assume_yet() {
     if let Err(e) = std::fs::create_dir_all(&dir) {
         panic!("creating {}: {e}", dir.display());
     }
-    let moto =
-        sandbox::moto::MotoServer::start(&sandbox::venv::Venv::locate(), &dir.join("moto.log"))
-            .await
-            .unwrap_or_else(|e| panic!("starting moto: {e}"));
+    let moto = sandbox::moto::MotoServer::start(&pytools::Venv::locate(), &dir.join("moto.log"))
+        .await
+        .unwrap_or_else(|e| panic!("starting moto: {e}"));
     let outcome = role_arrives_late(&moto.url()).await;
     moto.shutdown();
     match outcome {

@@ -5,7 +5,8 @@
 //! * [`lambda_host`]: a Lambda Runtime API host that runs a function's real bootstrap binary,
 //!   with a Function URL front (payload 2.0) and a raw invoke URL.
 //! * [`moto`] and [`aws_front`]: moto server for the rest of AWS, behind a counting front that
-//!   adds latency and faults on demand. [`venv`] installs Python tools into the project's virtualenv.
+//!   adds latency and faults on demand. The Python tools it runs (moto) come
+//!   from the project's virtualenv, which crate `pytools` installs.
 //! * [`world`]: starts all of them, seeds the two-site topology and describes it (`sandbox.json`).
 //! * `harness` (feature `harness`): what the function crates' integration tests share — a world
 //!   started and always stopped around a scenario, and helpers to drive and read it.
@@ -23,5 +24,4 @@ pub mod lambda_host;
 pub mod moto;
 pub mod net;
 pub mod tls;
-pub mod venv;
 pub mod world;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
-use crate::venv::{self, Venv, VenvError};
+use pytools::{Venv, VenvError};
 
 /// How long moto may take to answer after it was spawned. A cold start takes about a second;
 /// the margin is for a machine busy compiling.
@@ -69,7 +69,7 @@ impl MotoServer {
     /// `log_path`, and returns once it answers HTTP.
     pub async fn start(venv: &Venv, log_path: &Path) -> Result<MotoServer, MotoError> {
         let installing = venv.clone();
-        tokio::task::spawn_blocking(move || installing.ensure(venv::MOTO))
+        tokio::task::spawn_blocking(move || installing.ensure(pytools::MOTO))
             .await
             .map_err(|join| MotoError::Spawn {
                 program: venv.python(),
@@ -142,7 +142,7 @@ impl MotoServer {
         let banner = format!("Running on http://127.0.0.1:{port}");
         let deadline = started + START_TIMEOUT;
         loop {
-            let log_text = venv::read_since(log_path, log_start);
+            let log_text = pytools::read_since(log_path, log_start);
             if let Some(status) = server.exit_status() {
                 if log_text.contains("Address already in use") || log_text.contains("is in use") {
                     return Ok(None);
@@ -150,7 +150,7 @@ impl MotoServer {
                 return Err(MotoError::Exited {
                     status,
                     log: server.log_path.clone(),
-                    tail: venv::read_tail_from(log_path, log_start),
+                    tail: pytools::read_tail_from(log_path, log_start),
                 });
             }
             if log_text.contains(&banner)
@@ -167,7 +167,7 @@ impl MotoServer {
                 return Ok(Some(server));
             }
             if Instant::now() >= deadline {
-                let tail = venv::read_tail_from(log_path, log_start);
+                let tail = pytools::read_tail_from(log_path, log_start);
                 server.stop();
                 return Err(MotoError::Timeout {
                     seconds: START_TIMEOUT.as_secs(),

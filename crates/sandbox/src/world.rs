@@ -84,8 +84,8 @@ use crate::ispn::{IspnSite, IspnSiteOptions, IspnVersion};
 use crate::lambda_host::{FunctionHost, FunctionSpec};
 use crate::moto::MotoServer;
 use crate::tls::SandboxCa;
-use crate::venv::Venv;
 use anyhow::Context;
+use pytools::Venv;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -843,7 +843,7 @@ async fn start_function(
         ),
         FunctionCode::SeedPython { peers_dir, module } => {
             let venv = Venv::locate();
-            venv.ensure(crate::venv::SEED_PYTHON)
+            venv.ensure(pytools::SEED_PYTHON)
                 .context("installing the seed's Python runtime")?;
             let handler = format!("{module}.handler");
             (

@@ -10,9 +10,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_secretsmanager::config::Credentials;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use pytools::Venv;
 use sandbox::aws_front::{AwsFront, CallCounts};
 use sandbox::moto::MotoServer;
-use sandbox::venv::Venv;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -398,7 +398,7 @@ if remove:
 policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
 print(json.dumps([s["Sid"] for s in policy["Statement"]]))
 "#;
-        let output = Command::new(sandbox::venv::Venv::locate().python())
+        let output = Command::new(pytools::Venv::locate().python())
             .args(["-c", script, &info.aws_endpoint_url, &info.region, function])
             .arg(remove.unwrap_or(""))
             .output()?;

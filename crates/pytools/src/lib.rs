@@ -1,5 +1,6 @@
 //! The project's Python virtualenv, where the sandbox and `cargo xtask` install the Python tools
-//! they run (moto, the Lambda runtime interface client for the seeds' Python, linters).
+//! they run (moto, the Lambda runtime interface client for the seeds' Python, linters). A crate of
+//! its own: the emulators use the tools it installs, and installing them is not their job.
 //!
 //! Every requirement set is a constant here, so that one place says which versions the project
 //! was checked against. [`Venv::ensure`] is idempotent, cheap when nothing is missing (a marker
@@ -416,12 +417,12 @@ fn tail_lines(text: &str, lines: usize) -> String {
 }
 
 /// The last lines a process wrote to `path` after byte `start`.
-pub(crate) fn read_tail_from(path: &Path, start: u64) -> String {
+pub fn read_tail_from(path: &Path, start: u64) -> String {
     tail_lines(&read_since(path, start), TAIL_LINES)
 }
 
 /// What a process wrote to `path` after byte `start`.
-pub(crate) fn read_since(path: &Path, start: u64) -> String {
+pub fn read_since(path: &Path, start: u64) -> String {
     let mut text = Vec::new();
     let read = File::open(path).and_then(|mut file| {
         file.seek(SeekFrom::Start(start))?;
