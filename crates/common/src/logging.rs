@@ -146,8 +146,9 @@ fn rfc3339(time: SystemTime) -> String {
     )
 }
 
-// Howard Hinnant's days → civil date algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// Days since 1970-01-01 as a proleptic Gregorian (year, month, day): Howard Hinnant's
+/// `civil_from_days`, for every UTC timestamp the project prints.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
