@@ -3,7 +3,7 @@
 
 use crate::workspace;
 use anyhow::{Context, bail};
-pub use ops::artifacts::Arch;
+use ops::artifacts::Arch;
 use ops::artifacts::{FUNCTIONS, hex, sha256, zip_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -57,7 +57,7 @@ pub enum IspnError {
     },
 }
 
-pub(crate) fn failures_text(result: &CacheResults) -> String {
+fn failures_text(result: &CacheResults) -> String {
     result
         .failures()
         .map(|(cache, outcome)| format!("{cache}={outcome}"))

@@ -67,8 +67,6 @@ pub fn describe(command: &Command) -> String {
         .join(" ")
 }
 
-pub use ops::artifacts::FUNCTIONS;
-
 /// Builds the sandbox and the three functions (dev profile unless `release`), returns the binary dir.
 ///
 /// It builds every binary of the workspace rather than selecting packages: cargo resolves
