@@ -20,6 +20,7 @@
 //! A closed or stale record is replaced by a create conditioned on its `decision_id`, so that
 //! two reports replacing it at once still make one decision.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::site::{AcceleratorDns, SiteName};
@@ -82,6 +83,26 @@ pub struct DecisionRecord {
     pub mode: Mode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed: Option<Closure>,
+}
+
+/// What the reports that carried a decision out recorded once its fence was complete (the
+/// loser out of the accelerator, the survivor's backup to it offline): written after the
+/// fence's work by an update that may fail without harm, so a record may lack it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    /// When the first report found the fence complete.
+    pub completed_at_ms: u64,
+    /// What that report did, in the fence's words (`removed …`, `… backup to … offline`).
+    pub steps: Vec<String>,
+    /// Every site whose report carried the decision out to completion.
+    pub reporters: BTreeSet<SiteName>,
+}
+
+/// One decision as the store holds it, with its completion when recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub record: DecisionRecord,
+    pub completion: Option<Completion>,
 }
 
 /// Whether a record still decides its split-brain.

@@ -1,6 +1,6 @@
 //! The decision records in DynamoDB: one item per split-brain, keyed by [`KEY_ATTRIBUTE`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
@@ -22,6 +22,10 @@ pub struct DecisionStore {
 }
 
 const STATE: &str = "state";
+/// The completion's attributes (see [`Completion`]): absent until a report completes the fence.
+const COMPLETED_AT: &str = "completed_at_ms";
+const STEPS: &str = "steps";
+const REPORTERS: &str = "reporters";
 const OPEN: &str = "open";
 const CLOSED: &str = "closed";
 
@@ -200,6 +204,82 @@ impl DecisionStore {
         Ok(records)
     }
 
+    /// Every item of the table, each read on its own: a malformed item is reported in its
+    /// place and does not hide the others (what `site history` lists). Paginated.
+    pub async fn entries(&self) -> Result<Vec<Result<Entry, MalformedRecord>>, AwsError> {
+        let mut entries = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("Scan", e))?;
+            for item in page.items() {
+                entries.push(from_item(item).and_then(|record| {
+                    Ok(Entry {
+                        completion: completion_from_item(item, &record.split_brain)?,
+                        record,
+                    })
+                }));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Adds `completion` to the decision `decision_id` of `split_brain`: the first completion
+    /// keeps its time and steps, every one adds its reporters. `false` when that decision is
+    /// not the record any more (replaced since). The record's own attributes are untouched, so
+    /// this can never change what the fence decided.
+    pub async fn complete(
+        &self,
+        split_brain: &str,
+        decision_id: &str,
+        completion: &Completion,
+    ) -> Result<bool, AwsError> {
+        let reporters: Vec<String> = completion
+            .reporters
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        let mut update = format!(
+            "SET {COMPLETED_AT} = if_not_exists({COMPLETED_AT}, :at), {STEPS} = if_not_exists({STEPS}, :steps)"
+        );
+        // A string set cannot be empty: without a reporter there is nothing to add.
+        if !reporters.is_empty() {
+            update.push_str(&format!(" ADD {REPORTERS} :reporters"));
+        }
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, AttributeValue::S(split_brain.to_owned()))
+            .update_expression(update)
+            .condition_expression("decision_id = :id")
+            .expression_attribute_values(":id", AttributeValue::S(decision_id.to_owned()))
+            .expression_attribute_values(":at", n(completion.completed_at_ms))
+            .expression_attribute_values(
+                ":steps",
+                AttributeValue::L(completion.steps.iter().map(s).collect()),
+            );
+        let request = if reporters.is_empty() {
+            request
+        } else {
+            request.expression_attribute_values(":reporters", AttributeValue::Ss(reporters))
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(context))
+                if context.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(AwsError::from_sdk("UpdateItem", err)),
+        }
+    }
+
     /// Closes the decision `decision_id` of `split_brain`. `false` when it is not the standing
     /// record any more (closed already, or replaced).
     pub async fn close(
@@ -255,10 +335,7 @@ fn n(value: u64) -> AttributeValue {
 /// The item of a record: one attribute per field, `facts` as JSON text, and `state`
 /// (`open`/`closed`) for the conditions.
 pub(crate) fn to_item(record: &DecisionRecord) -> Item {
-    let mode = match record.mode {
-        Mode::Enforce => "enforce",
-        Mode::Monitor => "monitor",
-    };
+    let mode = record.mode.as_str();
     let mut item = Item::from([
         (KEY_ATTRIBUTE.to_owned(), s(&record.split_brain)),
         ("decision_id".to_owned(), s(&record.decision_id)),
@@ -284,6 +361,51 @@ pub(crate) fn to_item(record: &DecisionRecord) -> Item {
         item.insert("closed_by".to_owned(), s(&closure.by));
     }
     item
+}
+
+/// The completion an item holds: `None` before any report completed the fence (or when the
+/// update that records it failed); malformed when present but unreadable.
+pub(crate) fn completion_from_item(
+    item: &Item,
+    key: &str,
+) -> Result<Option<Completion>, MalformedRecord> {
+    let Some(at) = item.get(COMPLETED_AT) else {
+        return Ok(None);
+    };
+    let bad = |reason: String| MalformedRecord {
+        key: key.to_owned(),
+        reason,
+    };
+    let completed_at_ms = at
+        .as_n()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad(format!("`{COMPLETED_AT}` is not a number")))?;
+    let steps = match item.get(STEPS) {
+        None => Vec::new(),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| {
+                v.as_s()
+                    .cloned()
+                    .map_err(|_| bad(format!("`{STEPS}` holds a non-string")))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad(format!("`{STEPS}` is not a list"))),
+    };
+    let reporters = match item.get(REPORTERS) {
+        None => BTreeSet::new(),
+        Some(AttributeValue::Ss(sites)) => sites
+            .iter()
+            .map(|site| SiteName::parse(site).map_err(|e| bad(format!("`{REPORTERS}`: {e}"))))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad(format!("`{REPORTERS}` is not a string set"))),
+    };
+    Ok(Some(Completion {
+        completed_at_ms,
+        steps,
+        reporters,
+    }))
 }
 
 pub(crate) fn from_item(item: &Item) -> Result<DecisionRecord, MalformedRecord> {
@@ -366,5 +488,31 @@ mod tests {
         });
         broken.remove("loser");
         assert!(from_item(&broken).unwrap_err().reason.contains("loser"));
+    }
+
+    #[test]
+    fn a_completion_is_read_when_there_and_malformed_when_wrong() {
+        let mut item = Item::from([(KEY_ATTRIBUTE.to_owned(), s("k"))]);
+        assert_eq!(completion_from_item(&item, "k"), Ok(None));
+        item.insert(COMPLETED_AT.to_owned(), n(7));
+        item.insert(
+            STEPS.to_owned(),
+            AttributeValue::L(vec![s("removed 1 endpoint(s)")]),
+        );
+        item.insert(
+            REPORTERS.to_owned(),
+            AttributeValue::Ss(vec!["site-a".into(), "site-b".into()]),
+        );
+        let completion = completion_from_item(&item, "k");
+        assert_eq!(
+            completion.as_ref().map(|c| c.as_ref().map(|c| (
+                c.completed_at_ms,
+                c.steps.len(),
+                c.reporters.len()
+            ))),
+            Ok(Some((7, 1, 2)))
+        );
+        item.insert(REPORTERS.to_owned(), s("site-a"));
+        assert!(completion_from_item(&item, "k").is_err());
     }
 }
