@@ -19,6 +19,16 @@
 //!
 //! A closed or stale record is replaced by a create conditioned on its `decision_id`, so that
 //! two reports replacing it at once still make one decision.
+//!
+//! **Monitor mode.** A fence in [`Mode::Monitor`] records its decision too, marked as monitor,
+//! and changes nothing. Such a record decides for monitor-mode reports only
+//! ([`DecisionRecord::standing_for`]): both sites' monitor reports of one split-brain agree on
+//! one decision, as they would in enforce mode, but an enforcing fence never adopts a decision
+//! that changed nothing (it would skip the probe and carry out facts nobody acted on). To an
+//! enforcing fence a standing monitor record reads as stale: it decides anew and replaces the
+//! record with a create conditioned on its `decision_id`, so that two enforcing reports
+//! replacing it at once still make one decision. A monitor-mode fence adopts a standing enforce
+//! record (it reports the fence that is under way) and never replaces it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -45,14 +55,9 @@ pub fn split_brain_key(accelerator: &AcceleratorDns, a: &SiteName, b: &SiteName)
     format!("{accelerator}/{first}+{second}")
 }
 
-/// Whether the fence changes anything or only says what it would do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    Monitor,
-}
+/// Whether the fence changes anything or only says what it would do: one type for the three
+/// functions and the operator's tool, defined in `common`.
+pub use common::mode::Mode;
 
 /// Who closed a record, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +135,29 @@ impl DecisionRecord {
             ));
         }
         Standing::Stands
+    }
+}
+
+impl DecisionRecord {
+    /// Whether the record decides for a fence running in `mode`: [`DecisionRecord::standing`],
+    /// except that a standing monitor-mode record reads as stale to an enforcing fence (see
+    /// the module's "Monitor mode").
+    pub fn standing_for(
+        &self,
+        mode: Mode,
+        topology: &Topology,
+        now_ms: u64,
+        stale_after: Duration,
+    ) -> Standing {
+        match self.standing(topology, now_ms, stale_after) {
+            Standing::Stands if mode == Mode::Enforce && self.mode == Mode::Monitor => {
+                Standing::Stale(format!(
+                    "decision {} was made in monitor mode and changed nothing: an enforcing fence decides anew",
+                    self.decision_id
+                ))
+            }
+            other => other,
+        }
     }
 }
 
@@ -235,5 +263,43 @@ mod tests {
             closed.standing(&fenced, 1_000_001, stale_after),
             Standing::Closed
         );
+    }
+
+    #[test]
+    fn a_monitor_record_decides_for_monitor_reports_only() {
+        let stale_after = Duration::from_secs(900);
+        let under_way = topology(&["site-a", "site-b"]);
+        let now = 1_000_000 + 5_000;
+        let monitor = DecisionRecord {
+            mode: Mode::Monitor,
+            ..record()
+        };
+        let enforce = record();
+        let table = [
+            // (record, the reading fence's mode, stands for it)
+            (&monitor, Mode::Monitor, true),
+            (&monitor, Mode::Enforce, false),
+            (&enforce, Mode::Monitor, true),
+            (&enforce, Mode::Enforce, true),
+        ];
+        for (record, mode, stands) in table {
+            let standing = record.standing_for(mode, &under_way, now, stale_after);
+            assert_eq!(
+                standing == Standing::Stands,
+                stands,
+                "{:?} record read by {mode:?}: {standing:?}",
+                record.mode
+            );
+            if !stands {
+                // Not standing means replaced by a create conditioned on its id.
+                assert!(matches!(&standing, Standing::Stale(why) if why.contains("monitor")));
+            }
+        }
+        // A monitor record goes stale like any other for monitor reports: monitor mode never
+        // takes the loser out, so after the stale-after it is decided again.
+        assert!(matches!(
+            monitor.standing_for(Mode::Monitor, &under_way, 1_000_000 + 901_000, stale_after),
+            Standing::Stale(_)
+        ));
     }
 }

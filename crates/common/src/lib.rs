@@ -13,6 +13,8 @@
 //!   on a retry.
 //! * [`join`]: running a varying number of futures at once on one task.
 //! * [`notify`] (feature `notify`): SNS notification of every action taken.
+//! * [`mode`]: enforce or monitor (change nothing, say what would be done), for all three
+//!   functions, their decision records and the operator's tool.
 //!
 //! Function URL requests (payload format 2.0, including base64 bodies) are decoded by the fence
 //! (`fence_lambda::event`); this crate starts from the decoded body bytes.
@@ -24,6 +26,7 @@ pub mod aws;
 pub mod config;
 pub mod join;
 pub mod logging;
+pub mod mode;
 #[cfg(feature = "notify")]
 pub mod notify;
 pub mod outcome;
