@@ -76,6 +76,16 @@ pub struct Site {
     /// Test-only control endpoint of a sandbox site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox_control_url: Option<String>,
+    /// The site's Prometheus (its HTTP API's base URL, e.g. `http://prometheus.monitoring:9090`):
+    /// `doctor` checks that the alert rule is loaded and healthy and that the other site's
+    /// metric is seen. Without it that check is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_url: Option<String>,
+    /// The site's Alertmanager (its base URL, e.g. `http://alertmanager.monitoring:9093`):
+    /// `doctor` checks that it routes the alert to the fence's Function URL. Without it that
+    /// check is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

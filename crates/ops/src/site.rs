@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod failback;
+pub mod history;
 pub mod model;
 pub mod observe;
 pub mod plan;
@@ -41,6 +42,9 @@ pub enum SiteCommand {
     /// Add a site back to the Global Accelerator with weight 128 and open the traffic dials the
     /// fence closed for it (chapter 8), once in sync; then close the fence's decision record.
     BringOnline(BringOnlineArgs),
+    /// The fence's recorded decisions, newest first: when, the reporters, the survivor, the
+    /// rule, the steps done and the time to complete, the mode, closed or standing.
+    History(history::HistoryArgs),
 }
 
 /// Where the deployment is described, and the AWS flags.
@@ -146,6 +150,7 @@ pub fn run(command: SiteCommand) -> anyhow::Result<()> {
                     .await
                     .map(drop)
             }
+            SiteCommand::History(args) => history::run(&args).await.map(drop),
         }
     })
 }

@@ -176,7 +176,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
                     == [&serde_json::json!({
                         "Sid": "RecordDecisions",
                         "Effect": "Allow",
-                        "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+                        "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                         "Resource": [table_arn]
                     })],
                 "{dynamodb_statements:?}"

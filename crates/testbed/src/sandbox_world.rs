@@ -337,6 +337,8 @@ pub fn deployment_from_sandbox(info: &SandboxInfo) -> Deployment {
                     namespace: ops::config::default_namespace(),
                     load_balancer_arn: Some(site.endpoint_id.clone()),
                     sandbox_control_url: Some(site.control_url.clone()),
+                    prometheus_url: None,
+                    alertmanager_url: None,
                 };
                 (name.clone(), site)
             })

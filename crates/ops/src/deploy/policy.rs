@@ -37,6 +37,39 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
+/// The writes the functions make: the policies below grant them and `doctor` checks the
+/// deployed roles for them, from this one list.
+pub mod writes {
+    /// The fence takes the loser out of every endpoint group of its accelerator.
+    pub const FENCE_TRAFFIC: [&str; 2] = [
+        "globalaccelerator:RemoveEndpoints",
+        "globalaccelerator:UpdateEndpointGroup",
+    ];
+    /// The fence's conditional create of its decision, and the completion it adds afterwards.
+    pub const FENCE_RECORD: [&str; 2] = ["dynamodb:PutItem", "dynamodb:UpdateItem"];
+    /// Every function tells the deployment's topic what it did.
+    pub const NOTIFY: &str = "sns:Publish";
+    /// The Route 53 function pins a failed health check.
+    pub const PIN_HEALTH_CHECK: &str = "route53:UpdateHealthCheck";
+    /// The VPC function moves routes to the standby.
+    pub const MOVE_ROUTES: &str = "ec2:ReplaceRoute";
+}
+
+/// A Route 53 health check's ARN (a global resource: no region, no account).
+pub fn health_check_arn(scope: &Scope, id: &str) -> String {
+    format!("arn:{}:route53:::healthcheck/{id}", scope.partition)
+}
+
+/// A route table's ARN in the deployment's region.
+pub fn route_table_arn(scope: &Scope, id: &str) -> String {
+    scope.arn("ec2", &scope.region, &format!("route-table/{id}"))
+}
+
+/// A VPC's ARN, as the `ec2:Vpc` condition key holds it.
+pub fn vpc_arn(scope: &Scope, vpc_id: &str) -> String {
+    scope.arn("ec2", &scope.region, &format!("vpc/{vpc_id}"))
+}
+
 pub fn lambda_trust_policy() -> Value {
     json!({
         "Version": "2012-10-17",
@@ -77,7 +110,7 @@ fn notify(deployment: &Deployment) -> Option<Value> {
     deployment
         .notify_topic_arn
         .as_ref()
-        .map(|topic| allow("NotifyActions", &["sns:Publish"], vec![topic.clone()]))
+        .map(|topic| allow("NotifyActions", &[writes::NOTIFY], vec![topic.clone()]))
 }
 
 /// A secret given by name: Secrets Manager appends `-` and six random characters to its ARN.
@@ -98,13 +131,15 @@ pub fn table_arn(scope: &Scope, table: &str) -> String {
     scope.arn("dynamodb", &scope.region, &format!("table/{table}"))
 }
 
-/// The fence's use of its decision table: the conditional create (`PutItem`) and the
-/// consistent read after a failed condition (`GetItem`), on that table alone. No `Scan` or
-/// `UpdateItem`: listing and closing records is the operator's (`site` commands).
+/// The fence's use of its decision table: the conditional create (`PutItem`), the consistent
+/// read after a failed condition (`GetItem`) and the completion it adds to a decision once the
+/// fence is complete (`UpdateItem`, which can change nothing `PutItem` could not), on that
+/// table alone. No `Scan`: listing and closing records is the operator's (`site` commands).
 fn record_decisions(deployment: &Deployment, scope: &Scope) -> Value {
+    let [put, update] = writes::FENCE_RECORD;
     allow(
         "RecordDecisions",
-        &["dynamodb:GetItem", "dynamodb:PutItem"],
+        &["dynamodb:GetItem", put, update],
         vec![table_arn(scope, &deployment.decision_table())],
     )
 }
@@ -129,11 +164,13 @@ pub fn fence_policy(deployment: &Deployment, scope: &Scope, function_name: &str)
             &["globalaccelerator:ListEndpointGroups"],
             vec![format!("{accelerator}/listener/*")],
         ),
+        // RemoveEndpoints, and UpdateEndpointGroup for a group whose dial it closes instead.
         allow(
             "RemoveOfflineSite",
             &[
                 "globalaccelerator:DescribeEndpointGroup",
-                "globalaccelerator:RemoveEndpoints",
+                writes::FENCE_TRAFFIC[0],
+                writes::FENCE_TRAFFIC[1],
             ],
             vec![format!("{accelerator}/listener/*/endpoint-group/*")],
         ),
@@ -166,12 +203,12 @@ pub fn route53_policy(
 ) -> Value {
     let health_checks = health_check_ids
         .iter()
-        .map(|id| format!("arn:{}:route53:::healthcheck/{id}", scope.partition))
+        .map(|id| health_check_arn(scope, id))
         .collect();
     let mut statements = vec![
         allow(
             "PinFailedHealthCheck",
-            &["route53:GetHealthCheck", "route53:UpdateHealthCheck"],
+            &["route53:GetHealthCheck", writes::PIN_HEALTH_CHECK],
             health_checks,
         ),
         logs(scope, function_name),
@@ -191,17 +228,17 @@ pub fn vpc_policy(
         json!({
             "Sid": "MoveRoutesToStandby",
             "Effect": "Allow",
-            "Action": ["ec2:ReplaceRoute"],
-            "Resource": [scope.arn("ec2", &scope.region, "route-table/*")],
-            "Condition": {"ArnEquals": {"ec2:Vpc": scope.arn("ec2", &scope.region, &format!("vpc/{}", vpc.vpc_id))}}
+            "Action": [writes::MOVE_ROUTES],
+            "Resource": [route_table_arn(scope, "*")],
+            "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn(scope, &vpc.vpc_id)}}
         })
     } else {
         allow(
             "MoveRoutesToStandby",
-            &["ec2:ReplaceRoute"],
+            &[writes::MOVE_ROUTES],
             vpc.route_table_ids
                 .iter()
-                .map(|id| scope.arn("ec2", &scope.region, &format!("route-table/{id}")))
+                .map(|id| route_table_arn(scope, id))
                 .collect(),
         )
     };
@@ -298,7 +335,7 @@ mod tests {
         )));
     }
 
-    /// Exactly the two calls the fence makes, on exactly its table: a wildcard, a `Scan` or
+    /// Exactly the three calls the fence makes, on exactly its table: a wildcard, a `Scan` or
     /// another table would let the fence read or rewrite records it has no business with.
     #[test]
     fn fence_records_decisions_in_its_table_only() {
@@ -320,7 +357,7 @@ mod tests {
             [&json!({
                 "Sid": "RecordDecisions",
                 "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                 "Resource": ["arn:aws:dynamodb:eu-west-1:123456789012:table/keycloak-fence-decisions"]
             })]
         );

@@ -229,7 +229,7 @@ fn decisions(out: &mut String, observed: &Observed) {
 }
 
 /// `ms` since the epoch as UTC, to the second: `2025-12-05T21:27:03Z`.
-fn utc(ms: u64) -> String {
+pub(crate) fn utc(ms: u64) -> String {
     let seconds = ms / 1000;
     let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
     let rest = seconds % 86_400;
