@@ -75,11 +75,21 @@ fn q(value: &str) -> String {
     serde_json::Value::String(value.to_string()).to_string()
 }
 
+/// Infinispan's metric of each remote site's place in the cross-site view (1 in it, 0 not),
+/// labelled `site` = the remote site: what the alert rule reads.
+pub const SITE_VIEW_METRIC: &str = "vendor_jgroups_site_view_status";
+
+/// The Alertmanager receiver the generated configuration routes the alert to.
+pub const RECEIVER: &str = "sitefence-fence";
+
+/// The labels the rule gives the alert beside the expression's (`namespace`, `site`).
+pub const SEVERITY: &str = "critical";
+
 /// The seed's alert expression: the minimum over the local cluster's nodes of the other site's
 /// view status; 0 means the other site left the cross-site view.
 pub fn alert_expression(namespace: &str, remote_site: &str) -> String {
     format!(
-        "min by (namespace, site) (vendor_jgroups_site_view_status{{namespace={},site={}}}) == 0",
+        "min by (namespace, site) ({SITE_VIEW_METRIC}{{namespace={},site={}}}) == 0",
         q(namespace),
         q(remote_site)
     )
@@ -129,7 +139,7 @@ pub fn render(inputs: &Inputs) -> anyhow::Result<Vec<File>> {
         )?;
         writeln!(
             kubernetes,
-            "spec:\n  route:\n    receiver: sitefence-fence\n    groupBy:\n      - accelerator"
+            "spec:\n  route:\n    receiver: {RECEIVER}\n    groupBy:\n      - accelerator"
         )?;
         writeln!(
             kubernetes,
@@ -143,7 +153,7 @@ pub fn render(inputs: &Inputs) -> anyhow::Result<Vec<File>> {
         )?;
         writeln!(
             kubernetes,
-            "  receivers:\n    - name: sitefence-fence\n      webhookConfigs:\n        - url: {}\n          sendResolved: false",
+            "  receivers:\n    - name: {RECEIVER}\n      webhookConfigs:\n        - url: {}\n          sendResolved: false",
             q(inputs.function_url)
         )?;
         writeln!(
@@ -207,7 +217,7 @@ pub fn render(inputs: &Inputs) -> anyhow::Result<Vec<File>> {
         )?;
         writeln!(
             alertmanager,
-            "route:\n  receiver: sitefence-fence\n  group_by: [accelerator]"
+            "route:\n  receiver: {RECEIVER}\n  group_by: [accelerator]"
         )?;
         writeln!(
             alertmanager,
@@ -216,12 +226,12 @@ pub fn render(inputs: &Inputs) -> anyhow::Result<Vec<File>> {
         )?;
         writeln!(
             alertmanager,
-            "  routes:\n    - receiver: sitefence-fence\n      matchers:\n        - alertname = {}",
+            "  routes:\n    - receiver: {RECEIVER}\n      matchers:\n        - alertname = {}",
             q(alert_name)
         )?;
         writeln!(
             alertmanager,
-            "receivers:\n  - name: sitefence-fence\n    webhook_configs:\n      - url: {}\n        send_resolved: false",
+            "receivers:\n  - name: {RECEIVER}\n    webhook_configs:\n      - url: {}\n        send_resolved: false",
             q(inputs.function_url)
         )?;
         writeln!(
@@ -338,7 +348,7 @@ fn write_rule(
     }
     writeln!(
         out,
-        "{indent}  labels:\n{indent}    severity: critical\n{indent}    reporter: {}\n{indent}    accelerator: {}",
+        "{indent}  labels:\n{indent}    severity: {SEVERITY}\n{indent}    reporter: {}\n{indent}    accelerator: {}",
         q(reporter),
         q(accelerator)
     )?;
