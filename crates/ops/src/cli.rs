@@ -1,7 +1,7 @@
 //! The operator's commands, as `sitefence` and `cargo xtask` both offer them.
 
 use crate::artifacts::Arch;
-use crate::{deploy, manifests, site};
+use crate::{deploy, doctor, manifests, site};
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
@@ -10,6 +10,9 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Remove everything `deploy` created (and nothing else).
     Destroy(deploy::DestroyArgs),
+    /// Prove every link of each function's chain against the live deployment, changing nothing:
+    /// drift, a preflight through the Function URL, permissions, alerting, Route 53, VPC.
+    Doctor(doctor::DoctorArgs),
     /// Alerting manifests per site: Kubernetes (Prometheus operator) and plain Prometheus/Alertmanager.
     Manifests(manifests::ManifestArgs),
     /// After a fence or for maintenance: status, take-offline, sync, bring-online (HA guide).
@@ -29,6 +32,7 @@ pub fn run(
     match command {
         Command::Deploy(args) => deploy::run(&args, default_zips),
         Command::Destroy(args) => deploy::destroy(&args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::Manifests(args) => {
             for path in manifests::run(&args)? {
                 println!("{}", path.display());

@@ -181,7 +181,7 @@ pub fn run(
 
 /// Where resources are: account (STS), partition, and the accelerator's ARN (looked up by its DNS
 /// name, so that the fence's policy names exactly that accelerator).
-async fn scope(
+pub(crate) async fn scope(
     deployment: &Deployment,
     clients: &Clients,
     args: &AwsArgs,
@@ -227,8 +227,18 @@ async fn scope(
     })
 }
 
+/// The CA bundle's PEM text, when the config names one.
+pub(crate) fn ca_bundle_pem(deployment: &Deployment) -> anyhow::Result<Option<String>> {
+    match &deployment.fence.ca_bundle {
+        Some(path) => Ok(Some(std::fs::read_to_string(path).with_context(|| {
+            format!("reading fence.ca_bundle {}", path.display())
+        })?)),
+        None => Ok(None),
+    }
+}
+
 /// The ZIP of each function of the deployment, with the SHA-256 Lambda will report.
-fn code(
+pub(crate) fn code(
     deployment: &Deployment,
     zips: &Path,
     arch: Arch,
@@ -262,18 +272,11 @@ pub async fn deploy(
     let owner = deployment.name.clone();
     eprintln!("deploy: reading the current state of `{owner}`");
     let clients = Clients::load(args, deployment).await;
-    let ca_bundle_pem = match &deployment.fence.ca_bundle {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading fence.ca_bundle {}", path.display()))?,
-        ),
-        None => None,
-    };
     let inputs = Inputs {
         scope: scope(deployment, &clients, args).await?,
         architecture: options.arch.lambda_name().to_string(),
         code: code(deployment, &options.zips, options.arch)?,
-        ca_bundle_pem,
+        ca_bundle_pem: ca_bundle_pem(deployment)?,
     };
     let desired = plan::desired(deployment, &inputs)?;
     for resource in &desired {

@@ -13,6 +13,8 @@ pub mod config;
 #[cfg(feature = "operate")]
 pub mod deploy;
 #[cfg(feature = "operate")]
+pub mod doctor;
+#[cfg(feature = "operate")]
 pub mod manifests;
 #[cfg(feature = "operate")]
 pub mod site;

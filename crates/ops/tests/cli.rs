@@ -15,7 +15,14 @@ fn help_lists_the_operator_commands_and_no_development_task() {
     let output = sitefence(&["--help"]);
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for command in ["deploy", "destroy", "manifests", "site", "route53"] {
+    for command in [
+        "deploy",
+        "destroy",
+        "doctor",
+        "manifests",
+        "site",
+        "route53",
+    ] {
         assert!(
             help.lines()
                 .any(|line| line.trim_start().starts_with(&format!("{command} "))),
@@ -45,6 +52,7 @@ fn every_subcommand_has_help() {
     for command in [
         &["deploy", "--help"][..],
         &["destroy", "--help"],
+        &["doctor", "--help"],
         &["manifests", "--help"],
         &["site", "status", "--help"],
         &["site", "bring-online", "--help"],

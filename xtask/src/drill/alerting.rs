@@ -25,6 +25,8 @@ pub struct SitePair {
     pub remote: String,
     pub prometheus_url: String,
     pub alertmanager_url: String,
+    /// The Alertmanager's configuration file (a test rewrites it and reloads).
+    pub alertmanager_config: PathBuf,
 }
 
 pub struct AlertingStack {
@@ -94,14 +96,10 @@ impl AlertingStack {
             std::fs::create_dir_all(&alertmanager_data)?;
             std::fs::create_dir_all(&prometheus_data)?;
 
+            let alertmanager_config = dir.join("alertmanager").join(format!("{site}.yml"));
             let mut alertmanager = Command::new(crate::tools::ALERTMANAGER.program);
             alertmanager
-                .arg(format!(
-                    "--config.file={}",
-                    dir.join("alertmanager")
-                        .join(format!("{site}.yml"))
-                        .display()
-                ))
+                .arg(format!("--config.file={}", alertmanager_config.display()))
                 .arg(format!("--storage.path={}", alertmanager_data.display()))
                 .arg(format!("--web.listen-address={alertmanager_addr}"))
                 // No gossip: two single-instance Alertmanagers, one per site, as deployed.
@@ -120,6 +118,7 @@ impl AlertingStack {
                 remote,
                 prometheus_url: format!("http://{prometheus_addr}"),
                 alertmanager_url: format!("http://{alertmanager_addr}"),
+                alertmanager_config,
             });
         }
         stack.wait_ready().await?;
@@ -184,6 +183,66 @@ impl AlertingStack {
         Ok(())
     }
 
+    /// Rewrites a site's Alertmanager configuration with `edit` and has it reloaded
+    /// (`POST /-/reload`, which fails when Alertmanager refuses the new file).
+    pub async fn rewrite_alertmanager(
+        &self,
+        site: &str,
+        edit: impl FnOnce(&str) -> String,
+    ) -> anyhow::Result<()> {
+        let pair = self
+            .pairs
+            .iter()
+            .find(|p| p.site == site)
+            .with_context(|| format!("no Alertmanager for {site}"))?;
+        let text = std::fs::read_to_string(&pair.alertmanager_config)
+            .with_context(|| format!("reading {}", pair.alertmanager_config.display()))?;
+        std::fs::write(&pair.alertmanager_config, edit(&text))
+            .with_context(|| format!("writing {}", pair.alertmanager_config.display()))?;
+        let response = reqwest::Client::new()
+            .post(format!("{}/-/reload", pair.alertmanager_url))
+            .send()
+            .await
+            .context("reloading Alertmanager")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "Alertmanager refused the rewritten configuration: {}",
+            response.text().await.unwrap_or_default()
+        );
+        Ok(())
+    }
+
+    /// Silences `alertname` in every Alertmanager for `length` (`POST /api/v2/silences`), so
+    /// that a scenario that breaks things on purpose sends no webhook and fences nothing.
+    pub async fn silence(&self, alertname: &str, length: Duration) -> anyhow::Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let silence = serde_json::json!({
+            "matchers": [{"name": "alertname", "value": alertname, "isRegex": false, "isEqual": true}],
+            "startsAt": rfc3339(now),
+            "endsAt": rfc3339(now + length),
+            "createdBy": "sitefence drill",
+            "comment": "the doctor scenario breaks links on purpose",
+        });
+        let http = reqwest::Client::new();
+        for pair in &self.pairs {
+            let response = http
+                .post(format!("{}/api/v2/silences", pair.alertmanager_url))
+                .json(&silence)
+                .send()
+                .await
+                .with_context(|| format!("silencing {alertname} in {}", pair.alertmanager_url))?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{} refused the silence: {}",
+                pair.alertmanager_url,
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
     /// SIGTERM to every process, SIGKILL to any still running 5 s later.
     pub fn stop(&mut self) {
         for process in &self.children {
@@ -218,4 +277,18 @@ impl Drop for AlertingStack {
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// `since_epoch` as RFC 3339 in UTC, seconds precision.
+fn rfc3339(since_epoch: Duration) -> String {
+    let seconds = since_epoch.as_secs();
+    let days = i64::try_from(seconds / 86_400).unwrap_or_default();
+    let (year, month, day) = common::logging::civil_from_days(days);
+    let rest = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
