@@ -72,6 +72,14 @@ impl Alert {
     pub fn alertname(&self) -> Option<&str> {
         self.labels.get("alertname").map(String::as_str)
     }
+
+    /// When the alert started firing, in milliseconds since the epoch (`None` when `startsAt`
+    /// is absent or not a timestamp).
+    pub fn starts_at_ms(&self) -> Option<u64> {
+        self.starts_at
+            .as_deref()
+            .and_then(crate::logging::parse_rfc3339_ms)
+    }
 }
 
 /// Why a body is not a webhook we accept.

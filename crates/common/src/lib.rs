@@ -2,6 +2,8 @@
 //!
 //! * [`config`]: settings from the environment, with the seeds' variable names as aliases.
 //! * [`logging`]: JSON logs on stdout and the one decision record per invocation.
+//! * [`metrics`]: the one CloudWatch Embedded Metric Format line per invocation, and the count
+//!   of remote calls it reports.
 //! * [`aws`] (feature `aws`, implied by the others): the AWS SDK configuration every function
 //!   starts from.
 //! * [`secret`]: a [`secret::Secret`] never prints its value; with the `secrets` feature,
@@ -26,6 +28,7 @@ pub mod aws;
 pub mod config;
 pub mod join;
 pub mod logging;
+pub mod metrics;
 pub mod mode;
 #[cfg(feature = "notify")]
 pub mod notify;

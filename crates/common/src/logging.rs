@@ -49,6 +49,11 @@ pub fn init(function: &'static str) {
     let _ = subscriber(&directives, std::io::stdout).try_init();
 }
 
+/// The function's name as [`init`] was given it (`unknown` before).
+pub fn function() -> &'static str {
+    FUNCTION.get().copied().unwrap_or("unknown")
+}
+
 /// `RUST_LOG` when set and not blank, else Lambda's level, else `info`.
 fn directives(rust_log: Option<&str>, lambda_log_level: Option<&str>) -> String {
     rust_log
@@ -126,7 +131,7 @@ fn decision_line(record: &serde_json::Value, now: SystemTime) -> serde_json::Val
         "timestamp": rfc3339(now),
         "level": "INFO",
         "target": "decision",
-        "function": FUNCTION.get().copied().unwrap_or("unknown"),
+        "function": function(),
         "decision": record,
     })
 }
@@ -144,6 +149,57 @@ fn rfc3339(time: SystemTime) -> String {
         rem % 60,
         since.subsec_millis()
     )
+}
+
+/// Milliseconds since the epoch of an RFC 3339 timestamp (`2026-11-25T10:00:00Z`, with or
+/// without fractional seconds, `Z` or a `±hh:mm` offset), as Alertmanager writes `startsAt`;
+/// `None` for anything else.
+pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (date, time) = text.split_once(['T', 't'])?;
+    let mut date_parts = date.splitn(3, '-');
+    let year: i64 = date_parts.next()?.parse().ok()?;
+    let month: u32 = date_parts.next()?.parse().ok()?;
+    let day: u32 = date_parts.next()?.parse().ok()?;
+    let (clock, offset_minutes) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        (clock, 0i64)
+    } else {
+        let split = time.rfind(['+', '-'])?;
+        let (clock, offset) = time.split_at(split);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let (hours, minutes) = offset[1..].split_once(':')?;
+        let minutes = hours.parse::<i64>().ok()? * 60 + minutes.parse::<i64>().ok()?;
+        (clock, sign * minutes)
+    };
+    let (whole, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut hms = whole.splitn(3, ':');
+    let hour: i64 = hms.next()?.parse().ok()?;
+    let minute: i64 = hms.next()?.parse().ok()?;
+    let second: i64 = hms.next()?.parse().ok()?;
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 61
+        && fraction.bytes().all(|b| b.is_ascii_digit());
+    if !valid {
+        return None;
+    }
+    let millis: i64 = format!("{fraction:0<3}").get(..3)?.parse().ok()?;
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_minutes * 60;
+    u64::try_from(seconds * 1000 + millis).ok()
+}
+
+/// The inverse of [`civil_from_days`] (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Days since 1970-01-01 as a proleptic Gregorian (year, month, day): Howard Hinnant's
@@ -174,6 +230,32 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn alertmanager_timestamps_parse_to_epoch_milliseconds() {
+        let table = [
+            ("2026-11-18T11:06:40.123Z", Some(1_795_000_000_123)),
+            ("2026-11-18T11:06:40Z", Some(1_795_000_000_000)),
+            (
+                "2026-11-18T12:06:40.123456789+01:00",
+                Some(1_795_000_000_123),
+            ),
+            ("2026-11-18T10:06:40.1-01:00", Some(1_795_000_000_100)),
+            ("2000-02-29T00:00:00Z", Some(951_782_400_000)),
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("0001-01-01T00:00:00Z", None),
+            ("2026-13-01T00:00:00Z", None),
+            ("2026-11-18 11:06:40", None),
+            ("", None),
+        ];
+        for (text, millis) in table {
+            assert_eq!(parse_rfc3339_ms(text), millis, "{text}");
+        }
+        for days in [-1, 0, 59, 60, 10_957, 20_775] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 
     #[test]

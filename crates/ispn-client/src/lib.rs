@@ -516,6 +516,8 @@ impl SiteClient {
         url: Url,
         operation: &'static str,
     ) -> Result<reqwest::Response, IspnError> {
+        // Every request, answered or not, is a remote call of the invocation's metrics.
+        common::metrics::count_remote_call();
         let response = self
             .request(method, url)
             .send()

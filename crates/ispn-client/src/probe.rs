@@ -92,6 +92,7 @@ impl SiteClient {
 
     async fn probe_on(&self, generation: ApiGeneration) -> Result<Health, ProbeError> {
         let url = self.url(generation.health_status(), None);
+        common::metrics::count_remote_call();
         let response = self
             .request(Method::GET, url.clone())
             .send()
