@@ -104,6 +104,7 @@ fn world() -> &'static (FixedWorld, Settings, tokio::runtime::Runtime) {
             },
             retry_budget: Duration::from_secs(1),
             decision_stale_after: Duration::from_secs(900),
+            mode: common::mode::Mode::Enforce,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()

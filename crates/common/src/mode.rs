@@ -91,7 +91,11 @@ mod tests {
     use super::*;
 
     fn lookup(value: Option<&'static str>) -> impl Fn(&str) -> Option<String> {
-        move |name| (name == MODE_VAR).then(|| value.map(str::to_owned)).flatten()
+        move |name| {
+            (name == MODE_VAR)
+                .then(|| value.map(str::to_owned))
+                .flatten()
+        }
     }
 
     #[test]

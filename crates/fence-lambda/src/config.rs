@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::config::{ConfigError, first_of, missing, parse_bool, parse_seconds};
+use common::mode::Mode;
 use common::site::{AcceleratorDns, SiteName};
 use ispn_client::{BackupCaches, SiteEndpoint, TlsConfig};
 
@@ -49,6 +50,9 @@ pub mod vars {
     pub const DECISION_STALE_AFTER_SECONDS: &str = "DECISION_STALE_AFTER_SECONDS";
     /// Read by `common::notify` for every function, so named there.
     pub use common::config::NOTIFY_TOPIC_ARN;
+    /// `enforce` (the default) or `monitor`: read by all three functions, so named in
+    /// `common::mode`.
+    pub use common::mode::MODE_VAR;
 }
 
 pub const DEFAULT_ALERT_NAME: &str = "SiteOffline";
@@ -87,6 +91,8 @@ pub struct FenceConfig {
     pub decision_stale_after: Duration,
     /// The caches whose backups must all go offline.
     pub backup_caches: BackupCaches,
+    /// Monitor: decide, record and notify, change nothing.
+    pub mode: Mode,
 }
 
 impl FenceConfig {
@@ -188,6 +194,7 @@ impl FenceConfig {
                 })
                 .transpose()?
                 .unwrap_or_default(),
+            mode: common::mode::from_lookup(&lookup)?,
         })
     }
 
@@ -230,6 +237,8 @@ pub struct Environment {
     pub notify_topic_arn: Option<String>,
     /// The table of decision records.
     pub decision_table: String,
+    /// Written only when not the default (`enforce`).
+    pub mode: Mode,
 }
 
 impl Environment {
@@ -267,6 +276,9 @@ impl Environment {
                 vars::SITE_LOAD_BALANCERS,
                 &json_object(&self.site_load_balancers),
             );
+        }
+        if let Some((name, value)) = common::mode::to_var(self.mode) {
+            set(&name, &value);
         }
         env
     }
@@ -547,6 +559,7 @@ mod tests {
             preferred_site: Some("site-b".into()),
             ca_bundle_pem: Some(PEM.into()),
             notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:fence".into()),
+            mode: Mode::Monitor,
         }
     }
 
@@ -585,6 +598,22 @@ mod tests {
             common::config::notify_topic_arn(lookup).as_deref(),
             Some("arn:aws:sns:eu-west-1:123456789012:fence")
         );
+        assert_eq!(config.mode, Mode::Monitor);
+    }
+
+    #[test]
+    fn the_mode_is_enforce_unless_set_and_a_bad_one_stops_the_start() {
+        assert_eq!(load(&seed_env()).unwrap().mode, Mode::Enforce);
+        let mut vars = seed_env();
+        vars.push(("SITEFENCE_MODE", "monitor".into()));
+        assert_eq!(load(&vars).unwrap().mode, Mode::Monitor);
+        let mut vars = seed_env();
+        vars.push(("SITEFENCE_MODE", "dry-run".into()));
+        let err = load(&vars).unwrap_err().to_string();
+        assert!(
+            err.contains("SITEFENCE_MODE") && err.contains("dry-run"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -597,6 +626,7 @@ mod tests {
             preferred_site: None,
             ca_bundle_pem: None,
             notify_topic_arn: None,
+            mode: Mode::Enforce,
             ..deployed()
         }
         .to_vars();

@@ -3,10 +3,13 @@
 //! All I/O goes through [`World`], so the whole request path runs in tests against a fake
 //! world; [`crate::live::LiveWorld`] is the real one.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_topology::decisions::{DecisionRecord, Mode, Recorded, Standing, split_brain_key};
+use aws_topology::decisions::{
+    Completion, DecisionRecord, Mode, Recorded, Standing, split_brain_key,
+};
 use aws_topology::globalaccelerator::{DEFAULT_WEIGHT, Health, Removal, Topology, TrafficDial};
 use common::alertmanager::{Alert, AlertStatus, FiringSiteOffline, Webhook};
 use common::auth::{self, AuthOutcome, BasicCredentials};
@@ -17,7 +20,8 @@ use ispn_client::CacheResults;
 use serde::Serialize;
 
 use crate::decide::{
-    Choice, Liveness, Policy, SiteState, TrafficStep, Unfenceable, choose, site_state, traffic_plan,
+    Choice, Liveness, Policy, SiteState, TrafficPlan, TrafficStep, Unfenceable, choose, site_state,
+    traffic_plan,
 };
 
 /// A failed call, already classified.
@@ -58,6 +62,16 @@ pub trait World: Sync {
         &self,
         accelerator: &AcceleratorDns,
     ) -> impl Future<Output = Result<Option<Topology>, Failure>> + Send;
+    /// Reads both secrets from the secret store, not from a cache, and keeps what it read (a
+    /// preflight: a changed password shows up now).
+    fn read_secrets_afresh(&self) -> impl Future<Output = Result<(), Failure>> + Send;
+    /// The state of `site`'s backups to every remote site (`online`, `offline`, `mixed`, by
+    /// remote), read with the fence's credentials: the health probe needs none, so this is
+    /// what shows that Infinispan accepts them (a preflight).
+    fn backup_status(
+        &self,
+        site: &SiteName,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, Failure>> + Send;
     /// Drops what is cached about the accelerator, after a failed or inconsistent call.
     fn forget_topology(&self, accelerator: &AcceleratorDns);
     /// A short, direct health probe of a site's Infinispan: a verdict ([`Liveness`]), or a
@@ -97,6 +111,17 @@ pub trait World: Sync {
     ) -> impl Future<Output = Result<CacheResults, Failure>> + Send;
     /// Best effort and bounded in time: a failure is logged, never returned.
     fn notify(&self, subject: &str, record: &serde_json::Value) -> impl Future<Output = ()> + Send;
+    /// Adds `completion` to the decision `decision_id` of `split_brain` (for `site history`):
+    /// after the fence's work, bounded by the caller, a failure only logged. A world that keeps
+    /// no completions does nothing.
+    fn complete(
+        &self,
+        _split_brain: &str,
+        _decision_id: &str,
+        _completion: &Completion,
+    ) -> impl Future<Output = Result<(), Failure>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// What the handler needs from the configuration.
@@ -108,6 +133,9 @@ pub struct Settings {
     pub retry_budget: Duration,
     /// See [`aws_topology::decisions::DEFAULT_STALE_AFTER`].
     pub decision_stale_after: Duration,
+    /// [`Mode::Monitor`]: decide, record (marked monitor), notify and report the plan, change
+    /// nothing. Applied here, after the pure decision, which is the same in both modes.
+    pub mode: Mode,
 }
 
 /// The invocation the request arrived in.
@@ -124,7 +152,7 @@ pub struct Invocation {
 }
 
 /// Runs `work` until `deadline`; `None` when the deadline came first.
-async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+pub(crate) async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
     tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), work)
         .await
         .ok()
@@ -165,9 +193,42 @@ pub struct AlertReport {
     pub unfenceable: Vec<Unfenceable>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_offline: Option<BackupOffline>,
+    /// `monitor` when the function runs in monitor mode (absent: enforce).
+    #[serde(skip_serializing_if = "is_enforce")]
+    pub mode: Mode,
+    /// Monitor mode: what this report would have done. None of it was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would: Option<Planned>,
     /// How long each step took, in milliseconds: where a slow fence spent its time.
     #[serde(skip_serializing_if = "StepTimes::is_empty")]
     pub step_ms: StepTimes,
+    /// When the alert started firing (its `startsAt`, milliseconds since the epoch): how long
+    /// an incomplete fence has been waiting, for the metrics. Not part of the record.
+    #[serde(skip)]
+    pub firing_since_ms: Option<u64>,
+}
+
+fn is_enforce(mode: &Mode) -> bool {
+    *mode == Mode::Enforce
+}
+
+/// What a monitor-mode fence would have done, in the order it would have done it: the
+/// accelerator's changes, then the take-offline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    /// Each `RemoveEndpoints` and each traffic dial set to 0, per endpoint group.
+    pub traffic: Vec<TrafficStep>,
+    /// The survivor's backup to the loser that would go offline (every configured cache).
+    pub take_offline: PlannedOffline,
+    /// Listeners the fence could not take the loser out of (it would answer 5xx naming them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfenceable: Vec<Unfenceable>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedOffline {
+    pub site: SiteName,
+    pub remote: SiteName,
 }
 
 /// Milliseconds per step of a fence; a step not reached is absent.
@@ -258,6 +319,8 @@ pub struct DecisionRef {
     /// Why an earlier record was replaced, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced: Option<String>,
+    /// The mode of the record: a monitor-mode report may adopt an enforce decision.
+    pub mode: Mode,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -293,16 +356,20 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub alerts: Vec<AlertReport>,
+    /// The answer to a preflight request ([`crate::preflight`]); such a request has no alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<crate::preflight::Preflight>,
 }
 
 impl Report {
-    fn rejected(outcome: Disposition, status: u16, reason: impl Into<String>) -> Report {
+    pub(crate) fn rejected(outcome: Disposition, status: u16, reason: impl Into<String>) -> Report {
         Report {
             status,
             outcome,
             reason: Some(reason.into()),
             detail: None,
             alerts: Vec::new(),
+            preflight: None,
         }
     }
 
@@ -414,6 +481,9 @@ pub async fn handle<W: World>(
             "Content-Type must be application/json",
         );
     }
+    if headers.contains_key(crate::preflight::HEADER) {
+        return crate::preflight::answer(world, settings, invocation, body).await;
+    }
     let webhook = match Webhook::parse(body) {
         Ok(webhook) => webhook,
         Err(err) => {
@@ -435,6 +505,7 @@ pub async fn handle<W: World>(
         reason,
         detail: None,
         alerts,
+        preflight: None,
     }
 }
 
@@ -477,7 +548,10 @@ async fn handle_alert<W: World>(
         dials_closed: Vec::new(),
         unfenceable: Vec::new(),
         backup_offline: None,
+        mode: settings.mode,
+        would: None,
         step_ms: StepTimes::default(),
+        firing_since_ms: alert.starts_at_ms(),
     };
     if alert.alertname() != Some(settings.alert_name.as_str()) {
         report.reason = format!("not a {} alert", settings.alert_name);
@@ -522,13 +596,25 @@ async fn handle_alert<W: World>(
     let changed = report.removed.iter().any(|g| !g.removed.is_empty())
         || !report.dials_closed.is_empty()
         || report.backup_offline.is_some();
-    if changed {
-        let subject = format!(
-            "sitefence: {} fenced, {} survives ({:?})",
-            report.fenced.as_ref().map_or("?", SiteName::as_str),
-            report.survivor.as_ref().map_or("?", SiteName::as_str),
-            report.outcome
-        );
+    // Monitor mode tells what it would have done as enforce mode tells what it did: the
+    // rehearsal shows that the notification path works too.
+    let would_fence = report.would.is_some() && report.outcome == Disposition::Done;
+    let notified = async {
+        if !changed && !would_fence {
+            return;
+        }
+        let fenced = report.fenced.as_ref().map_or("?", SiteName::as_str);
+        let survivor = report.survivor.as_ref().map_or("?", SiteName::as_str);
+        let subject = if would_fence {
+            format!(
+                "sitefence MONITOR: would fence {fenced}, {survivor} survives (nothing changed)"
+            )
+        } else {
+            format!(
+                "sitefence: {fenced} fenced, {survivor} survives ({:?})",
+                report.outcome
+            )
+        };
         let record = serde_json::to_value(&report).unwrap_or_default();
         if until(invocation.answer_by, world.notify(&subject, &record))
             .await
@@ -539,8 +625,82 @@ async fn handle_alert<W: World>(
                 error = "no time left to notify"
             );
         }
-    }
+    };
+    // Beside the notification, so that a fence that notifies pays no round trip more before
+    // its answer.
+    tokio::join!(notified, record_completion(world, invocation, &report));
     report
+}
+
+/// How long recording a completion may take: it is history, never worth a late answer.
+const COMPLETION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Adds this report to its decision's completion once the fence is complete: when (the first
+/// completion's), what was done, who reported it. After the fence's work and bounded; a
+/// failure is logged and never changes the answer.
+async fn record_completion<W: World>(world: &W, invocation: &Invocation, report: &AlertReport) {
+    if report.outcome != Disposition::Done {
+        return;
+    }
+    let (Some(decision), Some(reporter)) = (&report.decision, &report.reporter) else {
+        return;
+    };
+    let completion = Completion {
+        completed_at_ms: now_ms(),
+        steps: steps_done(report),
+        reporters: std::collections::BTreeSet::from([reporter.clone()]),
+    };
+    let bound = invocation
+        .answer_by
+        .min(Instant::now() + COMPLETION_TIMEOUT);
+    let written = until(
+        bound,
+        world.complete(&decision.split_brain, &decision.decision_id, &completion),
+    )
+    .await;
+    match written {
+        Some(Ok(())) => {}
+        Some(Err(failure)) => {
+            tracing::warn!(event = "completion_not_recorded", error = %failure.message);
+        }
+        None => tracing::warn!(event = "completion_not_recorded", error = "timed out"),
+    }
+}
+
+/// What a complete fence's report did, one line per kind of step.
+fn steps_done(report: &AlertReport) -> Vec<String> {
+    let mut steps = Vec::new();
+    if let Some(would) = &report.would {
+        steps.push(format!(
+            "monitor mode, nothing changed: would have made {} accelerator change(s) and taken {}'s backup to {} offline",
+            would.traffic.len(),
+            would.take_offline.site,
+            would.take_offline.remote
+        ));
+    }
+    let removed: usize = report.removed.iter().map(|g| g.removed.len()).sum();
+    let gone: usize = report.removed.iter().map(|g| g.already_gone.len()).sum();
+    if removed > 0 {
+        steps.push(format!("removed {removed} endpoint(s)"));
+    }
+    if gone > 0 {
+        steps.push(format!("{gone} endpoint(s) already gone"));
+    }
+    if !report.dials_closed.is_empty() {
+        steps.push(format!(
+            "closed {} traffic dial(s)",
+            report.dials_closed.len()
+        ));
+    }
+    if let Some(backup) = &report.backup_offline {
+        steps.push(format!(
+            "{}'s backup to {} offline ({} cache(s))",
+            backup.site,
+            backup.remote,
+            backup.caches.0.len()
+        ));
+    }
+    steps
 }
 
 fn now_ms() -> u64 {
@@ -613,8 +773,11 @@ async fn fence<W: World>(
     step = Instant::now();
     let key = split_brain_key(&alert.accelerator, &alert.reporter, &alert.site);
     let now = now_ms();
-    let standing =
-        |record: &DecisionRecord| record.standing(&topology, now, settings.decision_stale_after);
+    // In enforce mode a standing monitor-mode record does not stand (it changed nothing): see
+    // `aws_topology::decisions`, "Monitor mode".
+    let standing = |record: &DecisionRecord| {
+        record.standing_for(settings.mode, &topology, now, settings.decision_stale_after)
+    };
     let record = match choice {
         Choice::Reject(reason) => {
             report.reason = reason;
@@ -655,7 +818,7 @@ async fn fence<W: World>(
                 decided_at_ms: now,
                 request_id: invocation.request_id.clone(),
                 facts: serde_json::to_value(&report.facts).unwrap_or_default(),
-                mode: Mode::Enforce,
+                mode: settings.mode,
                 closed: None,
             };
             match settle(world, &proposal, standing).await {
@@ -678,6 +841,7 @@ async fn fence<W: World>(
         decided_at_ms: record.decided_at_ms,
         how,
         replaced,
+        mode: record.mode,
     });
     report.survivor = Some(record.survivor.clone());
     report.fenced = Some(record.loser.clone());
@@ -687,6 +851,9 @@ async fn fence<W: World>(
     step = Instant::now();
     // Global Accelerator first: the backup goes offline only once no traffic reaches the loser.
     let plan = traffic_plan(&topology, &record.survivor, &record.loser);
+    if settings.mode == Mode::Monitor {
+        return monitor(report, &record, plan);
+    }
     for step in &plan.steps {
         let result = match step {
             TrafficStep::RemoveEndpoints {
@@ -770,6 +937,46 @@ async fn fence<W: World>(
     Disposition::Done
 }
 
+/// Monitor mode: the decision is recorded; report what the fence would do now, and do none of
+/// it. Done (2xx) even when the plan has an unfenceable listener: nothing was attempted, and
+/// the plan names it for the operator.
+fn monitor(report: &mut AlertReport, record: &DecisionRecord, plan: TrafficPlan) -> Disposition {
+    let removals: usize = plan
+        .steps
+        .iter()
+        .map(|step| match step {
+            TrafficStep::RemoveEndpoints { endpoint_ids, .. } => endpoint_ids.len(),
+            TrafficStep::CloseDial { .. } => 0,
+        })
+        .sum();
+    let dials = plan
+        .steps
+        .iter()
+        .filter(|step| matches!(step, TrafficStep::CloseDial { .. }))
+        .count();
+    let unfenceable = if plan.unfenceable.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} listener(s) could not be fenced (would.unfenceable)",
+            plan.unfenceable.len()
+        )
+    };
+    report.reason = format!(
+        "monitor: would fence {}: remove {removals} endpoint(s), close {dials} dial(s), take {}'s backup to it offline; nothing changed{unfenceable}",
+        record.loser, record.survivor,
+    );
+    report.would = Some(Planned {
+        traffic: plan.steps,
+        take_offline: PlannedOffline {
+            site: record.survivor.clone(),
+            remote: record.loser.clone(),
+        },
+        unfenceable: plan.unfenceable,
+    });
+    Disposition::Done
+}
+
 /// The decision that stands for a split-brain, and how this report came to it.
 struct Adopted {
     record: DecisionRecord,
@@ -814,4 +1021,28 @@ async fn settle<W: World>(
     Err(Failure::transient(
         "the decision record kept changing under this report",
     ))
+}
+
+impl Report {
+    /// The invocation's metrics ([`common::metrics`]): its outcome, the survivor rule of the
+    /// first alert that carried out a decision, and, when a fence of this request is not
+    /// complete (an alert of ours answered 5xx), how long its alert has been firing at `now_ms`.
+    pub fn metrics(&self, duration: Duration, now_ms: u64) -> common::metrics::Invocation<'_> {
+        let unfenced = self
+            .alerts
+            .iter()
+            .filter(|alert| {
+                alert.site.is_some()
+                    && matches!(alert.outcome, Disposition::Transient | Disposition::Fatal)
+            })
+            .filter_map(|alert| alert.firing_since_ms)
+            .map(|since| Duration::from_millis(now_ms.saturating_sub(since)))
+            .max();
+        common::metrics::Invocation {
+            outcome: self.outcome,
+            rule: self.alerts.iter().find_map(|alert| alert.rule.as_deref()),
+            duration,
+            unfenced,
+        }
+    }
 }

@@ -61,11 +61,13 @@ async fn start() -> anyhow::Result<(LiveWorld, Settings)> {
         policy: config.policy(),
         retry_budget: config.retry_budget,
         decision_stale_after: config.decision_stale_after,
+        mode: config.mode,
     };
     tracing::info!(
         event = "started",
         sites = ?config.sites.keys().map(|s| s.as_str()).collect::<Vec<_>>(),
         preferred_site = %config.preferred_site,
+        mode = %config.mode,
         accelerator_region = %config.accelerator_region,
     );
     Ok((world, settings))

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_topology::decisions::{DecisionRecord, Recorded};
+use aws_topology::decisions::{Completion, DecisionRecord, Recorded};
 use aws_topology::globalaccelerator::{
     Endpoint, EndpointGroup, Health, Removal, Topology, TrafficDial,
 };
@@ -18,6 +18,7 @@ use ispn_client::CacheResults;
 use crate::decide::{Liveness, Policy};
 use crate::event::{FunctionUrlRequest, handle_event};
 use crate::handler::{Failure, Settings, World};
+use aws_topology::decisions::Mode;
 
 pub(crate) const DNS: &str = "a1234567890abcdef.awsglobalaccelerator.com";
 const USER: &str = "alertmanager";
@@ -64,7 +65,14 @@ pub(crate) struct FakeWorld {
     remove_failures: Mutex<Vec<Failure>>,
     topology_failure: Option<Failure>,
     forgotten: Mutex<u32>,
+    /// Preflights' fresh reads of the secrets.
+    secrets_read_afresh: Mutex<u32>,
     notified: Mutex<Vec<String>>,
+    /// Calls that change the accelerator or Infinispan (RemoveEndpoints, a dial, a
+    /// take-offline), whether they succeed or not.
+    writes: Mutex<u32>,
+    /// The completions added to decisions: (decision id, completion).
+    completions: Mutex<Vec<(String, Completion)>>,
     /// Every topology read and take-offline hangs (a server that accepts and never answers).
     hang: bool,
     /// The decision records, by split-brain key, with DynamoDB's conditional create.
@@ -93,7 +101,10 @@ impl FakeWorld {
             remove_failures: Mutex::default(),
             topology_failure: None,
             forgotten: Mutex::new(0),
+            secrets_read_afresh: Mutex::new(0),
             notified: Mutex::default(),
+            writes: Mutex::new(0),
+            completions: Mutex::default(),
             records: Mutex::default(),
             hang: false,
             yields: 0,
@@ -158,6 +169,22 @@ impl World for FakeWorld {
         *self.forgotten.lock().unwrap() += 1;
     }
 
+    async fn backup_status(&self, site: &SiteName) -> Result<BTreeMap<String, String>, Failure> {
+        Ok(self
+            .backups
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((from, _), _)| from == site.as_str())
+            .map(|((_, to), state)| (to.clone(), (*state).to_owned()))
+            .collect())
+    }
+
+    async fn read_secrets_afresh(&self) -> Result<(), Failure> {
+        *self.secrets_read_afresh.lock().unwrap() += 1;
+        Ok(())
+    }
+
     async fn reread_webhook_credentials(
         &self,
         _: &BasicCredentials,
@@ -204,6 +231,7 @@ impl World for FakeWorld {
         dial: TrafficDial,
         _: Instant,
     ) -> Result<(), Failure> {
+        *self.writes.lock().unwrap() += 1;
         self.pause().await;
         let mut groups = self.groups.lock().unwrap();
         let group = groups
@@ -220,6 +248,7 @@ impl World for FakeWorld {
         ids: &[String],
         _: Instant,
     ) -> Result<Removal, Failure> {
+        *self.writes.lock().unwrap() += 1;
         self.pause().await;
         if let Some(failure) = self.remove_failures.lock().unwrap().pop() {
             return Err(failure);
@@ -246,6 +275,7 @@ impl World for FakeWorld {
         site: &SiteName,
         remote: &SiteName,
     ) -> Result<CacheResults, Failure> {
+        *self.writes.lock().unwrap() += 1;
         self.pause().await;
         if let Some(failure) = self.take_offline_failures.lock().unwrap().pop() {
             return Err(failure);
@@ -265,6 +295,19 @@ impl World for FakeWorld {
     async fn notify(&self, subject: &str, _: &serde_json::Value) {
         self.notified.lock().unwrap().push(subject.to_owned());
     }
+
+    async fn complete(
+        &self,
+        _: &str,
+        decision_id: &str,
+        completion: &Completion,
+    ) -> Result<(), Failure> {
+        self.completions
+            .lock()
+            .unwrap()
+            .push((decision_id.to_owned(), completion.clone()));
+        Ok(())
+    }
 }
 
 pub(crate) fn settings() -> Settings {
@@ -276,6 +319,7 @@ pub(crate) fn settings() -> Settings {
         },
         retry_budget: Duration::from_secs(5),
         decision_stale_after: Duration::from_secs(900),
+        mode: aws_topology::decisions::Mode::Enforce,
     }
 }
 
@@ -893,4 +937,346 @@ fn the_worst_case_answers_before_the_lambda_timeout() {
 #[test]
 fn dispositions_used_by_the_table_map_to_statuses() {
     assert_eq!(Disposition::Transient.http_status(), 503);
+}
+
+/// A preflight request for the fake's accelerator, as `sitefence doctor` sends it.
+fn preflight_request(authorization: Option<&str>) -> serde_json::Value {
+    let mut request = event("resolved");
+    request["headers"][crate::preflight::HEADER] = "1".into();
+    if let Some(header) = authorization {
+        request["headers"]["authorization"] = header.into();
+    }
+    request["body"] =
+        serde_json::json!({"accelerator": "a1234567890abcdef.awsglobalaccelerator.com"})
+            .to_string()
+            .into();
+    request
+}
+
+#[tokio::test]
+async fn a_preflight_answers_the_plan_and_changes_nothing() {
+    let world = FakeWorld::new();
+    let authorization = basic(&format!("{USER}:{PASSWORD}"));
+    let (status, _, body) = invoke(&world, &preflight_request(Some(&authorization))).await;
+    assert_eq!(status, 200, "{body}");
+    let preflight = &body["preflight"];
+    assert_eq!(preflight["problems"], serde_json::json!([]), "{body}");
+    // Both directions are planned; site-b is unhealthy, so either report fences it.
+    let plans = preflight["plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 2, "{body}");
+    for plan in plans {
+        assert_eq!(plan["choice"], "fence", "{body}");
+        assert_eq!(plan["loser"], "site-b", "{body}");
+        assert_eq!(plan["steps"][0]["step"], "remove_endpoints", "{body}");
+    }
+    assert_eq!(preflight["sites"][0]["infinispan"], "alive", "{body}");
+    // Read with the fence's credentials: the probe needs none.
+    assert_eq!(preflight["sites"][0]["backups"]["site-b"], "online", "{body}");
+    assert_eq!(*world.secrets_read_afresh.lock().unwrap(), 1);
+    assert!(untouched(&world), "a preflight changed the world");
+    assert!(
+        world.records.lock().unwrap().is_empty(),
+        "a preflight recorded a decision"
+    );
+    assert!(
+        world.notified.lock().unwrap().is_empty(),
+        "a preflight notified"
+    );
+    assert!(body["alerts"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_preflight_needs_the_webhook_credentials() {
+    let world = FakeWorld::new();
+    for authorization in [None, Some(basic(&format!("{USER}:wrong")))] {
+        let (status, _, body) = invoke(&world, &preflight_request(authorization.as_deref())).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.get("preflight").is_none(), "{body}");
+    }
+    assert_eq!(*world.secrets_read_afresh.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_preflight_names_an_endpoint_without_a_site_and_a_site_without_endpoints() {
+    let mut world = FakeWorld::new();
+    world.groups = Mutex::new(vec![group(
+        "g1",
+        vec![
+            endpoint("lb-a", "site-a", Health::Healthy),
+            endpoint("lb-x", "", Health::Healthy),
+        ],
+    )]);
+    let authorization = basic(&format!("{USER}:{PASSWORD}"));
+    let (status, _, body) = invoke(&world, &preflight_request(Some(&authorization))).await;
+    assert_eq!(status, 500, "{body}");
+    let problems = body["preflight"]["problems"].to_string();
+    assert!(
+        problems.contains("endpoint lb-x belongs to no site"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("site-b has no endpoint in the accelerator"),
+        "{problems}"
+    );
+    assert_eq!(body["preflight"]["endpoints_without_site"][0], "lb-x");
+}
+
+#[tokio::test]
+async fn a_preflight_with_a_bad_body_is_a_400() {
+    let world = FakeWorld::new();
+    let authorization = basic(&format!("{USER}:{PASSWORD}"));
+    let mut request = preflight_request(Some(&authorization));
+    request["body"] = "{\"accelerator\": 5}".into();
+    let (status, _, body) = invoke(&world, &request).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+/// `site history` shows what each fence did and when it completed: a report that completes
+/// the fence adds itself to the decision's completion; one that fails adds nothing.
+#[tokio::test]
+async fn a_complete_fence_records_its_completion_a_failed_one_does_not() {
+    let world = FakeWorld::new();
+    world
+        .take_offline_failures
+        .lock()
+        .unwrap()
+        .push(Failure::transient("site-a: cannot reach Infinispan"));
+    let (status, _, _) = invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
+    assert_eq!(status, 503);
+    assert!(world.completions.lock().unwrap().is_empty());
+    let (status, _, body) = invoke(&world, &authorized("site-b-offline-reported-by-site-a")).await;
+    assert_eq!(status, 200, "{body}");
+    let completions = world.completions.lock().unwrap().clone();
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    let (decision_id, completion) = &completions[0];
+    assert_eq!(
+        Some(decision_id.as_str()),
+        body["alerts"][0]["decision"]["decision_id"].as_str()
+    );
+    assert_eq!(
+        completion
+            .reporters
+            .iter()
+            .map(SiteName::as_str)
+            .collect::<Vec<_>>(),
+        ["site-a"]
+    );
+    assert!(
+        completion
+            .steps
+            .iter()
+            .any(|s| s.contains("backup to site-b offline")),
+        "{:?}",
+        completion.steps
+    );
+}
+
+/// Sends a request through the handler with the function in `mode`.
+async fn invoke_in(
+    world: &FakeWorld,
+    mode: Mode,
+    request: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let settings = Settings { mode, ..settings() };
+    let request_id = format!("req-{}", fastrand::u64(..));
+    let response = handle_event(world, &settings, request.clone(), 0, &request_id).await;
+    (
+        response.status_code,
+        serde_json::from_str(&response.body).unwrap(),
+    )
+}
+
+fn only_record(world: &FakeWorld) -> DecisionRecord {
+    let records = world.records.lock().unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    records.values().next().cloned().unwrap()
+}
+
+#[tokio::test]
+async fn monitor_mode_decides_records_notifies_and_changes_nothing() {
+    let world = FakeWorld::new();
+    let (status, body) = invoke_in(
+        &world,
+        Mode::Monitor,
+        &authorized("site-b-offline-reported-by-site-a"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        *world.writes.lock().unwrap(),
+        0,
+        "no write call in monitor mode"
+    );
+    assert!(untouched(&world));
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["mode"], "monitor", "{body}");
+    assert_eq!(alert["survivor"], "site-a");
+    assert_eq!(alert["fenced"], "site-b");
+    assert!(
+        alert["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("monitor: would fence site-b: remove 1 endpoint(s), close 0 dial(s)"),
+        "{body}"
+    );
+    // What it would have done, step by step: the accelerator, then the backup.
+    assert_eq!(
+        alert["would"]["traffic"],
+        serde_json::json!([{"step": "remove_endpoints", "group_arn": "g1", "endpoint_ids": ["lb-b"]}]),
+        "{body}"
+    );
+    assert_eq!(
+        alert["would"]["take_offline"],
+        serde_json::json!({"site": "site-a", "remote": "site-b"})
+    );
+    assert!(alert.get("removed").is_none() && alert.get("backup_offline").is_none());
+    assert_eq!(alert["decision"]["mode"], "monitor");
+    let record = only_record(&world);
+    assert_eq!(record.mode, Mode::Monitor);
+    assert_eq!(
+        (record.survivor.as_str(), record.loser.as_str()),
+        ("site-a", "site-b")
+    );
+    let notified = world.notified.lock().unwrap().clone();
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    assert!(
+        notified[0].contains("MONITOR") && notified[0].contains("would fence site-b"),
+        "{notified:?}"
+    );
+
+    // The other site's report of the same split-brain adopts the monitor decision, as an
+    // enforcing one would, and changes nothing either.
+    let (status, body) = invoke_in(
+        &world,
+        Mode::Monitor,
+        &authorized("site-a-offline-reported-by-site-b"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["alerts"][0]["decision"]["how"], "adopted", "{body}");
+    assert_eq!(body["alerts"][0]["fenced"], "site-b", "{body}");
+    assert_eq!(*world.writes.lock().unwrap(), 0);
+    assert!(untouched(&world));
+}
+
+#[tokio::test]
+async fn monitor_mode_plans_a_closed_dial_where_removal_would_empty_a_group() {
+    let world = FakeWorld::new();
+    // One group per site (two regions): taking site-b out means closing its group's dial.
+    *world.groups.lock().unwrap() = vec![
+        group("ga", vec![endpoint("lb-a", "site-a", Health::Healthy)]),
+        group("gb", vec![endpoint("lb-b", "site-b", Health::Unhealthy)]),
+    ];
+    let (status, body) = invoke_in(
+        &world,
+        Mode::Monitor,
+        &authorized("site-b-offline-reported-by-site-a"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(*world.writes.lock().unwrap(), 0);
+    assert_eq!(
+        body["alerts"][0]["would"]["traffic"][0]["step"], "close_dial",
+        "{body}"
+    );
+    assert!(
+        world
+            .groups
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|g| g.traffic_dial == TrafficDial::FULL)
+    );
+}
+
+/// The rule (`aws_topology::decisions`, "Monitor mode"): a monitor decision binds monitor
+/// reports only. An enforcing fence that finds one standing decides anew from today's facts
+/// and replaces it, so a rehearsal can never make a real fence skip its probe and fence the
+/// site the rehearsal chose.
+#[tokio::test]
+async fn an_enforcing_fence_decides_anew_over_a_standing_monitor_record() {
+    let mut world = FakeWorld::new();
+    // Both healthy: the probe of the preferred site decides. It answers in the rehearsal...
+    world.groups.get_mut().unwrap()[0].endpoints[1].health = Health::Healthy;
+    let (status, _) = invoke_in(
+        &world,
+        Mode::Monitor,
+        &authorized("site-b-offline-reported-by-site-a"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rehearsal = only_record(&world);
+    assert_eq!(
+        (rehearsal.mode, rehearsal.loser.as_str()),
+        (Mode::Monitor, "site-b")
+    );
+    // ...and no longer when the real fence runs: site-a must lose now, not site-b as the
+    // standing monitor record says.
+    world.liveness = Liveness::Unreachable;
+    let (status, body) = invoke_in(
+        &world,
+        Mode::Enforce,
+        &authorized("site-a-offline-reported-by-site-b"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["decision"]["how"], "recorded", "{body}");
+    assert!(
+        alert["decision"]["replaced"]
+            .as_str()
+            .is_some_and(|why| why.contains("monitor mode")),
+        "{body}"
+    );
+    assert_eq!(alert["fenced"], "site-a", "{body}");
+    let record = only_record(&world);
+    assert_eq!(
+        (record.mode, record.loser.as_str()),
+        (Mode::Enforce, "site-a")
+    );
+    assert_eq!(world.endpoints(), vec![vec!["lb-b".to_owned()]]);
+    assert_eq!(world.backup("site-b", "site-a"), "offline");
+}
+
+#[tokio::test]
+async fn a_monitor_report_adopts_a_standing_enforce_record_and_never_replaces_it() {
+    let world = FakeWorld::new();
+    let (status, _) = invoke_in(
+        &world,
+        Mode::Enforce,
+        &authorized("site-b-offline-reported-by-site-a"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(fenced_b(&world));
+    let enforced = only_record(&world);
+    let writes = *world.writes.lock().unwrap();
+    let (status, body) = invoke_in(
+        &world,
+        Mode::Monitor,
+        &authorized("site-a-offline-reported-by-site-b"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["decision"]["how"], "adopted", "{body}");
+    assert_eq!(alert["decision"]["mode"], "enforce", "{body}");
+    // The fence is done: nothing left in the accelerator; the take-offline would be
+    // repeated (it is idempotent), which monitor mode only says.
+    assert_eq!(alert["would"]["traffic"], serde_json::json!([]), "{body}");
+    assert_eq!(*world.writes.lock().unwrap(), writes);
+    assert_eq!(only_record(&world), enforced);
+}
+
+#[tokio::test]
+async fn monitor_mode_skips_and_rejects_what_enforce_mode_skips_and_rejects() {
+    let world = FakeWorld::new();
+    for (name, status) in [("resolved", 200), ("other-alertname", 200)] {
+        let (got, body) = invoke_in(&world, Mode::Monitor, &authorized(name)).await;
+        assert_eq!(got, status, "{name}: {body}");
+        assert!(body["alerts"][0].get("would").is_none(), "{name}: {body}");
+    }
+    assert!(world.notified.lock().unwrap().is_empty());
+    assert!(world.records.lock().unwrap().is_empty());
+    assert_eq!(*world.writes.lock().unwrap(), 0);
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_topology::route53::{self, HealthCheckId};
 use common::config::{ConfigError, first_of, parse_list};
+use common::mode::Mode;
 
 pub use crate::decide::Policy;
 
@@ -20,6 +21,15 @@ pub mod vars {
     pub const HEALTH_CHECK_IDS: &str = "HEALTH_CHECK_IDS";
     /// Read by `common::notify` for every function, so named there.
     pub use common::config::NOTIFY_TOPIC_ARN;
+    /// `enforce` (the default) or `monitor`: read by all three functions, so named in
+    /// `common::mode`.
+    pub use common::mode::MODE_VAR;
+}
+
+/// The function's mode ([`vars::MODE_VAR`]), read through `lookup`: outside [`Policy`], which
+/// is the pure decision's, because the mode is applied by the handler after the decision.
+pub fn mode_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Mode, ConfigError> {
+    common::mode::from_lookup(lookup)
 }
 
 impl Policy {
@@ -67,6 +77,8 @@ pub struct Environment {
     /// Empty: not written, every health check may be pinned.
     pub health_check_ids: Vec<String>,
     pub notify_topic_arn: Option<String>,
+    /// Written only when not the default (`enforce`).
+    pub mode: Mode,
 }
 
 impl Environment {
@@ -86,6 +98,7 @@ impl Environment {
         if let Some(topic) = &self.notify_topic_arn {
             env.insert(vars::NOTIFY_TOPIC_ARN.to_owned(), topic.clone());
         }
+        env.extend(common::mode::to_var(self.mode));
         env
     }
 }
@@ -143,6 +156,7 @@ mod tests {
             failed_over_path: Some("/never-answers".into()),
             health_check_ids: vec![PRIMARY.into(), SECONDARY.into()],
             notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:failover".into()),
+            mode: Mode::Monitor,
         }
         .to_vars();
         let read = |name: &str| env.get(name).cloned();
@@ -159,6 +173,16 @@ mod tests {
             common::config::notify_topic_arn(read).as_deref(),
             Some("arn:aws:sns:eu-west-1:123456789012:failover")
         );
+        assert_eq!(mode_from_lookup(read).unwrap(), Mode::Monitor);
+    }
+
+    #[test]
+    fn a_bad_mode_is_named() {
+        let err = mode_from_lookup(lookup(&[("SITEFENCE_MODE", "shadow")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SITEFENCE_MODE"), "{err}");
+        assert_eq!(mode_from_lookup(lookup(&[])).unwrap(), Mode::Enforce);
     }
 
     #[test]
@@ -169,5 +193,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}: {env:?}"));
         assert_eq!(policy.failed_over_path, route53::FAILED_OVER_PATH);
         assert_eq!(policy.allowed, None);
+        assert_eq!(
+            mode_from_lookup(|name| env.get(name).cloned()).unwrap(),
+            Mode::Enforce
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! One invocation: read the event, decide each record, pin what must be pinned, report.
 
-use aws_topology::route53::{self, HealthChecks, PathChange, Route53Error};
+use aws_topology::route53::{self, HealthChecks, PathChange, PathStep, Route53Error};
+use common::mode::Mode;
 use common::notify::Notifier;
 use common::outcome::Disposition;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -15,6 +16,9 @@ pub struct Failover<S> {
     pub route53: S,
     pub policy: Policy,
     pub notifier: Option<Notifier>,
+    /// [`Mode::Monitor`]: decide, read the health check, report and notify the pin it would
+    /// make, write nothing.
+    pub mode: Mode,
 }
 
 /// What happened to the health check of one record.
@@ -25,6 +29,8 @@ pub enum Action {
     Pinned,
     /// It already did: nothing was written.
     AlreadyFailedOver,
+    /// Monitor mode: it would now be pinned (`from_path` → `to_path`); nothing was written.
+    WouldPin,
     None,
 }
 
@@ -88,6 +94,8 @@ impl RecordOutcome {
 pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerKind>,
+    /// `monitor`: every action is what the function would have done.
+    pub mode: Mode,
     pub disposition: Disposition,
     pub records: Vec<RecordOutcome>,
     /// Set when the event as a whole could not be read.
@@ -127,6 +135,7 @@ impl<S: HealthChecks + Sync> Failover<S> {
             Err(err) => {
                 return Report {
                     trigger: None,
+                    mode: self.mode,
                     disposition: Disposition::BadInput,
                     records: Vec::new(),
                     error: Some(err.to_string()),
@@ -154,6 +163,7 @@ impl<S: HealthChecks + Sync> Failover<S> {
         }
         Report {
             trigger: Some(trigger.kind),
+            mode: self.mode,
             disposition: Disposition::most_severe(records.iter().map(|r| r.disposition)),
             records,
             error: None,
@@ -204,6 +214,9 @@ impl<S: HealthChecks + Sync> Failover<S> {
             }
         };
         let health_check_id = Some(id.to_string());
+        if self.mode == Mode::Monitor {
+            return self.would_pin(index, &id).await;
+        }
         match route53::pin(&self.route53, &id, &self.policy.failed_over_path).await {
             Ok(PathChange::Changed {
                 from,
@@ -223,6 +236,44 @@ impl<S: HealthChecks + Sync> Failover<S> {
                 health_check_id,
                 action: Action::AlreadyFailedOver,
                 to_path: Some(path),
+                version: Some(version),
+                ..RecordOutcome::new(index, Disposition::Done)
+            },
+            Err(err) => RecordOutcome {
+                health_check_id,
+                reason: Some(failure_reason(&err).into()),
+                error: Some(err.to_string()),
+                ..RecordOutcome::new(index, failure_disposition(&err))
+            },
+        }
+    }
+}
+
+impl<S: HealthChecks + Sync> Failover<S> {
+    /// Monitor mode: what [`route53::pin`] would do now, from one read of the health check
+    /// and the same plan, without its write.
+    async fn would_pin(&self, index: usize, id: &route53::HealthCheckId) -> RecordOutcome {
+        let health_check_id = Some(id.to_string());
+        let to = &self.policy.failed_over_path;
+        let planned = self
+            .route53
+            .read(id)
+            .await
+            .and_then(|current| Ok((route53::plan_path(&current, to)?, current)));
+        match planned {
+            Ok((PathStep::AlreadySet, current)) => RecordOutcome {
+                health_check_id,
+                action: Action::AlreadyFailedOver,
+                to_path: Some(to.clone()),
+                version: Some(current.version),
+                ..RecordOutcome::new(index, Disposition::Done)
+            },
+            Ok((PathStep::Write { version }, current)) => RecordOutcome {
+                health_check_id,
+                action: Action::WouldPin,
+                reason: Some("monitor: would pin the health check; nothing written".into()),
+                from_path: current.resource_path,
+                to_path: Some(to.clone()),
                 version: Some(version),
                 ..RecordOutcome::new(index, Disposition::Done)
             },
@@ -264,6 +315,7 @@ pub async fn handle<S: HealthChecks + Sync>(
     failover: &Failover<S>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, RetryLater> {
+    let started = std::time::Instant::now();
     let invocation = failover.invoke(&event.payload).await;
     let mut record = serde_json::to_value(&invocation).unwrap_or(Value::Null);
     if let Some(fields) = record.as_object_mut() {
@@ -289,6 +341,12 @@ pub async fn handle<S: HealthChecks + Sync>(
     if let Some(notifier) = &failover.notifier {
         notify(notifier, &invocation).await;
     }
+    common::metrics::emit(&common::metrics::Invocation {
+        outcome: invocation.disposition,
+        rule: None,
+        duration: started.elapsed(),
+        unfenced: None,
+    });
     let transient: Vec<&RecordOutcome> = invocation
         .records
         .iter()
@@ -309,6 +367,9 @@ async fn notify(notifier: &Notifier, invocation: &Report) {
     for outcome in &invocation.records {
         let subject = match (outcome.action, outcome.disposition) {
             (Action::Pinned, _) => "Route 53 failover: health check pinned to the failed-over path",
+            (Action::WouldPin, _) => {
+                "Route 53 failover MONITOR: health check would be pinned (nothing changed)"
+            }
             (_, Disposition::Fatal) => "Route 53 failover: health check could NOT be pinned",
             _ => continue,
         };
@@ -418,7 +479,50 @@ mod tests {
                 allowed: allowed.map(|ids| ids.iter().map(|id| id.parse().unwrap()).collect()),
             },
             notifier: None,
+            mode: Mode::Enforce,
         }
+    }
+
+    #[tokio::test]
+    async fn monitor_mode_reports_the_pin_and_writes_nothing() {
+        let function = Failover {
+            mode: Mode::Monitor,
+            ..failover(FakeRoute53::with(&[PRIMARY]), None)
+        };
+        let response = handle(
+            &function,
+            LambdaEvent::new(sample("sns-alarm.json", PRIMARY), Default::default()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(function.route53.writes(), 0);
+        assert_eq!(
+            function.route53.path(PRIMARY).as_deref(),
+            Some(route53::ORIGINAL_PATH)
+        );
+        assert_eq!(response["mode"], "monitor");
+        assert_eq!(response["disposition"], "done");
+        let record = &response["records"][0];
+        assert_eq!(record["action"], "would_pin", "{response}");
+        assert_eq!(record["from_path"], route53::ORIGINAL_PATH);
+        assert_eq!(record["to_path"], route53::FAILED_OVER_PATH);
+        assert!(
+            record["reason"].as_str().unwrap().starts_with("monitor:"),
+            "{record}"
+        );
+        // What cannot be pinned fails in monitor mode as it would in enforce mode.
+        let unknown = function
+            .invoke(&json!({"Records": [sns_alarm(SECONDARY)]}))
+            .await;
+        assert_eq!(
+            summary(&unknown),
+            vec![(
+                Disposition::BadInput,
+                Action::None,
+                Some("health_check_not_found".into())
+            )]
+        );
+        assert_eq!(function.route53.writes(), 0);
     }
 
     fn samples_dir() -> std::path::PathBuf {

@@ -15,6 +15,11 @@ async fn main() -> anyhow::Result<()> {
         tracing::error!(error = %err, "configuration_invalid");
         anyhow!("configuration invalid: {err}")
     })?;
+    let mode = route53_failover_lambda::config::mode_from_lookup(|name| std::env::var(name).ok())
+        .map_err(|err| {
+        tracing::error!(error = %err, "configuration_invalid");
+        anyhow!("configuration invalid: {err}")
+    })?;
 
     let mut sdk = common::aws::sdk_config(None).await;
     if sdk.region().is_none() {
@@ -24,11 +29,13 @@ async fn main() -> anyhow::Result<()> {
         route53: aws_sdk_route53::Client::new(&sdk),
         notifier: Notifier::from_env(&sdk),
         policy,
+        mode,
     };
     tracing::info!(
         failed_over_path = %failover.policy.failed_over_path,
         allowlist = ?failover.policy.allowed.as_ref().map(|ids| ids.iter().map(ToString::to_string).collect::<Vec<_>>()),
         notify_topic = failover.notifier.as_ref().map(Notifier::topic_arn),
+        mode = %failover.mode,
         "cold_start"
     );
 

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_topology::ec2::{EniId, InvalidId, RouteTableId, VpcId};
 use common::config::{ConfigError, first_of, missing, parse_list};
+use common::mode::Mode;
 
 /// The names of the variables the function reads.
 pub mod vars {
@@ -27,6 +28,9 @@ pub mod vars {
     pub const ROUTE_TABLE_IDS: &str = "ROUTE_TABLE_IDS";
     /// Read by `common::notify` for every function, so named there.
     pub use common::config::NOTIFY_TOPIC_ARN;
+    /// `enforce` (the default) or `monitor`: read by all three functions, so named in
+    /// `common::mode`.
+    pub use common::mode::MODE_VAR;
 }
 
 /// The names each setting is read from, the first set one winning; the seed's names stay valid.
@@ -42,6 +46,8 @@ pub struct Settings {
     pub vpc: VpcId,
     /// `ROUTE_TABLE_IDS`: when set, only routes in these tables are moved.
     pub allowed_tables: Option<BTreeSet<RouteTableId>>,
+    /// Monitor: decide and report the routes that would move, move none.
+    pub mode: Mode,
 }
 
 impl Settings {
@@ -88,6 +94,7 @@ impl Settings {
             standby_eni,
             vpc,
             allowed_tables,
+            mode: common::mode::from_lookup(&lookup)?,
         })
     }
 }
@@ -102,6 +109,8 @@ pub struct Environment {
     /// Empty: not written, routes of every table of the VPC may move.
     pub route_table_ids: Vec<String>,
     pub notify_topic_arn: Option<String>,
+    /// Written only when not the default (`enforce`).
+    pub mode: Mode,
 }
 
 impl Environment {
@@ -120,6 +129,7 @@ impl Environment {
         if let Some(topic) = &self.notify_topic_arn {
             env.insert(vars::NOTIFY_TOPIC_ARN.to_owned(), topic.clone());
         }
+        env.extend(common::mode::to_var(self.mode));
         env
     }
 }
@@ -201,6 +211,19 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_mode_stops_the_start() {
+        let err = Settings::from_lookup(lookup(&[
+            ("PRIMARY_ENI", PRIMARY_ENI_ID),
+            ("STANDBY_ENI", STANDBY_ENI_ID),
+            ("VPC_ID", "vpc-1"),
+            ("SITEFENCE_MODE", "observe"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SITEFENCE_MODE"), "{err}");
+    }
+
+    #[test]
     fn route_table_allowlist_is_read() {
         let settings = Settings::from_lookup(lookup(&[
             ("PRIMARY_ENI", PRIMARY_ENI_ID),
@@ -219,6 +242,7 @@ mod tests {
             vpc_id: "vpc-0bf5741eb0ef56a41".into(),
             route_table_ids: vec!["rtb-0a1b2c3d".into(), "rtb-0e1f2a3b".into()],
             notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:routes".into()),
+            mode: Mode::Monitor,
         }
     }
 
@@ -241,6 +265,7 @@ mod tests {
             common::config::notify_topic_arn(read).as_deref(),
             Some("arn:aws:sns:eu-west-1:123456789012:routes")
         );
+        assert_eq!(settings.mode, Mode::Monitor);
     }
 
     #[test]
@@ -248,6 +273,7 @@ mod tests {
         let env = Environment {
             route_table_ids: Vec::new(),
             notify_topic_arn: None,
+            mode: Mode::Enforce,
             ..deployed()
         }
         .to_vars();
@@ -255,5 +281,6 @@ mod tests {
         let settings = Settings::from_lookup(|name| env.get(name).cloned())
             .unwrap_or_else(|e| panic!("{e}: {env:?}"));
         assert_eq!(settings.allowed_tables, None);
+        assert_eq!(settings.mode, Mode::Enforce);
     }
 }

@@ -4,6 +4,7 @@ use aws_topology::ec2::{
     Appliance, DescribedInstance, Ec2Error, EniId, InstanceId, InstanceState, RouteMove, RouteSkip,
     Vpc,
 };
+use common::mode::Mode;
 use common::notify::Notifier;
 use common::outcome::Disposition;
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -31,6 +32,8 @@ pub struct Failover<V> {
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     RoutesMoved,
+    /// Monitor mode: these routes would have moved (`would_move`); none did.
+    WouldMoveRoutes,
     NothingToMove,
     ReplacementNotRunning,
     /// EC2 does not confirm the event yet (the instance still shows running): nothing moved,
@@ -63,6 +66,8 @@ pub struct FailedMove {
 /// The decision record of one invocation, which is also the function's response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// `monitor`: the function only says what it would have done.
+    pub mode: Mode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<InstanceId>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +82,9 @@ pub struct Report {
     pub replacement: Option<ApplianceReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub moved: Vec<RouteMove>,
+    /// Monitor mode: the routes that would have moved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_move: Vec<RouteMove>,
     /// Routes that would move but were not (replacement not running).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_moved: Vec<RouteMove>,
@@ -91,6 +99,8 @@ pub struct Report {
 impl Report {
     fn new(disposition: Disposition, outcome: Outcome) -> Self {
         Self {
+            // Set by `invoke`, which knows the function's mode.
+            mode: Mode::Enforce,
             instance_id: None,
             state: None,
             disposition,
@@ -99,6 +109,7 @@ impl Report {
             failed: None,
             replacement: None,
             moved: Vec::new(),
+            would_move: Vec::new(),
             not_moved: Vec::new(),
             skipped: Vec::new(),
             failed_moves: Vec::new(),
@@ -203,6 +214,7 @@ impl<V: Vpc + Sync> Failover<V> {
             Ok(change) => change,
             Err(err) => {
                 return Report {
+                    mode: self.settings.mode,
                     reason: Some("unreadable_event".into()),
                     error: Some(err.to_string()),
                     ..Report::new(Disposition::BadInput, Outcome::BadInput)
@@ -210,6 +222,7 @@ impl<V: Vpc + Sync> Failover<V> {
             }
         };
         let mut invocation = self.fail_over(&change).await;
+        invocation.mode = self.settings.mode;
         invocation.instance_id = Some(change.instance);
         invocation.state = Some(change.state);
         invocation
@@ -322,6 +335,19 @@ impl<V: Vpc + Sync> Failover<V> {
             }
             Plan::Move(routes) => routes,
         };
+        if self.settings.mode == Mode::Monitor {
+            return Report {
+                reason: Some(format!(
+                    "monitor: would move {} route(s) to the {:?} appliance's ENI {}; nothing changed",
+                    routes.moves.len(),
+                    replacement_role,
+                    replacement.eni
+                )),
+                would_move: routes.moves,
+                skipped: routes.skipped,
+                ..base(Disposition::Done, Outcome::WouldMoveRoutes)
+            };
+        }
 
         let mut moved = Vec::new();
         let mut failed_moves = Vec::new();
@@ -365,6 +391,7 @@ pub async fn handle<V: Vpc + Sync>(
     failover: &Failover<V>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, RetryLater> {
+    let started = std::time::Instant::now();
     let invocation = failover.invoke(&event.payload).await;
     let mut record = serde_json::to_value(&invocation).unwrap_or(Value::Null);
     if let Some(fields) = record.as_object_mut() {
@@ -390,6 +417,12 @@ pub async fn handle<V: Vpc + Sync>(
     {
         tracing::warn!(topic_arn = notifier.topic_arn(), error = %err, "notification_failed");
     }
+    common::metrics::emit(&common::metrics::Invocation {
+        outcome: invocation.disposition,
+        rule: None,
+        duration: started.elapsed(),
+        unfenced: None,
+    });
     if invocation.disposition == Disposition::Transient {
         let first = invocation
             .error
@@ -409,6 +442,10 @@ fn notification_subject(invocation: &Report) -> Option<&'static str> {
         Some("VPC route failover: routes NOT moved, the other appliance is not running")
     } else if !invocation.moved.is_empty() {
         Some("VPC route failover: routes moved to the other appliance")
+    } else if !invocation.would_move.is_empty() {
+        Some(
+            "VPC route failover MONITOR: routes would move to the other appliance (nothing changed)",
+        )
     } else {
         None
     }
@@ -638,7 +675,55 @@ mod tests {
             standby_eni: STANDBY_ENI.parse().unwrap(),
             vpc: "vpc-0bf5741eb0ef56a41".parse().unwrap(),
             allowed_tables: None,
+            mode: Mode::Enforce,
         }
+    }
+
+    #[tokio::test]
+    async fn monitor_mode_reports_the_routes_it_would_move_and_moves_none() {
+        let vpc = FakeVpc::with_primary(InstanceState::Stopped);
+        let before = vpc.next_hops();
+        let function = Failover::new(
+            vpc,
+            Settings {
+                mode: Mode::Monitor,
+                ..settings()
+            },
+            None,
+        );
+        let response = handle(&function, lambda_event(sample("primary-stopped.json")))
+            .await
+            .unwrap();
+        assert_eq!(
+            function.ec2.replaced(),
+            0,
+            "no ReplaceRoute in monitor mode"
+        );
+        assert_eq!(function.ec2.next_hops(), before);
+        assert_eq!(response["mode"], "monitor");
+        assert_eq!(response["outcome"], "would_move_routes", "{response}");
+        assert_eq!(response["disposition"], "done");
+        // The three routes an enforcing function moves (see `samples_table`).
+        assert_eq!(
+            response["would_move"].as_array().map(Vec::len),
+            Some(3),
+            "{response}"
+        );
+        assert!(response.get("moved").is_none(), "{response}");
+        assert!(
+            response["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("monitor: would move 3 route(s)"),
+            "{response}"
+        );
+        let report = function.invoke(&sample("primary-stopped.json")).await;
+        assert_eq!(
+            notification_subject(&report),
+            Some(
+                "VPC route failover MONITOR: routes would move to the other appliance (nothing changed)"
+            )
+        );
     }
 
     fn failover(vpc: FakeVpc) -> Failover<FakeVpc> {

@@ -25,6 +25,7 @@ async fn main() -> anyhow::Result<()> {
         vpc_id = %settings.vpc,
         route_tables = ?settings.allowed_tables.as_ref().map(|ids| ids.iter().map(ToString::to_string).collect::<Vec<_>>()),
         notify_topic = notifier.as_ref().map(Notifier::topic_arn),
+        mode = %settings.mode,
         "cold_start"
     );
     // Which instance owns each ENI is looked up on the first event and kept for warm invocations.

@@ -97,6 +97,7 @@ pub fn fence_environment(info: &SandboxInfo) -> Vec<(String, String)> {
         ca_bundle_pem: std::fs::read_to_string(&info.ca_bundle).ok(),
         notify_topic_arn: None,
         decision_table: DECISION_TABLE.to_owned(),
+        mode: Default::default(),
     };
     environment.to_vars().into_iter().collect()
 }

@@ -35,6 +35,7 @@ where
                             vpc_id: info.vpc.vpc_id.clone(),
                             route_table_ids: Vec::new(),
                             notify_topic_arn: None,
+                            mode: Default::default(),
                         }
                         .to_vars()
                         .into_iter()
