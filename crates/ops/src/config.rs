@@ -2,6 +2,7 @@
 //! `manifests` and the `site` commands. The documented example is `infra/sitefence.example.toml`.
 
 use anyhow::Context;
+use common::mode::Mode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,11 @@ pub struct Deployment {
     /// when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caches: Option<Vec<String>>,
+    /// `enforce` (the default) or `monitor`: the three functions decide, record, notify and
+    /// log what they would do, and change nothing. Deploy passes it to each function as
+    /// `SITEFENCE_MODE`.
+    #[serde(default, skip_serializing_if = "is_enforce")]
+    pub mode: Mode,
     pub accelerator: Accelerator,
     /// The two sites, by the name Infinispan knows them (`spec.service.sites.local.name`).
     pub sites: BTreeMap<String, Site>,
@@ -31,10 +37,42 @@ pub struct Deployment {
     /// SNS topic told of every action the functions take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_topic_arn: Option<String>,
+    /// Days CloudWatch Logs keeps each function's log group (`/aws/lambda/<function>`), which
+    /// deploy creates: one of [`LOG_RETENTION_DAYS`].
+    #[serde(default = "default_log_retention_days")]
+    pub log_retention_days: i32,
+    /// The alarms deploy sets on the functions (they notify the `<name>-alarms` topic).
+    #[serde(default)]
+    pub alarms: Alarms,
     /// The ZIPs `deploy` uploads, when not `cargo xtask build`'s output (`--zips` and
     /// `--arch` win over it). The sandbox names its native builds here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<CodeSource>,
+}
+
+/// The retention periods CloudWatch Logs accepts (`PutRetentionPolicy`'s `retentionInDays`).
+pub const LOG_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Thresholds of the functions' alarms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alarms {
+    /// A `SiteOffline` alert that has fired this long (seconds) while its fence is still not
+    /// complete sets off the fence's "not completed" alarm (the fence's `UnfencedSeconds`
+    /// metric). At least 60: the metric is evaluated per minute.
+    #[serde(default = "default_fence_not_completed_seconds")]
+    pub fence_not_completed_seconds: u64,
+}
+
+impl Default for Alarms {
+    fn default() -> Alarms {
+        Alarms {
+            fence_not_completed_seconds: default_fence_not_completed_seconds(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +179,10 @@ pub struct Vpc {
     pub route_table_ids: Vec<String>,
 }
 
+fn is_enforce(mode: &Mode) -> bool {
+    *mode == Mode::Enforce
+}
+
 pub fn default_accelerator_region() -> String {
     aws_topology::globalaccelerator::API_REGION.to_string()
 }
@@ -158,6 +200,16 @@ pub fn default_failed_over_path() -> String {
 }
 pub fn default_original_path() -> String {
     aws_topology::route53::ORIGINAL_PATH.to_string()
+}
+/// A month of logs: enough to look back at an incident, not a cost that grows forever (a group
+/// Lambda creates itself keeps its logs forever).
+pub fn default_log_retention_days() -> i32 {
+    30
+}
+/// Five minutes: a few of Alertmanager's resends (its group interval is 90 s in the generated
+/// manifests), well beyond a fence's own time (20 s of retries at most).
+pub fn default_fence_not_completed_seconds() -> u64 {
+    300
 }
 
 impl Deployment {
@@ -183,6 +235,16 @@ impl Deployment {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            LOG_RETENTION_DAYS.contains(&self.log_retention_days),
+            "log_retention_days = {}: CloudWatch Logs accepts only {LOG_RETENTION_DAYS:?}",
+            self.log_retention_days
+        );
+        anyhow::ensure!(
+            self.alarms.fence_not_completed_seconds >= 60,
+            "alarms.fence_not_completed_seconds = {}: at least 60 (the metric is evaluated per minute)",
+            self.alarms.fence_not_completed_seconds
+        );
         anyhow::ensure!(
             self.sites.len() == 2,
             "exactly two sites are supported, found {}",
@@ -241,6 +303,40 @@ mod tests {
     }
 
     #[test]
+    fn log_retention_and_alarm_thresholds_default_and_are_checked() {
+        let good = std::fs::read_to_string(crate::example_config()).unwrap_or_default();
+        let defaults = Deployment::parse(&good).map_err(|e| format!("{e:#}"));
+        assert_eq!(defaults.as_ref().map(|d| d.log_retention_days), Ok(30));
+        assert_eq!(
+            defaults.map(|d| d.alarms.fence_not_completed_seconds),
+            Ok(300)
+        );
+        let set = |line: &str| format!("{line}\n{good}");
+        let week = Deployment::parse(&set("log_retention_days = 7"));
+        assert_eq!(week.ok().map(|d| d.log_retention_days), Some(7));
+        for bad in ["log_retention_days = 10", "log_retention_days = 0"] {
+            let err = Deployment::parse(&set(bad))
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"));
+            assert!(
+                err.as_ref().is_err_and(|e| e.contains("[1, 3, 5")),
+                "{bad}: {err:?}"
+            );
+        }
+        let threshold = format!("{good}\n[alarms]\nfence_not_completed_seconds = 30\n");
+        assert!(Deployment::parse(&threshold).is_err());
+        let threshold = format!("{good}\n[alarms]\nfence_not_completed_seconds = 600\n");
+        let parsed = Deployment::parse(&threshold).map_err(|e| format!("{e:#}"));
+        let round_trip = parsed
+            .and_then(|d| d.to_toml().map_err(|e| format!("{e:#}")))
+            .and_then(|text| Deployment::parse(&text).map_err(|e| format!("{e:#}")));
+        assert_eq!(
+            round_trip.map(|d| d.alarms.fence_not_completed_seconds),
+            Ok(600)
+        );
+    }
+
+    #[test]
     fn the_decision_table_is_named_after_the_deployment_unless_configured() {
         let good = std::fs::read_to_string(crate::example_config()).unwrap_or_default();
         let derived = Deployment::parse(&good).map(|d| d.decision_table());
@@ -260,5 +356,30 @@ mod tests {
             );
             assert!(Deployment::parse(&text).is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn the_mode_is_enforce_unless_set_and_only_written_when_monitor() {
+        let good = std::fs::read_to_string(crate::example_config()).unwrap_or_default();
+        let enforce = Deployment::parse(&good).map_err(|e| format!("{e:#}"));
+        assert_eq!(enforce.as_ref().map(|d| d.mode), Ok(Mode::Enforce));
+        assert!(
+            enforce
+                .and_then(|d| d.to_toml().map_err(|e| format!("{e:#}")))
+                .is_ok_and(|text| !text.contains("mode")),
+            "the default is not written"
+        );
+        let monitor = good.replacen("# mode = \"monitor\"", "mode = \"monitor\"", 1);
+        let parsed = Deployment::parse(&monitor).map_err(|e| format!("{e:#}"));
+        assert_eq!(parsed.as_ref().map(|d| d.mode), Ok(Mode::Monitor));
+        let round_trip = parsed
+            .and_then(|d| d.to_toml().map_err(|e| format!("{e:#}")))
+            .and_then(|text| Deployment::parse(&text).map_err(|e| format!("{e:#}")));
+        assert_eq!(round_trip.map(|d| d.mode), Ok(Mode::Monitor));
+        let typo = good.replacen("# mode = \"monitor\"", "mode = \"monitr\"", 1);
+        let err = Deployment::parse(&typo)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"));
+        assert!(err.as_ref().is_err_and(|e| e.contains("monitr")), "{err:?}");
     }
 }

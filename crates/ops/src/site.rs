@@ -172,7 +172,7 @@ pub enum Outcome {
 /// Prints the status table and returns what was observed.
 pub async fn status(ctx: &Ctx) -> anyhow::Result<Observed> {
     let observed = ctx.observe().await?;
-    print!("{}", render::status(&observed));
+    print!("{}{}", render::mode(ctx.mode), render::status(&observed));
     Ok(observed)
 }
 

@@ -322,6 +322,7 @@ pub fn deployment_from_sandbox(info: &SandboxInfo) -> Deployment {
         region: info.region.clone(),
         endpoint_url: Some(info.aws_endpoint_url.clone()),
         caches: Some(info.infinispan.caches.clone()),
+        mode: Default::default(),
         accelerator: ops::config::Accelerator {
             dns_name: info.accelerator_dns.clone(),
             region: ops::config::default_accelerator_region(),
@@ -369,6 +370,8 @@ pub fn deployment_from_sandbox(info: &SandboxInfo) -> Deployment {
             route_table_ids: vec![info.vpc.route_table_id.clone()],
         }),
         notify_topic_arn: None,
+        log_retention_days: ops::config::default_log_retention_days(),
+        alarms: ops::config::Alarms::default(),
         code: None,
     }
 }

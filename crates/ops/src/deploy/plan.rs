@@ -176,6 +176,22 @@ pub enum Resource {
         name: String,
         region: String,
     },
+    /// A function's log group (`/aws/lambda/<function>`), made before the function first logs
+    /// so that its logs are kept `retention_days` rather than forever, and tagged like the rest.
+    LogGroup {
+        name: String,
+        retention_days: i32,
+    },
+    /// An alarm on a function, in the functions' region, notifying the deployment's alarm topic
+    /// there ([`alarm_topic_name`]).
+    FunctionAlarm {
+        name: String,
+        region: String,
+        /// The deployed function it watches.
+        function: String,
+        watch: Watch,
+        topic_arn: String,
+    },
     Alarm {
         name: String,
         region: String,
@@ -260,7 +276,8 @@ impl Resource {
                 ..
             } => ("lambda permission", format!("{function}/{statement_id}")),
             Resource::Topic { name, region } => ("sns topic", format!("{region}/{name}")),
-            Resource::Alarm { name, region, .. } => {
+            Resource::LogGroup { name, .. } => ("log group", name.clone()),
+            Resource::Alarm { name, region, .. } | Resource::FunctionAlarm { name, region, .. } => {
                 ("cloudwatch alarm", format!("{region}/{name}"))
             }
             Resource::Subscription {
@@ -337,6 +354,21 @@ impl Resource {
                 }
             }
             Resource::Topic { .. } => set("owner", owner.to_string()),
+            Resource::LogGroup { retention_days, .. } => {
+                set("retention_days", retention_days.to_string());
+                set("owner", owner.to_string());
+            }
+            Resource::FunctionAlarm {
+                function,
+                watch,
+                topic_arn,
+                ..
+            } => {
+                for (k, v) in watch.settings(function, topic_arn) {
+                    set(k, v);
+                }
+                set("owner", owner.to_string());
+            }
             Resource::Alarm {
                 health_check_id,
                 topic_arn,
@@ -398,6 +430,100 @@ pub fn alarm_settings(health_check_id: &str, topic_arn: &str) -> Vec<(&'static s
     ]
 }
 
+/// What a function alarm watches. Every one of them goes off on the first minute with a
+/// breaching value and treats a minute without data as fine (a function that is not invoked
+/// is not failing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// `AWS/Lambda` `Errors`: the handler failed or panicked, init failed, or the invocation
+    /// timed out. A fence that answers 5xx is not one (Lambda counts it a success).
+    Errors,
+    /// `AWS/Lambda` `Throttles`: Lambda refused an invocation beyond the reserved concurrency,
+    /// with 429 for the Function URL, which Alertmanager never retries.
+    Throttles,
+    /// The fence's `UnfencedSeconds` (its EMF metric, `common::metrics`): a `SiteOffline` alert
+    /// has fired this many seconds and its fence is still not complete. `Errors` and `Duration`
+    /// do not see that: the fence stops at its deadline and answers 5xx, a success for Lambda,
+    /// and Alertmanager's resends keep failing the same way.
+    NotCompleted { seconds: u64 },
+}
+
+impl Watch {
+    /// The suffix of the alarm's name after the function's.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Watch::Errors => "errors",
+            Watch::Throttles => "throttles",
+            Watch::NotCompleted { .. } => "not-completed",
+        }
+    }
+
+    /// The alarm's settings, in the attribute form `observe::read_alarm` reads back.
+    pub fn settings(self, function: &str, topic_arn: &str) -> Vec<(&'static str, String)> {
+        let (namespace, metric, statistic, threshold) = match self {
+            Watch::Errors => ("AWS/Lambda", "Errors", "Sum", 1),
+            Watch::Throttles => ("AWS/Lambda", "Throttles", "Sum", 1),
+            Watch::NotCompleted { seconds } => (
+                common::metrics::NAMESPACE,
+                common::metrics::names::UNFENCED_SECONDS,
+                "Maximum",
+                seconds,
+            ),
+        };
+        vec![
+            ("namespace", namespace.to_string()),
+            ("metric", metric.to_string()),
+            (
+                "dimension",
+                // `AWS/Lambda`'s dimension and the EMF line's have one name.
+                format!("{}={function}", common::metrics::dimensions::FUNCTION),
+            ),
+            ("statistic", statistic.to_string()),
+            ("period", "60".to_string()),
+            ("evaluation_periods", "1".to_string()),
+            ("threshold", threshold.to_string()),
+            ("comparison", "GreaterThanOrEqualToThreshold".to_string()),
+            ("treat_missing_data", "notBreaching".to_string()),
+            ("alarm_actions", topic_arn.to_string()),
+        ]
+    }
+
+    /// What the alarm means, for its description.
+    pub fn description(self, function: &str) -> String {
+        match self {
+            Watch::Errors => format!("{function} failed (error, panic, timeout or failed init)"),
+            Watch::Throttles => format!(
+                "{function} was throttled (beyond its reserved concurrency; Alertmanager does not retry a 429)"
+            ),
+            Watch::NotCompleted { seconds } => format!(
+                "a SiteOffline alert has fired {seconds} s or more and {function} has not completed its fence"
+            ),
+        }
+    }
+}
+
+/// The alarms each function gets.
+pub fn watches(function: Function, alarms: &crate::config::Alarms) -> Vec<Watch> {
+    match function {
+        Function::Fence => vec![
+            Watch::Errors,
+            Watch::Throttles,
+            Watch::NotCompleted {
+                seconds: alarms.fence_not_completed_seconds,
+            },
+        ],
+        Function::Route53 | Function::Vpc => vec![Watch::Errors],
+    }
+}
+
+/// The log group Lambda writes a function's logs to.
+pub fn log_group_name(function_name: &str) -> String {
+    format!("{LOG_GROUP_PREFIX}{function_name}")
+}
+
+/// Where Lambda puts every function's log group.
+pub const LOG_GROUP_PREFIX: &str = "/aws/lambda/";
+
 /// JSON with object keys sorted at every level, so that documents AWS hands back in another
 /// key order compare equal.
 pub fn canonical(value: &Value) -> String {
@@ -456,6 +582,17 @@ pub fn topic_name(deployment: &Deployment) -> String {
 
 pub fn alarm_name(deployment: &Deployment, health_check_id: &str) -> String {
     format!("{}-health-check-{health_check_id}", deployment.name)
+}
+
+/// The topic the function alarms notify, in the functions' region: an alarm can only notify a
+/// topic of its own region (docs/aws-behaviours.md, 61), and the Route 53 topic is in us-east-1
+/// and invokes the Route 53 function. Operators subscribe to it.
+pub fn alarm_topic_name(deployment: &Deployment) -> String {
+    format!("{}-alarms", deployment.name)
+}
+
+pub fn function_alarm_name(deployment: &Deployment, function: Function, watch: Watch) -> String {
+    format!("{}-{}", function.name(deployment), watch.suffix())
 }
 
 pub fn rule_name(deployment: &Deployment) -> String {
@@ -535,6 +672,7 @@ pub fn environment(
                 ca_bundle_pem: inputs.ca_bundle_pem.clone(),
                 notify_topic_arn,
                 decision_table: deployment.decision_table(),
+                mode: deployment.mode,
             }
             .to_vars()
         }
@@ -546,6 +684,7 @@ pub fn environment(
                     .map(|r| r.health_check_ids.clone())
                     .unwrap_or_default(),
                 notify_topic_arn,
+                mode: deployment.mode,
             }
             .to_vars()
         }
@@ -556,6 +695,7 @@ pub fn environment(
                 vpc_id: vpc.vpc_id.clone(),
                 route_table_ids: vpc.route_table_ids.clone(),
                 notify_topic_arn,
+                mode: deployment.mode,
             }
             .to_vars(),
             // Not deployed without `[vpc]` (see `functions`); only the topic would be known.
@@ -615,6 +755,12 @@ pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<R
             )
         })?;
         resources.push(Resource::Role { name: name.clone() });
+        // Before the function: Lambda would otherwise make it at the first log line, untagged
+        // and kept forever.
+        resources.push(Resource::LogGroup {
+            name: log_group_name(&name),
+            retention_days: deployment.log_retention_days,
+        });
         resources.push(Resource::RolePolicy {
             role: name.clone(),
             document: function_policy(deployment, function, scope),
@@ -714,6 +860,23 @@ pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<R
                     function_arn: arn,
                 });
             }
+        }
+    }
+    let topic = alarm_topic_name(deployment);
+    let topic_arn = scope.arn("sns", &scope.region, &topic);
+    resources.push(Resource::Topic {
+        name: topic,
+        region: scope.region.clone(),
+    });
+    for function in functions(deployment) {
+        for watch in watches(function, &deployment.alarms) {
+            resources.push(Resource::FunctionAlarm {
+                name: function_alarm_name(deployment, function, watch),
+                region: scope.region.clone(),
+                function: function.name(deployment),
+                watch,
+                topic_arn: topic_arn.clone(),
+            });
         }
     }
     Ok(resources)
@@ -1265,6 +1428,37 @@ mod tests {
     }
 
     #[test]
+    fn each_function_reads_the_mode_deploy_gives_it() {
+        use common::mode::Mode;
+        for mode in Mode::ALL {
+            let (mut deployment, inputs) = example_with_options();
+            deployment.mode = mode;
+            let env = |function| environment(&deployment, function, &inputs);
+            let fence = env(Function::Fence);
+            let fence = fence_lambda::config::FenceConfig::from_lookup(|n| fence.get(n).cloned())
+                .map(|c| c.mode)
+                .map_err(|e| e.to_string());
+            let route53 = env(Function::Route53);
+            let route53 =
+                route53_failover_lambda::config::mode_from_lookup(|n| route53.get(n).cloned())
+                    .map_err(|e| e.to_string());
+            let vpc = env(Function::Vpc);
+            let vpc =
+                vpc_route_failover_lambda::config::Settings::from_lookup(|n| vpc.get(n).cloned())
+                    .map(|s| s.mode)
+                    .map_err(|e| e.to_string());
+            assert_eq!([fence, route53, vpc], [Ok(mode), Ok(mode), Ok(mode)]);
+            // The default is not written: a deployment that never used monitor mode sees no
+            // change in its functions' environment.
+            let written = Function::ALL
+                .iter()
+                .filter(|f| env(**f).contains_key(common::mode::MODE_VAR))
+                .count();
+            assert_eq!(written, if mode == Mode::Monitor { 3 } else { 0 });
+        }
+    }
+
+    #[test]
     fn the_vpc_function_loads_the_environment_deploy_gives_it() {
         let (mut deployment, inputs) = example_with_options();
         if let Some(vpc) = &mut deployment.vpc {
@@ -1328,5 +1522,100 @@ mod tests {
         );
         let states = pattern["detail"]["state"].to_string();
         assert!(!states.contains("pending") && !states.contains("running"));
+    }
+    #[test]
+    fn each_function_gets_a_log_group_with_retention_before_it_exists() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        for function in functions(&example()) {
+            let name = function.name(&example());
+            let at = |kind: &str, wanted: &str| {
+                resources
+                    .iter()
+                    .position(|r| r.key().kind == kind && r.key().name == wanted)
+                    .unwrap_or(usize::MAX)
+            };
+            let group = log_group_name(&name);
+            assert!(at("log group", &group) < at("lambda function", &name), "{name}");
+            let attributes = resources
+                .iter()
+                .find(|r| r.key().name == group)
+                .map(|r| r.attributes("keycloak-fence"));
+            assert_eq!(
+                attributes
+                    .as_ref()
+                    .and_then(|a| a.get("retention_days"))
+                    .map(String::as_str),
+                Some("30"),
+                "{group}"
+            );
+        }
+    }
+
+    #[test]
+    fn function_alarms_are_in_the_functions_region_and_notify_its_topic() {
+        let resources = desired(&example(), &inputs()).unwrap_or_default();
+        let topic_arn = "arn:aws:sns:eu-west-1:123456789012:keycloak-fence-alarms";
+        assert!(resources.contains(&Resource::Topic {
+            name: "keycloak-fence-alarms".into(),
+            region: "eu-west-1".into()
+        }));
+        let alarms: Vec<(String, Attributes)> = resources
+            .iter()
+            .filter(|r| matches!(r, Resource::FunctionAlarm { .. }))
+            .map(|r| (r.key().name, r.attributes("keycloak-fence")))
+            .collect();
+        let names: Vec<&str> = alarms.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "eu-west-1/keycloak-fence-fence-errors",
+                "eu-west-1/keycloak-fence-fence-throttles",
+                "eu-west-1/keycloak-fence-fence-not-completed",
+                "eu-west-1/keycloak-fence-route53-failover-errors",
+                "eu-west-1/keycloak-fence-vpc-route-failover-errors",
+            ]
+        );
+        for (name, attributes) in &alarms {
+            let get = |k: &str| attributes.get(k).map(String::as_str).unwrap_or_default();
+            assert_eq!(get("alarm_actions"), topic_arn, "{name}");
+            assert_eq!(get("treat_missing_data"), "notBreaching", "{name}");
+            assert_eq!(get("comparison"), "GreaterThanOrEqualToThreshold");
+            assert!(get("dimension").starts_with("FunctionName=keycloak-fence-"));
+        }
+        let not_completed = &alarms[2].1;
+        let get = |k: &str| not_completed.get(k).map(String::as_str).unwrap_or_default();
+        // The fence's own metric, by the names `common::metrics` writes.
+        assert_eq!(
+            (get("namespace"), get("metric"), get("statistic"), get("threshold")),
+            ("sitefence", "UnfencedSeconds", "Maximum", "300")
+        );
+        assert_eq!(get("dimension"), "FunctionName=keycloak-fence-fence");
+        let errors = &alarms[0].1;
+        assert_eq!(
+            (errors.get("namespace"), errors.get("metric")),
+            (Some(&"AWS/Lambda".to_string()), Some(&"Errors".to_string()))
+        );
+    }
+
+    #[test]
+    fn the_threshold_and_retention_come_from_the_config() {
+        let mut deployment = example();
+        deployment.log_retention_days = 7;
+        deployment.alarms.fence_not_completed_seconds = 900;
+        let resources = desired(&deployment, &inputs()).unwrap_or_default();
+        let plan = diff(
+            &resources,
+            &observed_as_desired(&desired(&example(), &inputs()).unwrap_or_default(), "o"),
+            "o",
+        );
+        let changed: Vec<String> = plan
+            .changes
+            .iter()
+            .map(|c| c.resource().key().to_string())
+            .collect();
+        // Three groups' retention and one alarm's threshold, updated in place.
+        assert_eq!(changed.len(), 4, "{plan}");
+        assert!(plan.to_string().contains("+ threshold: 900"), "{plan}");
+        assert!(plan.to_string().contains("+ retention_days: 7"), "{plan}");
     }
 }

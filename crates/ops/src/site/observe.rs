@@ -43,6 +43,8 @@ pub struct Ctx {
     pub decisions: DecisionStore,
     /// Who runs the command, for the record a `bring-online` closes.
     sts: aws_sdk_sts::Client,
+    /// The deployment's mode (`sitefence.toml`), shown by `site status`.
+    pub mode: common::mode::Mode,
 }
 
 impl Ctx {
@@ -118,6 +120,7 @@ impl Ctx {
             caches,
             decisions: DecisionStore::new(&regional, deployment.decision_table()),
             sts: aws_sdk_sts::Client::new(&regional),
+            mode: deployment.mode,
         })
     }
 

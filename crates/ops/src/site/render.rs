@@ -30,6 +30,15 @@ fn short(arn: &str, parts: usize) -> String {
     kept.join("/")
 }
 
+/// The deployment's mode, first line of `site status`: in monitor mode nothing the functions
+/// report was done, and the status below is what they left as it was.
+pub fn mode(mode: Mode) -> String {
+    match mode {
+        Mode::Enforce => "mode enforce (sitefence.toml): the functions fence and fail over\n".to_owned(),
+        Mode::Monitor => "mode MONITOR (sitefence.toml): the functions decide, record, notify and log what they would do, and change nothing\n".to_owned(),
+    }
+}
+
 pub fn status(observed: &Observed) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -207,9 +216,13 @@ fn decisions(out: &mut String, observed: &Observed) {
             },
             Standing::Stale(why) => format!("stale: {why}"),
         };
+        // A monitor record changed nothing and binds no enforcing fence: say so where it is
+        // read, so that nobody takes it for a fence that happened.
         let mode = match record.mode {
             Mode::Enforce => "enforce",
-            Mode::Monitor => "monitor",
+            Mode::Monitor => {
+                "monitor (a rehearsal: nothing was changed; an enforcing fence decides anew)"
+            }
         };
         let _ = writeln!(out, "    {}", record.split_brain);
         let _ = writeln!(
@@ -403,7 +416,7 @@ mod tests {
             "decision records (table sitefence-decisions):",
             SPLIT_BRAIN,
             "survivor site-a, loser site-b, rule preferred_site_alive, reported by site-b",
-            "decided 2027-01-15T07:55:00Z (5 min ago), decision 2f1c-request, mode monitor",
+            "decided 2027-01-15T07:55:00Z (5 min ago), decision 2f1c-request, mode monitor (a rehearsal: nothing was changed; an enforcing fence decides anew)",
             // Within the stale-after, a loser that takes traffic means a fence under way.
             "standing: stands",
         ] {
@@ -446,6 +459,13 @@ mod tests {
                 && text.contains("verdict: healthy"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_mode_heads_the_status() {
+        assert!(mode(Mode::Monitor).starts_with("mode MONITOR"));
+        assert!(mode(Mode::Monitor).contains("change nothing"));
+        assert!(mode(Mode::Enforce).starts_with("mode enforce"));
     }
 
     #[test]
