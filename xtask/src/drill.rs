@@ -8,6 +8,7 @@
 //! `alerting` the Prometheus/Alertmanager processes, `scenario` the faults and the watch loop.
 
 mod alerting;
+mod doctor;
 mod judge;
 mod observe;
 mod scenario;
@@ -23,10 +24,12 @@ use std::path::{Path, PathBuf};
 pub enum Which {
     All,
     Partition,
+    PartitionMonitor,
     SiteDown,
     FlakyInfinispan,
     Route53,
     Vpc,
+    Doctor,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -62,10 +65,12 @@ impl DrillArgs {
         match self.scenario {
             Which::All => Scenario::ALL.to_vec(),
             Which::Partition => vec![Scenario::Partition],
+            Which::PartitionMonitor => vec![Scenario::PartitionMonitor],
             Which::SiteDown => vec![Scenario::SiteDown],
             Which::FlakyInfinispan => vec![Scenario::FlakyInfinispan],
             Which::Route53 => vec![Scenario::Route53],
             Which::Vpc => vec![Scenario::Vpc],
+            Which::Doctor => vec![Scenario::Doctor],
         }
     }
 }

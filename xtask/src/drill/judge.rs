@@ -10,6 +10,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
     Fence(ExpectedFence),
+    /// Monitor mode: the fence decides (recorded, marked monitor) that `fenced` would go and
+    /// answers every report 200, and nothing changes: both sites stay in every group, the
+    /// dials as they were, both backups online.
+    Monitor(ExpectedFence),
     /// The Route 53 health check probes `path` (the failed-over path).
     HealthCheckPinned {
         path: String,
@@ -37,6 +41,17 @@ pub struct Answer {
     /// (reporter, reported site) of each alert of the notification.
     pub reports: Vec<(String, String)>,
     pub summary: String,
+    /// The function answered in monitor mode (its alerts say `"mode": "monitor"`).
+    pub monitor: bool,
+}
+
+/// The split-brain's decision record as the decision table holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSeen {
+    pub survivor: String,
+    pub loser: String,
+    /// `enforce` or `monitor`.
+    pub mode: String,
 }
 
 /// A fence scenario's state as the operator would read it.
@@ -48,6 +63,10 @@ pub struct FenceObservation {
     pub backups: BTreeMap<String, String>,
     /// Every webhook answered so far.
     pub answers: Vec<Answer>,
+    /// Endpoint groups whose traffic dial differs from before the fault.
+    pub dials_changed: BTreeSet<String>,
+    /// The split-brain's decision record, once there is one (read for monitor mode).
+    pub recorded: Option<RecordSeen>,
 }
 
 impl FenceObservation {
@@ -92,6 +111,15 @@ impl Expected {
                 }
                 text
             }
+            Expected::Monitor(fence) => format!(
+                "monitor: decision recorded (mode monitor) that {} would be fenced and {} survive; \
+                 nothing changed: accelerator keeps {} and {}, dials unchanged, both backups online; reported by {}",
+                fence.fenced,
+                fence.survivor,
+                fence.survivor,
+                fence.fenced,
+                join(&fence.reporters)
+            ),
             Expected::HealthCheckPinned { path } => format!("health check probes {path}"),
             Expected::RoutesMoved { routes } => {
                 format!("{routes} route(s) via the standby, none via the primary")
@@ -114,13 +142,28 @@ impl Observed {
                 } else {
                     join(&fence.in_accelerator)
                 };
-                format!(
+                let mut text = format!(
                     "accelerator keeps {in_accelerator}; {}; reported by {}; {} webhook(s), {} answered 5xx",
                     backups.join(", "),
                     join(&fence.reporters()),
                     fence.answers.len(),
                     fence.failed_answers()
-                )
+                );
+                if !fence.dials_changed.is_empty() {
+                    let _ = write!(text, "; dial changed in {}", join(&fence.dials_changed));
+                }
+                let monitored = fence.answers.iter().filter(|a| a.monitor).count();
+                if monitored > 0 {
+                    let _ = write!(text, "; {monitored} answered in monitor mode");
+                }
+                if let Some(record) = &fence.recorded {
+                    let _ = write!(
+                        text,
+                        "; decision recorded (mode {}): {} survives, {} fenced",
+                        record.mode, record.survivor, record.loser
+                    );
+                }
+                text
             }
             Observed::HealthCheck { path } => match path {
                 Some(path) => format!("health check probes {path}"),
@@ -139,6 +182,58 @@ fn join(items: &BTreeSet<String>) -> String {
         return "nobody".to_string();
     }
     items.iter().cloned().collect::<Vec<_>>().join(" and ")
+}
+
+/// One decision as `site history` listed it after a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub survivor: String,
+    pub loser: String,
+    /// `enforce` or `monitor`.
+    pub mode: String,
+    /// The fence recorded its completion (the steps done, the time to complete).
+    pub completed: bool,
+}
+
+/// What `site history` must list once a fence scenario has reached its outcome (the decision
+/// table is emptied before each scenario, so what it lists is this scenario's): the decision
+/// the drill caused, in its mode; an enforced fence with its completion. Empty for the
+/// scenarios that decide nothing (Route 53, VPC).
+pub fn history_problems(expected: &Expected, listed: &[Listed]) -> Vec<String> {
+    let (want, mode) = match expected {
+        Expected::Fence(want) => (want, "enforce"),
+        Expected::Monitor(want) => (want, "monitor"),
+        Expected::HealthCheckPinned { .. } | Expected::RoutesMoved { .. } => return Vec::new(),
+    };
+    let decision = listed
+        .iter()
+        .find(|l| l.survivor == want.survivor && l.loser == want.fenced && l.mode == mode);
+    match decision {
+        None => vec![format!(
+            "`site history` does not list the drill's decision ({} survives, {} fenced, mode {mode}); it lists {}",
+            want.survivor,
+            want.fenced,
+            if listed.is_empty() {
+                "nothing".to_owned()
+            } else {
+                listed
+                    .iter()
+                    .map(|l| {
+                        format!(
+                            "{} survives, {} fenced, mode {}",
+                            l.survivor, l.loser, l.mode
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        )],
+        Some(found) if mode == "enforce" && !found.completed => vec![format!(
+            "`site history` lists the drill's fence of {} without its steps and time to complete",
+            want.fenced
+        )],
+        Some(_) => Vec::new(),
+    }
 }
 
 /// Everything that differs from the expected outcome; empty means the scenario passed.
@@ -191,6 +286,63 @@ pub fn problems(expected: &Expected, observed: &Observed) -> Vec<String> {
                 None => problems.push("the fence function received no webhook".to_string()),
             }
         }
+        (Expected::Monitor(want), Observed::Fence(seen)) => {
+            let both = BTreeSet::from([want.survivor.clone(), want.fenced.clone()]);
+            if seen.in_accelerator != both {
+                problems.push(format!(
+                    "monitor mode changes nothing: the accelerator should keep {}, it keeps {}",
+                    join(&both),
+                    join(&seen.in_accelerator)
+                ));
+            }
+            if !seen.dials_changed.is_empty() {
+                problems.push(format!(
+                    "monitor mode changes nothing: the dial of {} changed",
+                    join(&seen.dials_changed)
+                ));
+            }
+            for site in &both {
+                match seen.backups.get(site).map(String::as_str) {
+                    Some("online") => {}
+                    other => problems.push(format!(
+                        "monitor mode changes nothing: {site}'s backup should be online, it is {}",
+                        other.unwrap_or("unknown")
+                    )),
+                }
+            }
+            let reporters = seen.reporters();
+            if reporters != want.reporters {
+                problems.push(format!(
+                    "reports should come from {}, they came from {}",
+                    join(&want.reporters),
+                    join(&reporters)
+                ));
+            }
+            if seen.answers.is_empty() {
+                problems.push("the fence function received no webhook".to_string());
+            }
+            if let Some(answer) = seen.answers.iter().find(|a| a.status != 200 || !a.monitor) {
+                problems.push(format!(
+                    "every webhook should be answered 200 in monitor mode; one was answered {}{}: {}",
+                    answer.status,
+                    if answer.monitor { "" } else { " not in monitor mode" },
+                    answer.summary
+                ));
+            }
+            let wanted = RecordSeen {
+                survivor: want.survivor.clone(),
+                loser: want.fenced.clone(),
+                mode: "monitor".to_string(),
+            };
+            match &seen.recorded {
+                Some(record) if *record == wanted => {}
+                Some(record) => problems.push(format!(
+                    "the decision record should say {} survives, {} fenced, mode monitor; it says {} survives, {} fenced, mode {}",
+                    wanted.survivor, wanted.loser, record.survivor, record.loser, record.mode
+                )),
+                None => problems.push("no decision was recorded".to_string()),
+            }
+        }
         (Expected::HealthCheckPinned { path }, Observed::HealthCheck { path: seen }) => {
             if seen.as_deref() != Some(path.as_str()) {
                 problems.push(format!(
@@ -227,6 +379,8 @@ pub enum Fact {
     BackupOffline(String),
     HealthCheckPath(String),
     RoutesViaStandby(usize),
+    /// The split-brain's decision was recorded in this mode.
+    DecisionRecorded(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -294,6 +448,10 @@ pub fn time_to_fence(expected: &Expected, timeline: &Timeline) -> Option<f64> {
             let accelerator = timeline.first(|f| *f == Fact::Accelerator(only_survivor.clone()))?;
             let backup = timeline.first(|f| *f == Fact::BackupOffline(fence.survivor.clone()))?;
             accelerator.max(backup)
+        }
+        // Monitor mode fences nothing: its time is that of the recorded decision.
+        Expected::Monitor(_) => {
+            timeline.first(|f| *f == Fact::DecisionRecorded("monitor".to_string()))?
         }
         Expected::HealthCheckPinned { path } => {
             timeline.first(|f| *f == Fact::HealthCheckPath(path.clone()))?
@@ -415,10 +573,15 @@ pub fn parse_decision(line: &str) -> Option<Answer> {
         .find(|reason| !reason.is_empty())
         .or_else(|| text(decision, "reason"))
         .unwrap_or_default();
+    let monitor = !alerts.is_empty()
+        && alerts
+            .iter()
+            .all(|alert| text(alert, "mode").as_deref() == Some("monitor"));
     Some(Answer {
         status,
         reports,
         summary,
+        monitor,
     })
 }
 
@@ -438,7 +601,124 @@ mod tests {
                 .map(|(r, s)| (r.to_string(), s.to_string()))
                 .collect(),
             summary: format!("answered {status}"),
+            monitor: false,
         }
+    }
+
+    fn monitored(answers: Vec<Answer>) -> Vec<Answer> {
+        answers
+            .into_iter()
+            .map(|a| Answer { monitor: true, ..a })
+            .collect()
+    }
+
+    /// A partition in monitor mode as it must end: nothing changed, the decision recorded.
+    fn rehearsed(answers: Vec<Answer>) -> FenceObservation {
+        FenceObservation {
+            in_accelerator: set(&["site-a", "site-b"]),
+            backups: [("site-a", "online"), ("site-b", "online")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            answers,
+            dials_changed: BTreeSet::new(),
+            recorded: Some(RecordSeen {
+                survivor: "site-a".into(),
+                loser: "site-b".into(),
+                mode: "monitor".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn monitor_verdicts() {
+        let expected = Expected::Monitor(ExpectedFence {
+            survivor: "site-a".into(),
+            fenced: "site-b".into(),
+            reporters: set(&["site-a", "site-b"]),
+            retried: false,
+        });
+        let both = monitored(vec![
+            answer(200, &[("site-a", "site-b")]),
+            answer(200, &[("site-b", "site-a")]),
+        ]);
+        let mut removed = rehearsed(both.clone());
+        removed.in_accelerator = set(&["site-a"]);
+        let mut dialled = rehearsed(both.clone());
+        dialled.dials_changed = set(&["…/endpoint-group/b"]);
+        let mut offline = rehearsed(both.clone());
+        offline.backups.insert("site-a".into(), "offline".into());
+        let mut unrecorded = rehearsed(both.clone());
+        unrecorded.recorded = None;
+        let mut enforce_record = rehearsed(both.clone());
+        if let Some(record) = &mut enforce_record.recorded {
+            record.mode = "enforce".into();
+        }
+        let enforced = rehearsed(vec![
+            answer(200, &[("site-a", "site-b")]),
+            answer(200, &[("site-b", "site-a")]),
+        ]);
+        let table: Vec<(&str, FenceObservation, bool)> = vec![
+            (
+                "nothing_changed_decision_recorded",
+                rehearsed(both.clone()),
+                true,
+            ),
+            ("an_endpoint_removed", removed, false),
+            ("a_dial_changed", dialled, false),
+            ("a_backup_taken_offline", offline, false),
+            ("no_decision_recorded", unrecorded, false),
+            ("recorded_as_enforce", enforce_record, false),
+            ("answered_in_enforce_mode", enforced, false),
+            ("one_report_only", rehearsed(both[..1].to_vec()), false),
+        ];
+        for (name, seen, passes) in table {
+            let found = problems(&expected, &Observed::Fence(seen));
+            assert_eq!(found.is_empty(), passes, "{name}: {found:?}");
+        }
+        let mut timeline = Timeline::default();
+        timeline.push(
+            Duration::from_millis(4_260),
+            "",
+            Some(Fact::DecisionRecorded("monitor".into())),
+        );
+        assert_eq!(time_to_fence(&expected, &timeline), Some(4.3));
+    }
+
+    #[test]
+    fn site_history_must_list_the_drills_fence_with_its_completion() {
+        let listed = |mode: &str, completed| Listed {
+            survivor: "site-a".into(),
+            loser: "site-b".into(),
+            mode: mode.into(),
+            completed,
+        };
+        let expected = partition_expected();
+        assert!(history_problems(&expected, &[listed("enforce", true)]).is_empty());
+        assert!(
+            history_problems(&expected, &[])
+                .iter()
+                .any(|p| p.contains("lists nothing"))
+        );
+        assert!(
+            history_problems(&expected, &[listed("enforce", false)])
+                .iter()
+                .any(|p| p.contains("without its steps"))
+        );
+        assert_eq!(
+            history_problems(&expected, &[listed("monitor", true)]).len(),
+            1
+        );
+        let Expected::Fence(fence) = expected else {
+            unreachable!("partition_expected is a fence");
+        };
+        assert!(
+            history_problems(&Expected::Monitor(fence), &[listed("monitor", false)]).is_empty()
+        );
+        assert!(
+            history_problems(&Expected::RoutesMoved { routes: 3 }, &[]).is_empty(),
+            "the VPC scenario decides nothing"
+        );
     }
 
     fn partition_expected() -> Expected {
@@ -458,6 +738,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             answers,
+            ..FenceObservation::default()
         }
     }
 
@@ -742,8 +1023,11 @@ mod tests {
                 status: 503,
                 reports: vec![("site-a".into(), "site-b".into())],
                 summary: "taking site-a's backup to site-b offline: 503".into(),
+                monitor: false,
             })
         );
+        let monitor = r#"{"target":"decision","decision":{"status":200,"outcome":"done","alerts":[{"index":0,"status":"firing","reporter":"site-b","site":"site-a","outcome":"done","mode":"monitor","reason":"monitor: would fence site-b"}]}}"#;
+        assert_eq!(parse_decision(monitor).map(|a| a.monitor), Some(true));
         let rejected = r#"{"target":"decision","decision":{"status":401,"outcome":"unauthorized","reason":"wrong password","alerts":[]}}"#;
         assert_eq!(
             parse_decision(rejected).map(|a| (a.status, a.summary)),

@@ -3,13 +3,15 @@
 //! API, the backups through Infinispan's REST API, the health check and routes through the AWS
 //! APIs, Prometheus and Alertmanager through their HTTP APIs, the fence's decisions from its log.
 
-use super::judge::{self, Answer};
+use super::judge::{self, Answer, RecordSeen};
 use anyhow::{Context, bail};
+use aws_topology::decisions::{DecisionStore, split_brain_key};
 use aws_topology::ec2::{Appliance, EniId, Vpc, VpcId, plan_route_moves};
 use aws_topology::globalaccelerator::GlobalAccelerator;
 use aws_topology::route53::{self, HealthCheckId, HealthChecks as _};
+use common::mode::Mode;
 use common::secret::Secret;
-use common::site::SiteName;
+use common::site::{AcceleratorDns, SiteName};
 use ispn_client::{Credentials, SiteClient, SiteEndpoint, TlsConfig};
 use sandbox::world::SandboxInfo;
 use serde_json::{Value, json};
@@ -25,6 +27,10 @@ pub struct Sandbox {
     ispn: BTreeMap<String, SiteClient>,
     route53: aws_sdk_route53::Client,
     ec2: aws_sdk_ec2::Client,
+    /// Lambda and the decision table straight in moto: the drill's operator actions and reads,
+    /// not calls of the functions.
+    lambda: aws_sdk_lambda::Client,
+    decisions: DecisionStore,
     logs: PathBuf,
 }
 
@@ -46,6 +52,9 @@ impl Sandbox {
             info.region.clone(),
         )
         .await;
+        let in_moto =
+            crate::aws::load(&aws_args, Some(info.moto_url.clone()), info.region.clone()).await;
+        let table = crate::sandbox_world::deployment_from_sandbox(&info).decision_table();
         let route53_config = crate::aws::load(
             &aws_args,
             Some(info.aws_endpoint_url.clone()),
@@ -77,6 +86,8 @@ impl Sandbox {
             accelerator: GlobalAccelerator::new(&ga_config),
             route53: aws_sdk_route53::Client::new(&route53_config),
             ec2: aws_sdk_ec2::Client::new(&regional),
+            lambda: aws_sdk_lambda::Client::new(&in_moto),
+            decisions: DecisionStore::new(&in_moto, table),
             ispn,
             http,
             logs: dir.join("logs"),
@@ -175,6 +186,88 @@ impl Sandbox {
             }
         }
         Ok(sites)
+    }
+
+    /// Each endpoint group's traffic dial.
+    pub async fn dials(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut dials = BTreeMap::new();
+        for arn in &self.info.endpoint_group_arns {
+            let group = self.accelerator.describe_group(arn).await?;
+            dials.insert(arn.clone(), group.traffic_dial.to_string());
+        }
+        Ok(dials)
+    }
+
+    /// The decision record of the split-brain between the two sites, as the table holds it.
+    pub async fn recorded(&self) -> anyhow::Result<Option<RecordSeen>> {
+        let sites: Vec<SiteName> = self
+            .info
+            .sites
+            .keys()
+            .map(|s| SiteName::parse(s))
+            .collect::<Result<_, _>>()?;
+        let [a, b] = sites.as_slice() else {
+            bail!("the drill needs exactly two sites");
+        };
+        let key = split_brain_key(&AcceleratorDns::parse(&self.info.accelerator_dns)?, a, b);
+        let record = self
+            .decisions
+            .get(&key)
+            .await
+            .with_context(|| format!("reading the decision record {key}"))?;
+        Ok(record.map(|r| RecordSeen {
+            survivor: r.survivor.to_string(),
+            loser: r.loser.to_string(),
+            mode: r.mode.to_string(),
+        }))
+    }
+
+    /// Switches the deployed fence to `mode` as an operator would without a redeploy
+    /// (`UpdateFunctionConfiguration` with the environment's `SITEFENCE_MODE` set or removed),
+    /// and waits until the sandbox's host has picked the change up.
+    pub async fn set_fence_mode(&self, mode: Mode) -> anyhow::Result<()> {
+        use ops::deploy::plan::Function;
+        let deployment = crate::sandbox_world::deployment_from_sandbox(&self.info);
+        let name = Function::Fence.name(&deployment);
+        let current = self
+            .lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "GetFunctionConfiguration {name}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                )
+            })?;
+        let mut variables = current
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default();
+        variables.remove(common::mode::MODE_VAR);
+        variables.extend(common::mode::to_var(mode));
+        self.lambda
+            .update_function_configuration()
+            .function_name(&name)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(variables))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "UpdateFunctionConfiguration {name}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                )
+            })?;
+        // The host re-reads its configuration every WATCH_INTERVAL and starts new execution
+        // environments under it; three intervals leave room for a read under way.
+        tokio::time::sleep(sandbox::deployed::WATCH_INTERVAL * 3).await;
+        Ok(())
     }
 
     /// Each site's backup to the other, as that site's REST API reports it.

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 pub enum Scenario {
     /// The cross-site link is cut: both sites report each other, exactly one survives.
     Partition,
+    /// The partition with the fence in monitor mode: the decision is recorded (mode monitor)
+    /// and nothing changes.
+    PartitionMonitor,
     /// One site goes away (Infinispan down, its endpoint unhealthy): the other fences it.
     SiteDown,
     /// A site goes away and the survivor's take-offline fails at first: Alertmanager's retry
@@ -26,24 +29,30 @@ pub enum Scenario {
     Route53,
     /// The primary appliance stops: its routes move to the standby.
     Vpc,
+    /// `doctor` passes on the fresh deployment and names each of six broken links.
+    Doctor,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Partition,
+        Scenario::PartitionMonitor,
         Scenario::SiteDown,
         Scenario::FlakyInfinispan,
         Scenario::Route53,
         Scenario::Vpc,
+        Scenario::Doctor,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Partition => "partition",
+            Scenario::PartitionMonitor => "partition-monitor",
             Scenario::SiteDown => "site-down",
             Scenario::FlakyInfinispan => "flaky-infinispan",
             Scenario::Route53 => "route53",
             Scenario::Vpc => "vpc",
+            Scenario::Doctor => "doctor",
         }
     }
 }
@@ -96,8 +105,27 @@ pub async fn run(
         Scenario::Partition | Scenario::SiteDown | Scenario::FlakyInfinispan => {
             fence(sandbox, scenario, profile, dir).await
         }
+        Scenario::PartitionMonitor => {
+            // The deployed fence is switched as an operator would (its configuration in
+            // Lambda), and back whatever the scenario's end: the next scenarios enforce.
+            sandbox
+                .set_fence_mode(common::mode::Mode::Monitor)
+                .await
+                .context("switching the fence to monitor mode")?;
+            println!("  the fence's configuration in Lambda: SITEFENCE_MODE=monitor");
+            let row = fence(sandbox, scenario, profile, dir).await;
+            let restored = sandbox
+                .set_fence_mode(common::mode::Mode::Enforce)
+                .await
+                .context("switching the fence back to enforce mode");
+            println!("  the fence's configuration in Lambda: back to enforce");
+            let row = row?;
+            restored?;
+            Ok(row)
+        }
         Scenario::Route53 => route53(sandbox).await,
         Scenario::Vpc => vpc(sandbox).await,
+        Scenario::Doctor => super::doctor::run(sandbox, dir).await,
     }
 }
 
@@ -119,16 +147,24 @@ async fn fence(
         [a, b] => (a.clone(), b.clone()),
         _ => anyhow::bail!("the drill needs exactly two sites"),
     };
+    let monitor = scenario == Scenario::PartitionMonitor;
     let reporters = match scenario {
-        Scenario::Partition => BTreeSet::from([survivor.clone(), fenced.clone()]),
+        Scenario::Partition | Scenario::PartitionMonitor => {
+            BTreeSet::from([survivor.clone(), fenced.clone()])
+        }
         _ => BTreeSet::from([survivor.clone()]),
     };
-    let expected = Expected::Fence(ExpectedFence {
+    let fence_expected = ExpectedFence {
         survivor: survivor.clone(),
         fenced: fenced.clone(),
         reporters,
         retried: scenario == Scenario::FlakyInfinispan,
-    });
+    };
+    let expected = if monitor {
+        Expected::Monitor(fence_expected)
+    } else {
+        Expected::Fence(fence_expected)
+    };
     println!("  expected: {}", expected.describe());
 
     let stack = AlertingStack::start(
@@ -181,6 +217,7 @@ async fn fence(
     );
 
     let mut log = sandbox.fence_log();
+    let dials_before = sandbox.dials().await?;
     let mut last_accelerator = sandbox.sites_in_accelerator().await?;
     let mut last_backups = sandbox.backups().await;
     let mut observation = FenceObservation {
@@ -214,7 +251,7 @@ async fn fence(
     };
     let started = Instant::now();
     match scenario {
-        Scenario::Partition => {
+        Scenario::Partition | Scenario::PartitionMonitor => {
             sandbox
                 .control(
                     &format!("{survivor_control}/partition"),
@@ -323,10 +360,42 @@ async fn fence(
         merge_backups(&mut observation.backups, &backups);
         last_backups = backups;
 
+        if let Ok(dials) = sandbox.dials().await {
+            for (group, dial) in &dials {
+                let before = dials_before.get(group);
+                if before != Some(dial) && observation.dials_changed.insert(group.clone()) {
+                    let text = format!(
+                        "traffic dial of {group}: {} → {dial}",
+                        before.map_or("?", String::as_str)
+                    );
+                    show(Some(timeline.push(started.elapsed(), text, None)));
+                }
+            }
+        }
+        // The record only matters to monitor mode's verdict (enforce mode's is what it did).
+        if monitor && let Ok(Some(record)) = sandbox.recorded().await {
+            if observation.recorded.as_ref() != Some(&record) {
+                let text = format!(
+                    "decision recorded (mode {}): {} survives, {} would be fenced",
+                    record.mode, record.survivor, record.loser
+                );
+                let fact = Some(Fact::DecisionRecorded(record.mode.clone()));
+                show(Some(timeline.push(started.elapsed(), text, fact)));
+            }
+            observation.recorded = Some(record);
+        }
+
         let observed = Observed::Fence(observation.clone());
         if judge::problems(&expected, &observed).is_empty() {
             let since = *holding_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= waits.settle {
+            // Monitor mode holds longer: "nothing changed" must still hold after the reports,
+            // when an enforcing fence would long have acted.
+            let settle = if monitor {
+                waits.settle * 3
+            } else {
+                waits.settle
+            };
+            if since.elapsed() >= settle {
                 break;
             }
         } else {
@@ -338,12 +407,47 @@ async fn fence(
         }
     }
     drop(stack);
-    finish(
+    let mut row = finish(
         scenario,
         &expected,
         &Observed::Fence(observation),
         &timeline,
-    )
+    )?;
+    // The operator's look back: `site history` over the drill's table lists this fence.
+    let history = match listed_in_history(sandbox).await {
+        Ok(listed) => judge::history_problems(&expected, &listed),
+        Err(err) => vec![format!("`site history` failed: {err:#}")],
+    };
+    for problem in &history {
+        println!("  PROBLEM: {problem}");
+    }
+    if !history.is_empty() {
+        row.passed = false;
+        row.observed.push_str(&format!("; {}", history.join("; ")));
+    }
+    Ok(row)
+}
+
+/// What `site history` lists for the drill's deployment, as an operator would see it.
+async fn listed_in_history(sandbox: &Sandbox) -> anyhow::Result<Vec<judge::Listed>> {
+    let deployment = crate::sandbox_world::deployment_from_sandbox(&sandbox.info);
+    let history =
+        ops::site::history::read_deployment(&deployment, &ops::aws::AwsArgs::default(), None, None)
+            .await?;
+    println!("  site history:");
+    for line in ops::site::history::render(&history).lines() {
+        println!("    {line}");
+    }
+    Ok(history
+        .decisions
+        .iter()
+        .map(|row| judge::Listed {
+            survivor: row.survivor.to_string(),
+            loser: row.loser.to_string(),
+            mode: row.mode.to_owned(),
+            completed: row.completed_at_ms.is_some() && !row.steps.is_empty(),
+        })
+        .collect())
 }
 
 /// A site that cannot be read right now keeps its last known state (a down site's REST API
