@@ -41,6 +41,8 @@ const RUN: &[&str] = &[
     SANDBOX_UP,
     SANDBOX_DOWN,
     SITE_STATUS,
+    SITE_HISTORY,
+    DOCTOR,
     MANIFESTS,
     LINT,
     TAKE_OFFLINE,
@@ -56,6 +58,8 @@ const RUN: &[&str] = &[
 const SANDBOX_UP: &str = "cargo xtask sandbox up --dir .sandbox";
 const SANDBOX_DOWN: &str = "cargo xtask sandbox down --dir .sandbox";
 const SITE_STATUS: &str = "cargo xtask site status";
+const SITE_HISTORY: &str = "cargo xtask site history";
+const DOCTOR: &str = "cargo xtask doctor --config .sandbox/sitefence.toml";
 const MANIFESTS: &str = "cargo xtask manifests";
 const LINT: &str = "cargo xtask lint";
 const TAKE_OFFLINE: &str = "cargo xtask site take-offline site-b";
@@ -580,6 +584,10 @@ fn walk_through(session: &mut Session, runtime: &tokio::runtime::Runtime) -> any
 
     let verdict = session.status()?;
     ensure!(verdict.starts_with("verdict: healthy"), "seeded: {verdict}");
+    // The fresh deployment passes every check (without Prometheus URLs, alerting is skipped).
+    session
+        .readme(DOCTOR, Cwd::Scratch, &[], &[])?
+        .succeeded(&["doctor: all "])?;
 
     // The alerting for this deployment, as documented (./sitefence.toml → ./manifests), and
     // with explicit paths; the linters check what it wrote.
@@ -650,6 +658,10 @@ fn walk_through(session: &mut Session, runtime: &tokio::runtime::Runtime) -> any
         verdict.starts_with("verdict: healthy"),
         "after the recovery: {verdict}"
     );
+    // The fence looked back on: its decision, what it did, and that bring-online closed it.
+    session
+        .readme(SITE_HISTORY, Cwd::Sandbox, &[], &[])?
+        .succeeded(&["site-a", "site-b", "steps: removed", "closed"])?;
 
     // Route 53 (seed 000): the failover function's pin, then the operator's fail-back.
     let id = info.route53.health_check_id.clone();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::Region;
-use aws_topology::decisions::{DecisionRecord, DecisionStore, Recorded};
+use aws_topology::decisions::{Completion, DecisionRecord, DecisionStore, Recorded};
 use aws_topology::globalaccelerator::{GlobalAccelerator, Known, Removal, Topology, TrafficDial};
 use aws_topology::retry::AwsError;
 use common::auth::BasicCredentials;
@@ -298,6 +298,24 @@ impl World for LiveWorld {
 
     async fn recorded(&self, split_brain: &str) -> Result<Option<DecisionRecord>, Failure> {
         self.decisions.get(split_brain).await.map_err(aws_failure)
+    }
+
+    async fn complete(
+        &self,
+        split_brain: &str,
+        decision_id: &str,
+        completion: &Completion,
+    ) -> Result<(), Failure> {
+        let applied = self
+            .decisions
+            .complete(split_brain, decision_id, completion)
+            .await
+            .map_err(aws_failure)?;
+        if !applied {
+            // Replaced by a later decision since: this completion belongs to no record.
+            tracing::info!(event = "completion_of_replaced_decision", decision_id);
+        }
+        Ok(())
     }
 
     async fn set_traffic_dial(

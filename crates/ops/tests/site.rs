@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use ops::site::apply::{CLOSED_BY, Waiting};
 use ops::site::failback::{self, FailbackArgs};
+use ops::site::history::{History, HistoryArgs};
 use ops::site::model::{BackupState, PushState};
 use ops::site::observe::Ctx;
 use ops::site::verdict::{Problem, Verdict, verdict};
@@ -219,6 +220,21 @@ impl Scene {
         aws_sdk_globalaccelerator::Client::new(&config)
     }
 
+    /// `site history` as an operator runs it (the table printed), and what it read.
+    async fn history(&self) -> anyhow::Result<History> {
+        println!("---- site history");
+        ops::site::history::run(&HistoryArgs {
+            target: Target {
+                config: self.config.clone(),
+                aws: ops::aws::AwsArgs::default(),
+            },
+            limit: None,
+            since: None,
+            json: false,
+        })
+        .await
+    }
+
     async fn status_verdict(&self, state: &str) -> anyhow::Result<Verdict> {
         println!("---- site status: {state}");
         let observed = ops::site::status(&self.ctx).await?;
@@ -255,6 +271,42 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
     ensure!(
         matches!(&v, Verdict::Fenced { problems, .. } if problems.iter().any(|p| matches!(p, Problem::LinkDown { .. }))),
         "the verdict names the link: {v}"
+    );
+    // The fence is in the history: who decided, what it did, how long it took, standing.
+    let history = scene.history().await?;
+    let [fence] = history.decisions.as_slice() else {
+        bail!("one decision after one fence: {history:?}");
+    };
+    ensure!(
+        fence.survivor == a
+            && fence.loser == b
+            && fence.reporters == [a.clone()]
+            && fence.mode == "enforce"
+            && fence.state == "stands",
+        "{fence:?}"
+    );
+    ensure!(
+        fence.steps.iter().any(|s| s == "removed 1 endpoint(s)")
+            && fence
+                .steps
+                .iter()
+                .any(|s| s.starts_with("site-a's backup to site-b offline")),
+        "the steps the fence did: {:?}",
+        fence.steps
+    );
+    ensure!(
+        fence.time_to_complete_ms.is_some_and(|ms| ms < 60_000),
+        "the time to complete: {fence:?}"
+    );
+    // Alertmanager's resend carries the decision out again: still one decision, its first
+    // completion kept.
+    scene.fence_site_b().await?;
+    let again = scene.history().await?;
+    ensure!(
+        again.decisions.len() == 1
+            && again.decisions[0].completed_at_ms == fence.completed_at_ms
+            && again.decisions[0].steps == fence.steps,
+        "{again:?}"
     );
 
     // Sync while the link is still cut: refused before anything changes.
@@ -374,6 +426,16 @@ async fn recovery(scene: &Scene) -> anyhow::Result<()> {
     ensure!(
         record.loser == b && standing == Standing::Closed,
         "bring-online closes the decision that fenced site-b: {record:?}"
+    );
+    let history = scene.history().await?;
+    ensure!(
+        history.decisions.len() == 1
+            && history.decisions[0].state == "closed"
+            && history.decisions[0]
+                .why
+                .as_deref()
+                .is_some_and(|w| w.contains(CLOSED_BY)),
+        "the history shows the decision closed: {history:?}"
     );
     let again = ops::site::bring_online(&scene.ctx, &b, false, YES).await?;
     ensure!(

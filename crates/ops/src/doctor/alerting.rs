@@ -175,6 +175,12 @@ pub fn find_rule(rules: &Value, alert_name: &str, remote: &str) -> Result<String
         ));
     };
     match rule["health"].as_str() {
+        // A rule Prometheus has not evaluated yet (it just started or reloaded) is loaded and
+        // has no error: the next evaluation says more.
+        Some("unknown") => Ok(format!(
+            "loaded, not evaluated yet: {}",
+            rule["query"].as_str().unwrap_or_default()
+        )),
         Some("ok") => Ok(format!(
             "loaded and healthy, state {}: {}",
             rule["state"].as_str().unwrap_or("?"),

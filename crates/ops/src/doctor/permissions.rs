@@ -12,6 +12,8 @@
 //! as not denying), nor are permissions boundaries, SCPs or resource policies: the check's
 //! detail says so.
 
+use aws_sdk_iam::config::http::HttpResponse;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
 use aws_topology::ec2::{Vpc as _, VpcId};
 use aws_topology::globalaccelerator::GlobalAccelerator;
@@ -270,12 +272,7 @@ async fn simulate(
         }
         let mut pages = request.into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                anyhow::anyhow!(
-                    "SimulatePrincipalPolicy: {}",
-                    aws_sdk_iam::error::DisplayErrorContext(e)
-                )
-            })?;
+            let page = page.map_err(|e| unavailable(&e))?;
             for result in page.evaluation_results() {
                 let per_resource = result.resource_specific_results();
                 if per_resource.is_empty() {
@@ -299,6 +296,19 @@ async fn simulate(
         }
     }
     Ok(denied)
+}
+
+/// Why the simulator gave no answer, short: its error code, else the HTTP status (moto answers
+/// 500 with an HTML page to an action it does not implement).
+fn unavailable<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &SdkError<E, HttpResponse>,
+) -> anyhow::Error {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match (err.code(), status) {
+        (Some(code), _) => anyhow::anyhow!("{code}"),
+        (None, Some(status)) => anyhow::anyhow!("HTTP {status}"),
+        (None, None) => anyhow::anyhow!("{}", aws_sdk_iam::error::DisplayErrorContext(err)),
+    }
 }
 
 fn decision_of(decision: &PolicyEvaluationDecisionType) -> Decision {

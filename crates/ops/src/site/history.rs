@@ -207,6 +207,7 @@ pub fn render(history: &History) -> String {
             .collect::<Vec<_>>()
             .join(",");
         let completed = match row.time_to_complete_ms {
+            Some(ms) if ms < 10_000 => format!("in {ms} ms"),
             Some(ms) => format!("in {:.1} s", ms as f64 / 1000.0),
             None => "-".to_owned(),
         };
@@ -243,11 +244,21 @@ pub fn render(history: &History) -> String {
     out
 }
 
-/// Reads the decision table (and the accelerator, to judge standing) of the deployment.
+/// Reads the decision table (and the accelerator, to judge standing) of the deployment
+/// `--config` names.
 pub async fn read(args: &HistoryArgs) -> anyhow::Result<History> {
     let deployment = Deployment::load(&args.target.config)?;
-    let aws_args = &args.target.aws;
-    let regional = Aws::load(aws_args, &deployment).await.regional;
+    read_deployment(&deployment, &args.target.aws, args.since, args.limit).await
+}
+
+/// [`read`], for a deployment already loaded (the drill's).
+pub async fn read_deployment(
+    deployment: &Deployment,
+    aws_args: &aws::AwsArgs,
+    since: Option<Duration>,
+    limit: Option<usize>,
+) -> anyhow::Result<History> {
+    let regional = Aws::load(aws_args, deployment).await.regional;
     let store = DecisionStore::new(&regional, deployment.decision_table());
     let table = store.table().to_owned();
     let read = store.entries().await;
@@ -266,14 +277,14 @@ pub async fn read(args: &HistoryArgs) -> anyhow::Result<History> {
             Err(err) => malformed.push(err.to_string()),
         }
     }
-    let topology = accelerator_topology(&deployment, aws_args, &regional).await;
+    let topology = accelerator_topology(deployment, aws_args, &regional).await;
     let (topology, accelerator_unread) = match topology {
         Ok(topology) => (Some(topology), None),
         Err(err) => (None, Some(format!("{err:#}"))),
     };
     Ok(History {
         table,
-        decisions: rows(records, topology.as_ref(), now_ms(), args.since, args.limit),
+        decisions: rows(records, topology.as_ref(), now_ms(), since, limit),
         malformed,
         accelerator_unread,
     })
@@ -418,7 +429,7 @@ mod tests {
             accelerator_unread: None,
         });
         assert!(table.contains("site-a,site-b"), "{table}");
-        assert!(table.contains("in 0.4 s"), "{table}");
+        assert!(table.contains("in 400 ms"), "{table}");
         assert!(
             table.contains("steps: removed 1 endpoint(s); site-a's backup"),
             "{table}"
