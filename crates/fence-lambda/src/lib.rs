@@ -30,6 +30,7 @@ pub mod event;
 pub mod handler;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod preflight;
 
 #[cfg(test)]
 mod model_check;

@@ -262,6 +262,37 @@ impl World for LiveWorld {
         Ok(topology)
     }
 
+    async fn backup_status(&self, site: &SiteName) -> Result<BTreeMap<String, String>, Failure> {
+        let client = self.site(site)?;
+        self.refresh_infinispan_credentials().await?;
+        match client.backup_status().await {
+            Ok(status) => Ok(status
+                .into_iter()
+                .map(|(remote, backup)| (remote, backup.status))
+                .collect()),
+            Err(err) => Err(Failure {
+                disposition: if err.is_retryable() {
+                    Disposition::Transient
+                } else {
+                    Disposition::Fatal
+                },
+                message: err.to_string(),
+            }),
+        }
+    }
+
+    async fn read_secrets_afresh(&self) -> Result<(), Failure> {
+        self.secrets.invalidate(&self.webhook_secret);
+        self.secrets.invalidate(&self.infinispan_secret);
+        let (webhook, infinispan) = tokio::join!(
+            self.secrets.get(&self.webhook_secret),
+            self.secrets.get(&self.infinispan_secret)
+        );
+        webhook.map_err(secret_failure)?;
+        self.set_infinispan_password(infinispan.map_err(secret_failure)?);
+        Ok(())
+    }
+
     fn forget_topology(&self, accelerator: &AcceleratorDns) {
         if let Ok(mut cache) = self.known.lock() {
             cache.remove(accelerator);

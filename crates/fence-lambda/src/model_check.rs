@@ -544,6 +544,18 @@ impl World for Replayed<'_> {
 
     fn forget_topology(&self, _: &AcceleratorDns) {}
 
+    // The model's reports are alerts; a preflight writes nothing, so it has no place in it.
+    async fn read_secrets_afresh(&self) -> Result<(), Failure> {
+        Err(Failure::fatal("model check: a preflight is not modelled"))
+    }
+
+    async fn backup_status(
+        &self,
+        _: &SiteName,
+    ) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+        Err(Failure::fatal("model check: a preflight is not modelled"))
+    }
+
     async fn probe(&self, _: &SiteName) -> Result<Liveness, Failure> {
         match self.call(Call::Probe, Args::None).await {
             Response::Probe(answer) => answer,

@@ -106,6 +106,9 @@ pub struct SiteCheck {
     pub endpoints: usize,
     /// The probe's answer, or why there was none.
     pub infinispan: String,
+    /// Its backups to the other sites as the fence's credentials read them, by remote site.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub backups: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,11 +221,16 @@ async fn examine<W: World>(
         _ => None,
     };
     // The probes after the secrets: a probe with a password not yet read would be refused.
-    let probes = common::join::join_all(
-        sites
-            .iter()
-            .map(|site| async move { (site.clone(), world.probe(site).await) }),
-    );
+    // Per site, the probe (no credentials needed), then an authenticated read of the
+    // cross-site backups, which shows that Infinispan accepts the fence's credentials.
+    let probes = common::join::join_all(sites.iter().map(|site| async move {
+        let probe = world.probe(site).await;
+        let backups = match probe {
+            Ok(Liveness::Alive) => Some(world.backup_status(site).await),
+            _ => None,
+        };
+        (site.clone(), (probe, backups))
+    }));
     let recorded = async {
         match &key {
             Some(key) => Some(world.recorded(key).await),
@@ -230,7 +238,34 @@ async fn examine<W: World>(
         }
     };
     let (probes, recorded) = tokio::join!(probes, recorded);
-    let liveness: BTreeMap<SiteName, Result<Liveness, Failure>> = probes.into_iter().collect();
+    let mut liveness: BTreeMap<SiteName, Result<Liveness, Failure>> = BTreeMap::new();
+    let mut backups: BTreeMap<SiteName, BTreeMap<String, String>> = BTreeMap::new();
+    for (site, (probe, backup_status)) in probes {
+        match backup_status {
+            Some(Ok(status)) => {
+                for remote in sites.iter().filter(|s| **s != site) {
+                    if !status.contains_key(remote.as_str()) {
+                        problems.push(Problem::new(
+                            ProblemKind::Infinispan,
+                            Some(&site),
+                            format!("{site}'s Infinispan has no cross-site backup to {remote}: the fence would have nothing to take offline"),
+                        ));
+                    }
+                }
+                backups.insert(site.clone(), status);
+            }
+            Some(Err(failure)) => problems.push(Problem::new(
+                ProblemKind::Infinispan,
+                Some(&site),
+                format!(
+                    "{site}'s Infinispan answers, but reading its cross-site backups with the fence's credentials failed: {}",
+                    failure.message
+                ),
+            )),
+            None => {}
+        }
+        liveness.insert(site, probe);
+    }
 
     let standing_decision = match recorded {
         Some(Ok(Some(record))) => Some(StandingDecision {
@@ -334,6 +369,7 @@ async fn examine<W: World>(
                     Some(Err(failure)) => failure.message.clone(),
                     None => "not probed".to_owned(),
                 },
+                backups: backups.get(site).cloned().unwrap_or_default(),
             }
         })
         .collect();

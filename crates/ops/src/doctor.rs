@@ -143,6 +143,28 @@ pub struct Ctx {
     pub zips: Option<PathBuf>,
 }
 
+impl Ctx {
+    /// Where Alertmanager sends the fence's webhooks: the URL `sitefence.toml` records (deploy
+    /// and `sandbox up` write it, and `manifests` configures Alertmanager with it), else the
+    /// deployed fence's Function URL as Lambda reports it.
+    pub async fn function_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.deployment.fence.function_url {
+            return Ok(url.clone());
+        }
+        let function = deploy::plan::Function::Fence.name(&self.deployment);
+        let config = self
+            .clients
+            .lambda
+            .get_function_url_config()
+            .function_name(&function)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_lambda::error::DisplayErrorContext(e)))
+            .with_context(|| format!("the fence {function} has no Function URL"))?;
+        Ok(config.function_url().to_owned())
+    }
+}
+
 /// The whole checklist, as printed and as written by `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Checklist {
@@ -255,4 +277,47 @@ pub async fn examine(args: &DoctorArgs) -> anyhow::Result<Checklist> {
 /// The mode the deployment runs in, as `sitefence.toml` sets it.
 fn mode_name(deployment: &Deployment) -> &'static str {
     deployment.mode.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(checks: Vec<Check>) -> Checklist {
+        Checklist {
+            deployment: "d".to_owned(),
+            mode: "enforce".to_owned(),
+            checks,
+        }
+    }
+
+    #[test]
+    fn the_checklist_groups_by_link_and_puts_the_fix_under_a_failure() {
+        let checklist = list(vec![
+            Check::pass(Link::Drift, "resources", "23 resource(s)"),
+            Check::fail(Link::Preflight, "url", "403", "run `sitefence deploy`"),
+            Check::skipped(Link::Alerting, "prometheus", "no prometheus_url"),
+        ]);
+        assert_eq!(checklist.failures(), 1);
+        let text = checklist.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "doctor: deployment `d`, mode enforce");
+        assert_eq!(lines[1], "drift");
+        assert_eq!(lines[2], "  [ok  ] resources: 23 resource(s)");
+        assert_eq!(lines[3], "preflight");
+        assert_eq!(lines[4], "  [FAIL] url: 403");
+        assert_eq!(lines[5], "         fix: run `sitefence deploy`");
+        assert_eq!(lines[7], "  [skip] prometheus: no prometheus_url");
+        assert_eq!(lines[8], "doctor: 1 of 3 checks FAIL");
+    }
+
+    #[test]
+    fn a_skipped_check_is_not_a_failure() {
+        let checklist = list(vec![Check::skipped(Link::Vpc, "rule", "no [vpc]")]);
+        assert_eq!(checklist.failures(), 0);
+        assert!(checklist.render().ends_with("doctor: all 1 checks pass\n"));
+        let json = serde_json::to_value(&checklist).unwrap_or_default();
+        assert_eq!(json["checks"][0]["status"], "skipped");
+        assert!(json["checks"][0].get("fix").is_none());
+    }
 }

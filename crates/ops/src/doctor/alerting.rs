@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Check, Ctx, Link};
-use crate::deploy::plan::Function;
 use crate::manifests::{SEVERITY, SITE_VIEW_METRIC};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,20 +70,9 @@ pub async fn check(ctx: &Ctx) -> Vec<Check> {
     checks
 }
 
-/// The deployed fence's Function URL (Lambda's answer), else the one `sitefence.toml` records.
+/// The fence's Function URL as [`Ctx::function_url`] finds it; `None` when there is none.
 async fn function_url(ctx: &Ctx) -> Option<String> {
-    let name = Function::Fence.name(&ctx.deployment);
-    match ctx
-        .clients
-        .lambda
-        .get_function_url_config()
-        .function_name(&name)
-        .send()
-        .await
-    {
-        Ok(config) => Some(config.function_url().to_owned()),
-        Err(_) => ctx.deployment.fence.function_url.clone(),
-    }
+    ctx.function_url().await.ok()
 }
 
 /// The labels of the alert `site`'s Prometheus raises about `remote` (the rule's own and the

@@ -12,7 +12,6 @@ use fence_lambda::preflight::{HEADER, ProblemKind};
 use serde_json::Value;
 
 use super::{Check, Ctx, Link};
-use crate::deploy::plan::Function;
 
 /// Lambda's own limit is the function's timeout; the preflight's reads are all bounded well
 /// within it, so a longer wait would only hide a hang.
@@ -48,20 +47,7 @@ pub async fn check(ctx: &Ctx) -> Vec<Check> {
 /// The fence's Function URL and the webhook password.
 async fn target(ctx: &Ctx) -> anyhow::Result<(String, Secret)> {
     let deployment = &ctx.deployment;
-    let url = match &deployment.fence.function_url {
-        Some(url) => url.clone(),
-        None => {
-            ctx.clients
-                .lambda
-                .get_function_url_config()
-                .function_name(Function::Fence.name(deployment))
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", aws_sdk_lambda::error::DisplayErrorContext(e)))
-                .context("the fence has no Function URL")?
-                .function_url
-        }
-    };
+    let url = ctx.function_url().await?;
     let secret = ctx
         .clients
         .secrets
