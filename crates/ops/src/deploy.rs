@@ -63,15 +63,26 @@ pub struct DestroyArgs {
 }
 
 /// The SDK clients of one deployment: most services in its region, SNS and CloudWatch in the
-/// region of the Route 53 health-check alarms (us-east-1).
+/// region of the Route 53 health-check alarms (us-east-1) and in the functions' region (their
+/// alarms and the topic those notify).
 pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub events: aws_sdk_eventbridge::Client,
+    /// In `alarms_region`.
     pub sns: aws_sdk_sns::Client,
+    /// In `alarms_region`.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The functions' log groups.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// SNS in the functions' region.
+    pub regional_sns: aws_sdk_sns::Client,
+    /// CloudWatch in the functions' region.
+    pub regional_cloudwatch: aws_sdk_cloudwatch::Client,
+    /// The region of the Route 53 health-check alarms, which `sns` and `cloudwatch` call.
+    pub alarms_region: String,
     /// The configuration the regional clients were made from (the tests make their own).
     pub regional: aws_config::SdkConfig,
 }
@@ -85,7 +96,7 @@ impl Clients {
             .as_ref()
             .map(|r| r.region.clone())
             .unwrap_or_else(|| aws_topology::route53::ALARM_REGION.to_string());
-        let alarms = aws::load(args, endpoint, alarms_region).await;
+        let alarms = aws::load(args, endpoint, alarms_region.clone()).await;
         Clients {
             iam: aws_sdk_iam::Client::new(&regional),
             lambda: aws_sdk_lambda::Client::new(&regional),
@@ -94,8 +105,42 @@ impl Clients {
             sns: aws_sdk_sns::Client::new(&alarms),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&alarms),
             dynamodb: aws_sdk_dynamodb::Client::new(&regional),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&regional),
+            regional_sns: aws_sdk_sns::Client::new(&regional),
+            regional_cloudwatch: aws_sdk_cloudwatch::Client::new(&regional),
+            alarms_region,
             regional,
         }
+    }
+
+    /// SNS in `region`: the health-check alarms' or the functions'.
+    pub fn sns_in(&self, region: &str) -> &aws_sdk_sns::Client {
+        if region == self.alarms_region {
+            &self.sns
+        } else {
+            &self.regional_sns
+        }
+    }
+
+    /// CloudWatch in `region`: the health-check alarms' or the functions'.
+    pub fn cloudwatch_in(&self, region: &str) -> &aws_sdk_cloudwatch::Client {
+        if region == self.alarms_region {
+            &self.cloudwatch
+        } else {
+            &self.regional_cloudwatch
+        }
+    }
+
+    /// The regions whose alarms and topics deploy manages: the health-check alarms' and the
+    /// functions' (once when they are one).
+    pub fn alarm_regions(&self) -> Vec<String> {
+        let mut regions = vec![self.alarms_region.clone()];
+        if let Some(functions) = self.regional.region().map(|r| r.as_ref().to_string())
+            && functions != self.alarms_region
+        {
+            regions.push(functions);
+        }
+        regions
     }
 }
 

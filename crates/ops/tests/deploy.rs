@@ -383,6 +383,13 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
             .any(|t| t.arn().ends_with(":function:sf-test-vpc-route-failover"))
     );
 
+    // Log groups and the functions' alarms, in the functions' region.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&regional);
+    for function in Function::ALL {
+        expect_log_group(&logs, &function.name(&deployment), 30).await?;
+    }
+    expect_function_alarms(&deployment, &regional, &cloudwatch).await?;
+
     // Second deploy: nothing to do.
     let second = deploy(&deployment, &options, &args).await?;
     anyhow::ensure!(
@@ -422,6 +429,33 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     let settled = deploy(&deployment, &options, &args).await?;
     anyhow::ensure!(settled.plan.changes.is_empty(), "{}", settled.plan);
 
+    // A retention changed by hand and an alarm deleted: both put back, then nothing to do.
+    let fence_group = ops::deploy::plan::log_group_name(&Function::Fence.name(&deployment));
+    logs.put_retention_policy()
+        .log_group_name(&fence_group)
+        .retention_in_days(7)
+        .send()
+        .await?;
+    let regional_cloudwatch = aws_sdk_cloudwatch::Client::new(&regional);
+    regional_cloudwatch
+        .delete_alarms()
+        .alarm_names("sf-test-fence-throttles")
+        .send()
+        .await?;
+    let fixed = deploy(&deployment, &options, &args).await?;
+    let text = fixed.plan.to_string();
+    anyhow::ensure!(
+        fixed.plan.changes.len() == 2
+            && text.contains("- retention_days: 7\n    + retention_days: 30")
+            && text.contains("+ cloudwatch alarm")
+            && text.contains("sf-test-fence-throttles"),
+        "{text}"
+    );
+    expect_log_group(&logs, &Function::Fence.name(&deployment), 30).await?;
+    expect_function_alarms(&deployment, &regional, &cloudwatch).await?;
+    let settled = deploy(&deployment, &options, &args).await?;
+    anyhow::ensure!(settled.plan.changes.is_empty(), "{}", settled.plan);
+
     // A changed setting shows as a diff in a dry run, and the dry run changes nothing.
     let mut changed = deployment.clone();
     changed.fence.alert_name = "SiteDown".to_string();
@@ -458,7 +492,12 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     // Destroy: nothing of ours left; the foreign role, function and secret still there.
     let clients = ops::deploy::Clients::load(&args, &deployment).await;
     let owned = ops::deploy::destroy::discover(&deployment, &clients).await?;
-    anyhow::ensure!(owned.len() == 11, "found to destroy: {owned:?}");
+    // 11, and the three log groups, the alarm topic and the five function alarms.
+    anyhow::ensure!(owned.len() == 20, "found to destroy: {owned:?}");
+    anyhow::ensure!(
+        owned.contains(&ops::deploy::destroy::Owned::LogGroup(fence_group.clone())),
+        "{owned:?}"
+    );
     anyhow::ensure!(
         owned.contains(&ops::deploy::destroy::Owned::Table(TABLE.to_string())),
         "{owned:?}"
@@ -466,6 +505,21 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
     ops::deploy::destroy::delete(&owned, &clients).await?;
     let left = ops::deploy::destroy::discover(&deployment, &clients).await?;
     anyhow::ensure!(left.is_empty(), "left behind: {left:?}");
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("{}{NAME}-", ops::deploy::plan::LOG_GROUP_PREFIX))
+        .send()
+        .await?;
+    anyhow::ensure!(groups.log_groups().is_empty(), "{groups:?}");
+    let function_alarms = regional_cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix(format!("{NAME}-"))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        function_alarms.metric_alarms().is_empty(),
+        "{function_alarms:?}"
+    );
     for function in Function::ALL {
         let name = function.name(&deployment);
         anyhow::ensure!(
@@ -720,6 +774,10 @@ async fn role_arrives_late(endpoint: &str) -> anyhow::Result<()> {
         sns: aws_sdk_sns::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         dynamodb: aws_sdk_dynamodb::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        regional_sns: aws_sdk_sns::Client::new(&config),
+        regional_cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+        alarms_region: "eu-west-1".to_string(),
         regional: config.clone(),
     };
     let account = aws_sdk_sts::Client::new(&config)
@@ -774,5 +832,110 @@ async fn role_arrives_late(endpoint: &str) -> anyhow::Result<()> {
         function.configuration().and_then(|c| c.role()) == Some(role_arn.as_str()),
         "{function:?}"
     );
+    Ok(())
+}
+
+/// The function's log group: there, tagged as ours, keeping its logs `days`.
+async fn expect_log_group(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    function: &str,
+    days: i32,
+) -> anyhow::Result<()> {
+    let name = ops::deploy::plan::log_group_name(function);
+    let described = logs
+        .describe_log_groups()
+        .log_group_name_prefix(&name)
+        .send()
+        .await?;
+    let group = described
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name.as_str()))
+        .with_context(|| format!("no log group {name}"))?;
+    anyhow::ensure!(group.retention_in_days() == Some(days), "{group:?}");
+    let arn = ops::deploy::observe::log_group_arn(group).context("no log group ARN")?;
+    let tags = logs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        tags.tags()
+            .and_then(|t| t.get(OWNER_TAG))
+            .map(String::as_str)
+            == Some(NAME),
+        "{tags:?}"
+    );
+    Ok(())
+}
+
+/// Each function's alarms in the functions' region (none in the health checks' region), each
+/// on its metric and function, notifying the alarm topic of that region.
+async fn expect_function_alarms(
+    deployment: &Deployment,
+    regional: &aws_config::SdkConfig,
+    health_check_region: &aws_sdk_cloudwatch::Client,
+) -> anyhow::Result<()> {
+    let region = regional.region().map(|r| r.to_string()).unwrap_or_default();
+    let topics = aws_sdk_sns::Client::new(regional)
+        .list_topics()
+        .send()
+        .await?;
+    let topic = topics
+        .topics()
+        .iter()
+        .filter_map(|t| t.topic_arn())
+        .find(|arn| arn.ends_with(":sf-test-alarms"))
+        .context("no alarm topic in the functions' region")?
+        .to_string();
+    anyhow::ensure!(topic.contains(&format!(":{region}:")), "{topic}");
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(regional);
+    let expected = [
+        (Function::Fence, "errors", "AWS/Lambda", "Errors", 1.0),
+        (Function::Fence, "throttles", "AWS/Lambda", "Throttles", 1.0),
+        (
+            Function::Fence,
+            "not-completed",
+            "sitefence",
+            "UnfencedSeconds",
+            300.0,
+        ),
+        (Function::Route53, "errors", "AWS/Lambda", "Errors", 1.0),
+        (Function::Vpc, "errors", "AWS/Lambda", "Errors", 1.0),
+    ];
+    for (function, suffix, namespace, metric, threshold) in expected {
+        let target = function.name(deployment);
+        let name = format!("{target}-{suffix}");
+        let described = cloudwatch
+            .describe_alarms()
+            .alarm_names(&name)
+            .send()
+            .await?;
+        let alarm = described
+            .metric_alarms()
+            .first()
+            .with_context(|| format!("no alarm {name} in {region}"))?;
+        anyhow::ensure!(
+            alarm.namespace() == Some(namespace)
+                && alarm.metric_name() == Some(metric)
+                && alarm.threshold() == Some(threshold)
+                && alarm.treat_missing_data() == Some("notBreaching")
+                && alarm.alarm_actions() == std::slice::from_ref(&topic),
+            "{alarm:?}"
+        );
+        anyhow::ensure!(
+            alarm
+                .dimensions()
+                .iter()
+                .any(|d| d.name() == Some("FunctionName") && d.value() == Some(target.as_str())),
+            "{alarm:?}"
+        );
+        let elsewhere = health_check_region
+            .describe_alarms()
+            .alarm_names(&name)
+            .send()
+            .await?;
+        anyhow::ensure!(elsewhere.metric_alarms().is_empty(), "{name} in us-east-1");
+    }
     Ok(())
 }

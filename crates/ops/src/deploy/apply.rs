@@ -91,13 +91,33 @@ pub async fn apply(change: &Change, c: &Clients, s: &Settings) -> anyhow::Result
             )
             .await
         }
-        Resource::Topic { name, .. } => apply_topic(c, s, name).await,
+        Resource::Topic { name, region } => apply_topic(c, s, name, region).await,
+        Resource::LogGroup {
+            name,
+            retention_days,
+        } => apply_log_group(&step, c, s, name, *retention_days).await,
         Resource::Alarm {
             name,
+            region,
             health_check_id,
             topic_arn,
-            ..
-        } => apply_alarm(c, s, name, health_check_id, topic_arn).await,
+        } => apply_alarm(c, s, name, region, health_check_id, topic_arn).await,
+        Resource::FunctionAlarm {
+            name,
+            region,
+            function,
+            watch,
+            topic_arn,
+        } => {
+            put_alarm(
+                c.cloudwatch_in(region),
+                s,
+                name,
+                &watch.description(function),
+                &watch.settings(function, topic_arn),
+            )
+            .await
+        }
         Resource::Subscription {
             topic_arn,
             function_arn,
@@ -429,9 +449,14 @@ async fn apply_permission(
     Ok(Outcome::Done)
 }
 
-/// Creates or updates `Resource::Topic`.
-async fn apply_topic(c: &Clients, s: &Settings, name: &str) -> anyhow::Result<Outcome> {
-    c.sns
+/// Creates or updates `Resource::Topic` (CreateTopic of an existing topic is a no-op).
+async fn apply_topic(
+    c: &Clients,
+    s: &Settings,
+    name: &str,
+    region: &str,
+) -> anyhow::Result<Outcome> {
+    c.sns_in(region)
         .create_topic()
         .name(name)
         .tags(
@@ -453,12 +478,33 @@ async fn apply_alarm(
     c: &Clients,
     s: &Settings,
     name: &str,
+    region: &str,
     health_check_id: &str,
     topic_arn: &str,
 ) -> anyhow::Result<Outcome> {
+    put_alarm(
+        c.cloudwatch_in(region),
+        s,
+        name,
+        &format!(
+            "Route 53 health check {health_check_id} failing: sitefence pins it to the failed-over path"
+        ),
+        &alarm_settings(health_check_id, topic_arn),
+    )
+    .await
+}
+
+/// PutMetricAlarm of an alarm on one metric with one dimension, from its settings in the
+/// attribute form `plan` states and `observe` reads back (one place states them; the call
+/// mirrors it).
+async fn put_alarm(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    s: &Settings,
+    name: &str,
+    description: &str,
+    settings: &[(&'static str, String)],
+) -> anyhow::Result<Outcome> {
     use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
-    // One place states the alarm's settings (plan::alarm_settings); the call mirrors it.
-    let settings = alarm_settings(health_check_id, topic_arn);
     let get = |k: &str| {
         settings
             .iter()
@@ -466,18 +512,20 @@ async fn apply_alarm(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    c.cloudwatch
+    let dimension = get("dimension");
+    let (dimension_name, dimension_value) = dimension
+        .split_once('=')
+        .with_context(|| format!("alarm {name}: dimension `{dimension}` is not NAME=VALUE"))?;
+    cloudwatch
         .put_metric_alarm()
         .alarm_name(name)
-        .alarm_description(format!(
-            "Route 53 health check {health_check_id} failing: sitefence pins it to the failed-over path"
-        ))
+        .alarm_description(description)
         .namespace(get("namespace"))
         .metric_name(get("metric"))
         .dimensions(
             Dimension::builder()
-                .name("HealthCheckId")
-                .value(health_check_id)
+                .name(dimension_name)
+                .value(dimension_value)
                 .build(),
         )
         .statistic(Statistic::from(get("statistic").as_str()))
@@ -494,6 +542,52 @@ async fn apply_alarm(
         .map_err(sdk_error)
         .context("PutMetricAlarm")?;
 
+    Ok(Outcome::Done)
+}
+
+/// Creates `Resource::LogGroup` with its tag and retention, or puts its retention back.
+async fn apply_log_group(
+    step: &Step<'_>,
+    c: &Clients,
+    s: &Settings,
+    name: &str,
+    retention_days: i32,
+) -> anyhow::Result<Outcome> {
+    if step.create {
+        c.logs
+            .create_log_group()
+            .log_group_name(name)
+            .tags(OWNER_TAG, &s.owner)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .context("CreateLogGroup")?;
+    }
+    if !step.create && step.differs("owner") {
+        let arn = super::observe::find_log_group(c, name)
+            .await?
+            .as_ref()
+            .and_then(super::observe::log_group_arn)
+            .with_context(|| format!("log group {name} has gone or has no ARN"))?;
+        c.logs
+            .tag_resource()
+            .resource_arn(arn)
+            .tags(OWNER_TAG, &s.owner)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .context("TagResource (log group)")?;
+    }
+    if step.differs("retention_days") {
+        c.logs
+            .put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(retention_days)
+            .send()
+            .await
+            .map_err(sdk_error)
+            .context("PutRetentionPolicy")?;
+    }
     Ok(Outcome::Done)
 }
 

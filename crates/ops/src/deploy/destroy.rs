@@ -4,17 +4,24 @@
 //! similar name — is never touched.
 
 use super::Clients;
-use super::plan::{OWNER_TAG, ROLE_PATH, last_segment};
+use super::plan::{LOG_GROUP_PREFIX, OWNER_TAG, ROLE_PATH, last_segment};
 use anyhow::Context;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owned {
-    Alarm(String),
+    /// The alarm's region (the health-check alarms' or the functions') and name.
+    Alarm {
+        region: String,
+        name: String,
+    },
+    /// Its ARN, which names its region.
     Topic(String),
     Rule(String),
     Function(String),
+    /// After the functions, which would write to it again.
+    LogGroup(String),
     Table(String),
     Role(String),
     Secret(String),
@@ -23,7 +30,7 @@ pub enum Owned {
 impl fmt::Display for Owned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Owned::Alarm(name) => write!(f, "cloudwatch alarm   {name}"),
+            Owned::Alarm { region, name } => write!(f, "cloudwatch alarm   {region}/{name}"),
             Owned::Topic(arn) => write!(f, "sns topic          {arn} (and its subscriptions)"),
             Owned::Rule(name) => write!(f, "eventbridge rule   {name} (and its targets)"),
             Owned::Function(name) => {
@@ -32,6 +39,7 @@ impl fmt::Display for Owned {
                     "lambda function    {name} (with its URL and permissions)"
                 )
             }
+            Owned::LogGroup(name) => write!(f, "log group          {name} (and its logs)"),
             Owned::Table(name) => write!(
                 f,
                 "dynamodb table     {name} (its decision records; deletion protection is turned off first)"
@@ -64,10 +72,30 @@ pub async fn discover(
     let prefix = format!("{owner}-");
     let mut owned = Vec::new();
 
-    let mut alarms = c
-        .cloudwatch
+    for region in c.alarm_regions() {
+        discover_alarms(c, &region, &prefix, owner, &mut owned).await?;
+    }
+    for region in c.alarm_regions() {
+        discover_topics(c, &region, &prefix, owner, &mut owned).await?;
+    }
+    discover_rules_and_functions(c, &prefix, owner, &mut owned).await?;
+    discover_log_groups(c, &prefix, owner, &mut owned).await?;
+    discover_tables_roles_secrets(deployment, c, &prefix, owner, &mut owned).await?;
+    Ok(owned)
+}
+
+/// The alarms of `region` with our prefix and tag.
+async fn discover_alarms(
+    c: &Clients,
+    region: &str,
+    prefix: &str,
+    owner: &str,
+    owned: &mut Vec<Owned>,
+) -> anyhow::Result<()> {
+    let cloudwatch = c.cloudwatch_in(region);
+    let mut alarms = cloudwatch
         .describe_alarms()
-        .alarm_name_prefix(&prefix)
+        .alarm_name_prefix(prefix)
         .into_paginator()
         .send();
     while let Some(page) = alarms.next().await {
@@ -79,8 +107,7 @@ pub async fn discover(
             let (Some(name), Some(arn)) = (alarm.alarm_name(), alarm.alarm_arn()) else {
                 continue;
             };
-            let tags: Vec<(String, String)> = c
-                .cloudwatch
+            let tags: Vec<(String, String)> = cloudwatch
                 .list_tags_for_resource()
                 .resource_arn(arn)
                 .send()
@@ -97,12 +124,26 @@ pub async fn discover(
                 })
                 .collect();
             if ours(&tags, owner) {
-                owned.push(Owned::Alarm(name.to_string()));
+                owned.push(Owned::Alarm {
+                    region: region.to_string(),
+                    name: name.to_string(),
+                });
             }
         }
     }
+    Ok(())
+}
 
-    let mut topics = c.sns.list_topics().into_paginator().send();
+/// The topics of `region` with our prefix and tag.
+async fn discover_topics(
+    c: &Clients,
+    region: &str,
+    prefix: &str,
+    owner: &str,
+    owned: &mut Vec<Owned>,
+) -> anyhow::Result<()> {
+    let sns = c.sns_in(region);
+    let mut topics = sns.list_topics().into_paginator().send();
     while let Some(page) = topics.next().await {
         for arn in page
             .map_err(error)
@@ -110,10 +151,9 @@ pub async fn discover(
             .topics()
             .iter()
             .filter_map(|t| t.topic_arn())
-            .filter(|arn| last_segment(arn).starts_with(&prefix))
+            .filter(|arn| last_segment(arn).starts_with(prefix))
         {
-            let tags: Vec<(String, String)> = c
-                .sns
+            let tags: Vec<(String, String)> = sns
                 .list_tags_for_resource()
                 .resource_arn(arn)
                 .send()
@@ -129,11 +169,20 @@ pub async fn discover(
             }
         }
     }
+    Ok(())
+}
 
+/// The EventBridge rules and the functions with our prefix and tag.
+async fn discover_rules_and_functions(
+    c: &Clients,
+    prefix: &str,
+    owner: &str,
+    owned: &mut Vec<Owned>,
+) -> anyhow::Result<()> {
     let rules = c
         .events
         .list_rules()
-        .name_prefix(&prefix)
+        .name_prefix(prefix)
         .send()
         .await
         .map_err(error)
@@ -166,7 +215,7 @@ pub async fn discover(
             else {
                 continue;
             };
-            if !name.starts_with(&prefix) {
+            if !name.starts_with(prefix) {
                 continue;
             }
             let tags: Vec<(String, String)> = c
@@ -187,7 +236,61 @@ pub async fn discover(
             }
         }
     }
+    Ok(())
+}
 
+/// The functions' log groups (`/aws/lambda/<prefix>…`) with our tag; an untagged one (made by
+/// Lambda for a function deploy did not make) is not ours.
+async fn discover_log_groups(
+    c: &Clients,
+    prefix: &str,
+    owner: &str,
+    owned: &mut Vec<Owned>,
+) -> anyhow::Result<()> {
+    let mut groups = c
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("{LOG_GROUP_PREFIX}{prefix}"))
+        .into_paginator()
+        .send();
+    while let Some(page) = groups.next().await {
+        for group in page
+            .map_err(error)
+            .context("DescribeLogGroups")?
+            .log_groups()
+        {
+            let (Some(name), Some(arn)) =
+                (group.log_group_name(), super::observe::log_group_arn(group))
+            else {
+                continue;
+            };
+            let tags: Vec<(String, String)> = c
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .map_err(error)
+                .context("ListTagsForResource (log group)")?
+                .tags()
+                .map(|tags| tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            if ours(&tags, owner) {
+                owned.push(Owned::LogGroup(name.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The decision table, the roles and the secrets with our tag.
+async fn discover_tables_roles_secrets(
+    deployment: &crate::config::Deployment,
+    c: &Clients,
+    prefix: &str,
+    owner: &str,
+    owned: &mut Vec<Owned>,
+) -> anyhow::Result<()> {
     // Tables after functions: the fence writes to its table until it is gone. The configured
     // table may not carry the prefix; a table named with it was made by a deploy whose
     // `fence.decision_table` has changed since.
@@ -199,7 +302,7 @@ pub async fn discover(
             .context("ListTables")?
             .table_names()
             .iter()
-            .filter(|name| **name == table || name.starts_with(&prefix))
+            .filter(|name| **name == table || name.starts_with(prefix))
         {
             let described = c
                 .dynamodb
@@ -228,7 +331,7 @@ pub async fn discover(
     while let Some(page) = roles.next().await {
         for role in page.map_err(error).context("ListRoles")?.roles() {
             let name = role.role_name();
-            if !name.starts_with(&prefix) {
+            if !name.starts_with(prefix) {
                 continue;
             }
             let tags: Vec<(String, String)> = c
@@ -270,7 +373,7 @@ pub async fn discover(
             }
         }
     }
-    Ok(owned)
+    Ok(())
 }
 
 pub async fn delete(owned: &[Owned], c: &Clients) -> anyhow::Result<()> {
@@ -278,8 +381,8 @@ pub async fn delete(owned: &[Owned], c: &Clients) -> anyhow::Result<()> {
     for (i, resource) in owned.iter().enumerate() {
         eprintln!("[{}/{total}] - {resource}", i + 1);
         match resource {
-            Owned::Alarm(name) => {
-                c.cloudwatch
+            Owned::Alarm { region, name } => {
+                c.cloudwatch_in(region)
                     .delete_alarms()
                     .alarm_names(name)
                     .send()
@@ -288,8 +391,10 @@ pub async fn delete(owned: &[Owned], c: &Clients) -> anyhow::Result<()> {
                     .context("DeleteAlarms")?;
             }
             Owned::Topic(arn) => {
-                let subscriptions = c
-                    .sns
+                // arn:PARTITION:sns:REGION:ACCOUNT:NAME
+                let region = arn.split(':').nth(3).unwrap_or_default();
+                let sns = c.sns_in(region);
+                let subscriptions = sns
                     .list_subscriptions_by_topic()
                     .topic_arn(arn)
                     .send()
@@ -303,16 +408,14 @@ pub async fn delete(owned: &[Owned], c: &Clients) -> anyhow::Result<()> {
                     // Pending confirmations have no ARN yet.
                     .filter(|arn| arn.starts_with("arn:"))
                 {
-                    c.sns
-                        .unsubscribe()
+                    sns.unsubscribe()
                         .subscription_arn(subscription)
                         .send()
                         .await
                         .map_err(error)
                         .context("Unsubscribe")?;
                 }
-                c.sns
-                    .delete_topic()
+                sns.delete_topic()
                     .topic_arn(arn)
                     .send()
                     .await
@@ -359,6 +462,15 @@ pub async fn delete(owned: &[Owned], c: &Clients) -> anyhow::Result<()> {
                     .await
                     .map_err(error)
                     .context("DeleteFunction")?;
+            }
+            Owned::LogGroup(name) => {
+                c.logs
+                    .delete_log_group()
+                    .log_group_name(name)
+                    .send()
+                    .await
+                    .map_err(error)
+                    .context("DeleteLogGroup")?;
             }
             Owned::Table(name) => delete_table(c, name).await?,
             Owned::Role(name) => {

@@ -64,8 +64,11 @@ async fn read(resource: &Resource, c: &Clients) -> anyhow::Result<Option<Attribu
             statement_id,
             ..
         } => read_permission(c, function, statement_id).await,
-        Resource::Topic { name, .. } => read_topic(c, name).await,
-        Resource::Alarm { name, .. } => read_alarm(c, name).await,
+        Resource::Topic { name, region } => read_topic(c, name, region).await,
+        Resource::LogGroup { name, .. } => read_log_group(c, name).await,
+        Resource::Alarm { name, region, .. } | Resource::FunctionAlarm { name, region, .. } => {
+            read_alarm(c, name, region).await
+        }
         Resource::Subscription {
             topic_arn,
             function_arn,
@@ -239,13 +242,13 @@ async fn read_permission(
 }
 
 /// Reads `Resource::Topic`.
-async fn read_topic(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+async fn read_topic(c: &Clients, name: &str, region: &str) -> anyhow::Result<Option<Attributes>> {
     let mut a = Attributes::new();
-    let Some(arn) = find_topic(c, name).await? else {
+    let sns = c.sns_in(region);
+    let Some(arn) = find_topic_with(sns, name).await? else {
         return Ok(None);
     };
-    let tags = c
-        .sns
+    let tags = sns
         .list_tags_for_resource()
         .resource_arn(&arn)
         .send()
@@ -257,11 +260,11 @@ async fn read_topic(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes
     Ok(Some(a))
 }
 
-/// Reads `Resource::Alarm`.
-async fn read_alarm(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+/// Reads `Resource::Alarm` and `Resource::FunctionAlarm` (one dimension each).
+async fn read_alarm(c: &Clients, name: &str, region: &str) -> anyhow::Result<Option<Attributes>> {
     let mut a = Attributes::new();
-    let alarms = c
-        .cloudwatch
+    let cloudwatch = c.cloudwatch_in(region);
+    let alarms = cloudwatch
         .describe_alarms()
         .alarm_names(name)
         .send()
@@ -326,8 +329,7 @@ async fn read_alarm(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes
         a.insert(k.into(), v);
     }
     let tags = match alarm.alarm_arn() {
-        Some(arn) => c
-            .cloudwatch
+        Some(arn) => cloudwatch
             .list_tags_for_resource()
             .resource_arn(arn)
             .send()
@@ -349,6 +351,90 @@ async fn read_alarm(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes
         owner_of(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
     );
     Ok(Some(a))
+}
+
+/// Reads `Resource::LogGroup`: its retention (`never` when it keeps its logs forever, as a
+/// group Lambda made itself does) and its owner tag.
+async fn read_log_group(c: &Clients, name: &str) -> anyhow::Result<Option<Attributes>> {
+    let Some(group) = find_log_group(c, name).await? else {
+        return Ok(None);
+    };
+    let mut a = Attributes::new();
+    a.insert(
+        "retention_days".into(),
+        group
+            .retention_in_days()
+            .map_or_else(|| "never".to_string(), |days| days.to_string()),
+    );
+    let tags = match log_group_arn(&group) {
+        Some(arn) => c
+            .logs
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::Error::msg(
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string(),
+                )
+            })
+            .context("ListTagsForResource (log group)")?
+            .tags()
+            .map(|tags| {
+                tags.iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    // A group without the tag is the one Lambda made at the function's first log line (a
+    // deployment from before deploy made them): it has our function's name, so it is ours to
+    // tag. Another deployment's tag is a conflict.
+    let owner = owner_of(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if !owner.is_empty() {
+        a.insert("owner".into(), owner);
+    }
+    Ok(Some(a))
+}
+
+/// The log group named exactly `name` (DescribeLogGroups matches a prefix).
+pub async fn find_log_group(
+    c: &Clients,
+    name: &str,
+) -> anyhow::Result<Option<aws_sdk_cloudwatchlogs::types::LogGroup>> {
+    let mut pages = c
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page
+            .map_err(|e| {
+                anyhow::Error::msg(
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string(),
+                )
+            })
+            .context("DescribeLogGroups")?;
+        if let Some(group) = page
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(name))
+        {
+            return Ok(Some(group.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// A log group's ARN as the tagging API wants it: without the `:*` that `arn` ends with.
+pub fn log_group_arn(group: &aws_sdk_cloudwatchlogs::types::LogGroup) -> Option<String> {
+    group.log_group_arn().map(str::to_string).or_else(|| {
+        group
+            .arn()
+            .map(|arn| arn.trim_end_matches(":*").to_string())
+    })
 }
 
 /// Reads `Resource::Subscription`.
@@ -583,7 +669,15 @@ pub fn permission_attributes(policy: &Value, statement_id: &str) -> Option<Attri
 }
 
 pub async fn find_topic(c: &Clients, name: &str) -> anyhow::Result<Option<String>> {
-    let mut pages = c.sns.list_topics().into_paginator().send();
+    find_topic_with(&c.sns, name).await
+}
+
+/// The ARN of the topic `name` that `sns` (a client of the topic's region) lists.
+pub async fn find_topic_with(
+    sns: &aws_sdk_sns::Client,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    let mut pages = sns.list_topics().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.context("ListTopics")?;
         if let Some(arn) = page

@@ -1535,7 +1535,10 @@ mod tests {
                     .unwrap_or(usize::MAX)
             };
             let group = log_group_name(&name);
-            assert!(at("log group", &group) < at("lambda function", &name), "{name}");
+            assert!(
+                at("log group", &group) < at("lambda function", &name),
+                "{name}"
+            );
             let attributes = resources
                 .iter()
                 .find(|r| r.key().name == group)
@@ -1586,7 +1589,12 @@ mod tests {
         let get = |k: &str| not_completed.get(k).map(String::as_str).unwrap_or_default();
         // The fence's own metric, by the names `common::metrics` writes.
         assert_eq!(
-            (get("namespace"), get("metric"), get("statistic"), get("threshold")),
+            (
+                get("namespace"),
+                get("metric"),
+                get("statistic"),
+                get("threshold")
+            ),
             ("sitefence", "UnfencedSeconds", "Maximum", "300")
         );
         assert_eq!(get("dimension"), "FunctionName=keycloak-fence-fence");
