@@ -114,6 +114,7 @@ pub async fn handle_event<W: World>(
     invocation_deadline_ms: u64,
     request_id: &str,
 ) -> FunctionUrlResponse {
+    let started = Instant::now();
     let deadline = deadline(invocation_deadline_ms, settings.retry_budget);
     let invocation = Invocation {
         request_id: request_id.to_owned(),
@@ -134,7 +135,14 @@ pub async fn handle_event<W: World>(
         Err(err) => Report::bad_event(err.to_string()),
     };
     common::logging::decision_record(&decision.to_json());
+    common::metrics::emit(&decision.metrics(started.elapsed(), now_ms()));
     FunctionUrlResponse::from(&decision)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The latest an answer leaves, counted from the start of an invocation of a function with
