@@ -309,7 +309,8 @@ fn judge_route(
             }
         })
         .collect();
-    // Alertmanager 0.27 and later hide webhook URLs in their status API.
+    // Alertmanager 0.26 and later show webhook URLs as `<secret>` in their status API
+    // (docs/aws-behaviours.md, 51).
     let hidden = webhooks
         .iter()
         .flat_map(|(_, urls)| urls)
