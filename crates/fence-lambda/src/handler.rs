@@ -645,6 +645,10 @@ async fn record_completion<W: World>(world: &W, invocation: &Invocation, report:
     let (Some(decision), Some(reporter)) = (&report.decision, &report.reporter) else {
         return;
     };
+    // A monitor-mode report that adopted an enforcing decision did none of its steps.
+    if decision.mode != report.mode {
+        return;
+    }
     let completion = Completion {
         completed_at_ms: now_ms(),
         steps: steps_done(report),

@@ -971,7 +971,10 @@ async fn a_preflight_answers_the_plan_and_changes_nothing() {
     }
     assert_eq!(preflight["sites"][0]["infinispan"], "alive", "{body}");
     // Read with the fence's credentials: the probe needs none.
-    assert_eq!(preflight["sites"][0]["backups"]["site-b"], "online", "{body}");
+    assert_eq!(
+        preflight["sites"][0]["backups"]["site-b"], "online",
+        "{body}"
+    );
     assert_eq!(*world.secrets_read_afresh.lock().unwrap(), 1);
     assert!(untouched(&world), "a preflight changed the world");
     assert!(
@@ -1279,4 +1282,47 @@ async fn monitor_mode_skips_and_rejects_what_enforce_mode_skips_and_rejects() {
     assert!(world.notified.lock().unwrap().is_empty());
     assert!(world.records.lock().unwrap().is_empty());
     assert_eq!(*world.writes.lock().unwrap(), 0);
+}
+
+/// A completion is what the decision's own mode did: a rehearsal records its own ("would have
+/// …"), and a monitor-mode report that adopts an enforcing decision adds nothing to it.
+#[tokio::test]
+async fn a_monitor_report_completes_only_a_monitor_decision() {
+    let world = FakeWorld::new();
+    let (status, body) = invoke_in(
+        &world,
+        Mode::Monitor,
+        &authorized("site-b-offline-reported-by-site-a"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let completions = world.completions.lock().unwrap().clone();
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    assert!(
+        completions[0].1.steps[0].starts_with("monitor mode, nothing changed"),
+        "{completions:?}"
+    );
+
+    let world = FakeWorld::new();
+    let (status, _) = invoke_in(
+        &world,
+        Mode::Enforce,
+        &authorized("site-b-offline-reported-by-site-a"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = invoke_in(
+        &world,
+        Mode::Monitor,
+        &authorized("site-b-offline-reported-by-site-a"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["alerts"][0]["decision"]["how"], "adopted", "{body}");
+    let completions = world.completions.lock().unwrap().clone();
+    assert_eq!(
+        completions.len(),
+        1,
+        "only the enforcing report completed its decision: {completions:?}"
+    );
 }
