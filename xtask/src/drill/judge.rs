@@ -159,7 +159,7 @@ impl Observed {
                 if let Some(record) = &fence.recorded {
                     let _ = write!(
                         text,
-                        "; decision recorded (mode {}): {} survives, {} fenced",
+                        "; decision recorded (mode {}): {} survives, {} loses",
                         record.mode, record.survivor, record.loser
                     );
                 }
