@@ -56,6 +56,15 @@ pub async fn check(ctx: &Ctx) -> Vec<Check> {
         )];
     };
     let mut checks = Vec::new();
+    // The simulator, without retries: a service that does not implement it (moto answers
+    // 500) is asked once, not three times per function. Once it gave no answer, the other
+    // roles are read directly.
+    let simulator = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(&ctx.clients.regional)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let mut unavailable: Option<String> = None;
     for function in plan::functions(&ctx.deployment) {
         let name = function.name(&ctx.deployment);
         let check_name = format!("{name}: the writes it needs");
@@ -72,15 +81,17 @@ pub async fn check(ctx: &Ctx) -> Vec<Check> {
             }
         };
         let role_arn = plan::role_arn(scope, &name);
-        checks.push(match judge(ctx, &role_arn, &needs).await {
-            Ok(judged) => judged.into_check(check_name, &name, &needs),
-            Err(err) => Check::fail(
-                Link::Permissions,
-                check_name,
-                format!("could not read the role {role_arn}: {err:#}"),
-                "run `sitefence deploy` (it creates the role and its policy)",
-            ),
-        });
+        checks.push(
+            match judge(ctx, &simulator, &mut unavailable, &role_arn, &needs).await {
+                Ok(judged) => judged.into_check(check_name, &name, &needs),
+                Err(err) => Check::fail(
+                    Link::Permissions,
+                    check_name,
+                    format!("could not read the role {role_arn}: {err:#}"),
+                    "run `sitefence deploy` (it creates the role and its policy)",
+                ),
+            },
+        );
     }
     checks
 }
@@ -216,13 +227,26 @@ impl Judged {
     }
 }
 
-async fn judge(ctx: &Ctx, role_arn: &str, needs: &[Need]) -> anyhow::Result<Judged> {
-    match simulate(ctx, role_arn, needs).await {
+async fn judge(
+    ctx: &Ctx,
+    simulator: &aws_sdk_iam::Client,
+    unavailable: &mut Option<String>,
+    role_arn: &str,
+    needs: &[Need],
+) -> anyhow::Result<Judged> {
+    let simulated = match unavailable.as_ref() {
+        Some(why) => Err(why.clone()),
+        None => simulate(simulator, role_arn, needs)
+            .await
+            .map_err(|e| first_line(&format!("{e:#}"))),
+    };
+    match simulated {
         Ok(denied) => Ok(Judged {
             denied,
             read_here: None,
         }),
-        Err(simulator) => {
+        Err(why) => {
+            *unavailable = Some(why.clone());
             let documents = role_documents(ctx, role_arn).await?;
             let mut denied = Vec::new();
             for need in needs {
@@ -235,7 +259,7 @@ async fn judge(ctx: &Ctx, role_arn: &str, needs: &[Need]) -> anyhow::Result<Judg
             }
             Ok(Judged {
                 denied,
-                read_here: Some(first_line(&format!("{simulator:#}"))),
+                read_here: Some(why),
             })
         }
     }
@@ -248,15 +272,13 @@ fn first_line(text: &str) -> String {
 
 /// IAM's simulator: the (action, resource) pairs it does not allow.
 async fn simulate(
-    ctx: &Ctx,
+    iam: &aws_sdk_iam::Client,
     role_arn: &str,
     needs: &[Need],
 ) -> anyhow::Result<Vec<(String, String, Decision)>> {
     let mut denied = Vec::new();
     for need in needs {
-        let mut request = ctx
-            .clients
-            .iam
+        let mut request = iam
             .simulate_principal_policy()
             .policy_source_arn(role_arn)
             .action_names(need.action)
