@@ -135,7 +135,7 @@ fn row(entry: Entry, topology: Option<&Topology>, now_ms: u64) -> Row {
     let (state, why) = match (topology, &record.closed) {
         (_, Some(closure)) => (
             "closed",
-            Some(format!("closed {} by {}", utc(closure.at_ms), closure.by)),
+            Some(format!("{} by {}", utc(closure.at_ms), closure.by)),
         ),
         (Some(topology), None) => match record.standing(topology, now_ms, DEFAULT_STALE_AFTER) {
             Standing::Stands => ("stands", None),
