@@ -9,6 +9,7 @@ mod lint;
 mod readme_commands;
 mod reliability;
 mod sandbox_cmd;
+mod supply_chain;
 mod test_cmd;
 // The drill and the linters install their tools through it; until they land it is unused.
 #[allow(dead_code)]
@@ -43,6 +44,8 @@ enum Command {
     Lint(lint::LintArgs),
     /// Format check, clippy, unit and integration tests (what CI runs).
     Test(test_cmd::TestArgs),
+    /// cargo-deny: licences, bans, sources, and advisories against the RustSec snapshot (its date printed).
+    SupplyChain,
     /// The operator's commands, as `sitefence` has them: deploy, destroy, manifests, site, route53.
     #[command(flatten)]
     Operate(ops::cli::Command),
@@ -75,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         Command::Build(args) => build::run(&args).map(|artifacts| build::print(&artifacts)),
         Command::Operate(command) => ops::cli::run(command, build::default_out),
         Command::Lint(args) => lint::run(&args),
+        Command::SupplyChain => supply_chain::run(),
     }
 }
 

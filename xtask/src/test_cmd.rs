@@ -57,6 +57,10 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
             run: Box::new(|| crate::lint::run(&crate::lint::LintArgs::default())),
         },
         Stage {
+            name: "supply chain (cargo-deny)",
+            run: Box::new(crate::supply_chain::run),
+        },
+        Stage {
             name: "unit and integration tests",
             run: Box::new(run_tests),
         },

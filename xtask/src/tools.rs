@@ -110,3 +110,53 @@ pub fn ensure_npm(packages: &[&str]) -> anyhow::Result<PathBuf> {
     std::fs::write(&marker, b"")?;
     Ok(dir)
 }
+
+/// A Rust tool installed from crates.io with `cargo install --locked`, at one version.
+pub struct CargoTool {
+    pub krate: &'static str,
+    pub version: &'static str,
+    pub program: &'static str,
+}
+
+/// cargo-deny: licences, bans, sources and advisories of the dependency graph.
+pub const CARGO_DENY: CargoTool = CargoTool {
+    krate: "cargo-deny",
+    version: "0.20.2",
+    program: "cargo-deny",
+};
+
+/// Installs `tool` into `<target dir>/cargo-tools` unless that version is there; returns the
+/// program's path. Built from source (crates.io is what this project's machines reach): the
+/// first time takes minutes, then nothing.
+pub fn ensure_cargo(tool: &CargoTool) -> anyhow::Result<PathBuf> {
+    let root = workspace::target_dir()?.join("cargo-tools");
+    let program = root.join("bin").join(tool.program);
+    let installed = Command::new(&program)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if installed.is_some_and(|v| v.split_whitespace().any(|word| word == tool.version)) {
+        return Ok(program);
+    }
+    eprintln!(
+        "installing {} {} with cargo install (once; it takes a few minutes)",
+        tool.krate, tool.version
+    );
+    workspace::run(
+        Command::new(workspace::cargo())
+            .args([
+                "install",
+                "--locked",
+                "--quiet",
+                "--version",
+                tool.version,
+                "--root",
+            ])
+            .arg(&root)
+            .arg(tool.krate),
+    )
+    .with_context(|| format!("cargo install {} {}", tool.krate, tool.version))?;
+    Ok(program)
+}
