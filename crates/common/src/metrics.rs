@@ -22,7 +22,7 @@
 //! CloudWatch Logs extracts metrics only from a log event that *is* an EMF object, with nothing
 //! before or after it, so the line is written by itself to stdout, never inside a `tracing`
 //! event (whose JSON would nest it) and never through Lambda's text log format prefix (the
-//! functions write their own JSON lines; docs/aws-behaviours.md, 60).
+//! functions write their own JSON lines; docs/aws-behaviours.md, 70).
 //!
 //! # Dimensions, chosen for cost
 //!
