@@ -118,6 +118,9 @@ pub struct StandingDecision {
     pub rule: String,
     pub decided_at_ms: u64,
     pub closed: bool,
+    /// A `monitor` record was a rehearsal: it binds monitor-mode reports only, and an enforcing
+    /// fence decides anew over it (`aws_topology::decisions`, "Monitor mode").
+    pub mode: aws_topology::decisions::Mode,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -274,6 +277,7 @@ async fn examine<W: World>(
             rule: record.rule,
             decided_at_ms: record.decided_at_ms,
             closed: record.closed.is_some(),
+            mode: record.mode,
         }),
         Some(Ok(None)) | None => None,
         Some(Err(failure)) => {
