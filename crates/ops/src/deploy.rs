@@ -6,6 +6,7 @@
 //! `sitefence:deployment=<name>`; destroy deletes what carries it and nothing else.
 
 pub mod apply;
+pub mod cloudformation;
 pub mod destroy;
 pub mod observe;
 pub mod plan;
@@ -43,6 +44,11 @@ pub struct DeployArgs {
     /// Print the passwords generated for secrets that did not exist.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Write the desired state as a template instead of applying it: `--emit cloudformation
+    /// FILE` (a second file `<stem>.<region>.json` for what must live in another region).
+    /// Reads the account and the accelerator, changes nothing.
+    #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"])]
+    pub emit: Option<Vec<String>>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -192,6 +198,21 @@ pub fn run(
     default_zips: impl FnOnce(Arch) -> anyhow::Result<PathBuf>,
 ) -> anyhow::Result<()> {
     let deployment = load_deployment(&args.config, &args.aws)?;
+    if let Some(emit) = &args.emit {
+        let [format, file] = emit.as_slice() else {
+            bail!("--emit takes a format and a file: --emit cloudformation FILE");
+        };
+        if format != "cloudformation" {
+            bail!("--emit {format}: the only format is `cloudformation`");
+        }
+        let runtime = tokio::runtime::Runtime::new()?;
+        let arch = args.arch.unwrap_or_else(|| configured_arch(&deployment));
+        let file = Path::new(file);
+        for path in runtime.block_on(emit_cloudformation(&deployment, file, arch, &args.aws))? {
+            println!("{}", path.display());
+        }
+        return Ok(());
+    }
     let configured = deployment.code.as_ref();
     let arch = match (args.arch, configured) {
         (Some(arch), _) => arch,
@@ -269,6 +290,89 @@ pub(crate) async fn scope(
         account,
         region: deployment.region.clone(),
         accelerator_arn,
+    })
+}
+
+/// `--emit cloudformation FILE`: the desired state as templates, one per region; returns the
+/// files written.
+pub async fn emit_cloudformation(
+    deployment: &Deployment,
+    file: &Path,
+    arch: Arch,
+    args: &AwsArgs,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let clients = Clients::load(args, deployment).await;
+    let scope = scope(deployment, &clients, args).await?;
+    let inputs = inputs_without_code(deployment, scope, None, arch)?;
+    let desired = plan::desired(deployment, &inputs)?;
+    let templates = cloudformation::templates(deployment, &desired)?;
+    let mut written = Vec::new();
+    for (region, template) in &templates.templates {
+        let path = cloudformation::path_for(file, region, &deployment.region);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(template)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The templates of the deployment's desired state, and what AWS holds of each resource in it
+/// now: after a deploy, the two must describe the same resources with the same attributes
+/// (the test that holds them against each other), but for the code, which a template names
+/// by its S3 key.
+pub async fn template_and_deployed(
+    deployment: &Deployment,
+    arch: Arch,
+    args: &AwsArgs,
+) -> anyhow::Result<(cloudformation::Templates, plan::Observed)> {
+    let clients = Clients::load(args, deployment).await;
+    let scope = scope(deployment, &clients, args).await?;
+    let inputs = inputs_without_code(deployment, scope, None, arch)?;
+    let desired = plan::desired(deployment, &inputs)?;
+    let templates = cloudformation::templates(deployment, &desired)?;
+    let observed = observe::observe(&desired, &clients).await?;
+    Ok((templates, observed))
+}
+
+/// The architecture `[code] arch` names, else arm64 (deploy's default).
+pub fn configured_arch(deployment: &Deployment) -> Arch {
+    deployment
+        .code
+        .as_ref()
+        .and_then(|c| Arch::from_lambda_name(&c.arch))
+        .unwrap_or(Arch::Arm64)
+}
+
+/// The inputs of the desired state when the ZIPs may be absent (a template names a bucket, the
+/// doctor has no build): with `zips`, their hashes; without, placeholders that every caller
+/// leaves out of what it compares (`code_sha256`, and the architecture of `[code]` or arm64).
+pub(crate) fn inputs_without_code(
+    deployment: &Deployment,
+    scope: policy::Scope,
+    zips: Option<&Path>,
+    arch: Arch,
+) -> anyhow::Result<Inputs> {
+    let code = match zips {
+        Some(dir) => code(deployment, dir, arch)?,
+        None => plan::functions(deployment)
+            .into_iter()
+            .map(|f| {
+                let code = plan::Code {
+                    zip: PathBuf::new(),
+                    sha256_base64: String::new(),
+                };
+                (f, code)
+            })
+            .collect(),
+    };
+    Ok(Inputs {
+        scope,
+        architecture: arch.lambda_name().to_string(),
+        code,
+        ca_bundle_pem: ca_bundle_pem(deployment)?,
     })
 }
 

@@ -120,6 +120,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         "first plan:\n{}",
         first.plan
     );
+    template_describes_what_deploy_made(&deployment, &args).await?;
 
     // Roles: one per function, under our path, with only an inline least-privilege policy.
     for function in Function::ALL {
@@ -937,5 +938,67 @@ async fn expect_function_alarms(
             .await?;
         anyhow::ensure!(elsewhere.metric_alarms().is_empty(), "{name} in us-east-1");
     }
+    Ok(())
+}
+
+/// `deploy --emit cloudformation`'s template of the same deployment describes what the SDK
+/// deploy made, resource by resource and attribute by attribute, read back from AWS (moto): the
+/// policy documents, the environment, both Function URL statements and the other permissions,
+/// the reserved concurrency, the alarms, the failure destinations. Only the code differs: a
+/// template names it by its S3 key.
+async fn template_describes_what_deploy_made(
+    deployment: &Deployment,
+    args: &AwsArgs,
+) -> anyhow::Result<()> {
+    let (templates, deployed) =
+        ops::deploy::template_and_deployed(deployment, Arch::host(), args).await?;
+    let from_template = ops::deploy::cloudformation::attributes(&templates)?;
+    let mut differences = Vec::new();
+    for (key, now) in &deployed {
+        let Some(now) = now else {
+            differences.push(format!("{key}: not deployed"));
+            continue;
+        };
+        let mut now = now.clone();
+        now.remove("code_sha256");
+        match from_template.get(key) {
+            None => differences.push(format!("{key}: not in the template")),
+            Some(template) if *template != now => differences.push(format!(
+                "{key}:\n    deployed {now:?}\n    template {template:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for key in from_template.keys() {
+        if !deployed.contains_key(key) {
+            differences.push(format!("{key}: only in the template"));
+        }
+    }
+    anyhow::ensure!(
+        differences.is_empty(),
+        "the template and the deployment differ:\n{}",
+        differences.join("\n")
+    );
+    for kind in [
+        "iam inline policy",
+        "lambda function",
+        "lambda permission",
+        "lambda reserved concurrency",
+        "cloudwatch alarm",
+        "lambda failure destination",
+    ] {
+        anyhow::ensure!(
+            deployed.keys().any(|k| k.kind == kind),
+            "nothing of kind {kind} compared"
+        );
+    }
+    let statements = deployed
+        .keys()
+        .filter(|k| k.kind == "lambda permission" && k.name.contains("function-url"))
+        .count();
+    anyhow::ensure!(
+        statements == 2,
+        "{statements} Function URL statements compared"
+    );
     Ok(())
 }

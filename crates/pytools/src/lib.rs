@@ -101,6 +101,11 @@ pub const CARGO_LAMBDA: &[Requirement] = &[Requirement::pinned("cargo-lambda", "
 
 /// The IAM policy linter run on every policy `cargo xtask deploy` generates.
 pub const PARLIAMENT: &[Requirement] = &[Requirement::pinned("parliament", "1.6.4")];
+/// cfn-lint, which checks `deploy --emit cloudformation`'s templates against CloudFormation's
+/// resource schemas (`cargo xtask lint`).
+pub const CFN_LINT: &[Requirement] = &[Requirement::pinned("cfn-lint", "1.58.0")];
+/// checkov, the policy scanner platform teams run over templates (`cargo xtask lint`, offline).
+pub const CHECKOV: &[Requirement] = &[Requirement::pinned("checkov", "3.3.30")];
 
 /// Validates Kubernetes core resources (the webhook Secret) offline against bundled schemas.
 pub const KUBERNETES_VALIDATE: &[Requirement] =

@@ -128,6 +128,10 @@ pub async fn apply(change: &Change, c: &Clients, s: &Settings) -> anyhow::Result
         Resource::RuleTarget { rule, function_arn } => {
             apply_rule_target(c, rule, function_arn).await
         }
+        Resource::FailureDestination {
+            function,
+            destination_arn,
+        } => apply_failure_destination(c, function, destination_arn).await,
     }
 }
 
@@ -546,6 +550,31 @@ async fn put_alarm(
 }
 
 /// Creates `Resource::LogGroup` with its tag and retention, or puts its retention back.
+/// `PutFunctionEventInvokeConfig` replaces every setting at once: creating and updating are
+/// the same call.
+async fn apply_failure_destination(
+    c: &Clients,
+    function: &str,
+    destination_arn: &str,
+) -> anyhow::Result<Outcome> {
+    use aws_sdk_lambda::types::{DestinationConfig, OnFailure};
+    c.lambda
+        .put_function_event_invoke_config()
+        .function_name(function)
+        .maximum_retry_attempts(super::plan::ASYNC_MAX_RETRIES)
+        .maximum_event_age_in_seconds(super::plan::ASYNC_MAX_EVENT_AGE_SECONDS)
+        .destination_config(
+            DestinationConfig::builder()
+                .on_failure(OnFailure::builder().destination(destination_arn).build())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk_error)
+        .context("PutFunctionEventInvokeConfig")?;
+    Ok(Outcome::Done)
+}
+
 async fn apply_log_group(
     step: &Step<'_>,
     c: &Clients,

@@ -66,6 +66,9 @@ async fn read(resource: &Resource, c: &Clients) -> anyhow::Result<Option<Attribu
         } => read_permission(c, function, statement_id).await,
         Resource::Topic { name, region } => read_topic(c, name, region).await,
         Resource::LogGroup { name, .. } => read_log_group(c, name).await,
+        Resource::FailureDestination { function, .. } => {
+            read_failure_destination(c, function).await
+        }
         Resource::Alarm { name, region, .. } | Resource::FunctionAlarm { name, region, .. } => {
             read_alarm(c, name, region).await
         }
@@ -203,6 +206,39 @@ async fn read_reserved_concurrency(
             a.insert("reserved".into(), n.to_string());
             a
         }))
+}
+
+/// Reads `Resource::FailureDestination`: the function's asynchronous invocation settings.
+async fn read_failure_destination(
+    c: &Clients,
+    function: &str,
+) -> anyhow::Result<Option<Attributes>> {
+    let found = absent(
+        c.lambda
+            .get_function_event_invoke_config()
+            .function_name(function)
+            .send()
+            .await,
+        |e| e.is_resource_not_found_exception(),
+        "GetFunctionEventInvokeConfig",
+    )?;
+    Ok(found.map(|config| {
+        let mut a = Attributes::new();
+        if let Some(destination) = config
+            .destination_config()
+            .and_then(|d| d.on_failure())
+            .and_then(|f| f.destination())
+        {
+            a.insert("on_failure".into(), destination.to_string());
+        }
+        if let Some(n) = config.maximum_retry_attempts() {
+            a.insert("max_retries".into(), n.to_string());
+        }
+        if let Some(n) = config.maximum_event_age_in_seconds() {
+            a.insert("max_event_age".into(), n.to_string());
+        }
+        a
+    }))
 }
 
 /// Reads `Resource::FunctionUrl`.

@@ -214,7 +214,21 @@ pub enum Resource {
         rule: String,
         function_arn: String,
     },
+    /// Where Lambda sends an asynchronous event (SNS's, EventBridge's) that still failed after
+    /// its retries: the alarm topic, so that a failover that did not happen is told, with the
+    /// event and the error ([`ASYNC_MAX_RETRIES`], [`ASYNC_MAX_EVENT_AGE_SECONDS`]).
+    FailureDestination {
+        function: String,
+        destination_arn: String,
+    },
 }
+
+/// Lambda's own default: an asynchronous event that fails is tried twice more.
+pub const ASYNC_MAX_RETRIES: i32 = 2;
+/// An event older than an hour goes to the failure destination rather than being tried: a
+/// failover decided on an hour-old alarm or state change acts on a world that has moved on,
+/// and the operator is told instead (Lambda's default keeps trying for six hours).
+pub const ASYNC_MAX_EVENT_AGE_SECONDS: i32 = 3600;
 
 /// The condition of a Lambda resource-policy statement that deploy writes. Each maps to one
 /// AddPermission parameter, and to the statement's `Condition` in the policy Lambda keeps.
@@ -295,6 +309,9 @@ impl Resource {
             Resource::Rule { name, .. } => ("eventbridge rule", name.clone()),
             Resource::RuleTarget { rule, .. } => {
                 ("eventbridge target", format!("{rule}/{RULE_TARGET_ID}"))
+            }
+            Resource::FailureDestination { function, .. } => {
+                ("lambda failure destination", function.clone())
             }
         };
         Key { kind, name }
@@ -386,6 +403,13 @@ impl Resource {
                 set("owner", owner.to_string());
             }
             Resource::RuleTarget { function_arn, .. } => set("arn", function_arn.clone()),
+            Resource::FailureDestination {
+                destination_arn, ..
+            } => {
+                set("on_failure", destination_arn.clone());
+                set("max_retries", ASYNC_MAX_RETRIES.to_string());
+                set("max_event_age", ASYNC_MAX_EVENT_AGE_SECONDS.to_string());
+            }
         }
         a
     }
@@ -585,10 +609,16 @@ pub fn alarm_name(deployment: &Deployment, health_check_id: &str) -> String {
 }
 
 /// The topic the function alarms notify, in the functions' region: an alarm can only notify a
-/// topic of its own region (docs/aws-behaviours.md, 61), and the Route 53 topic is in us-east-1
+/// topic of its own region (docs/aws-behaviours.md, 71), and the Route 53 topic is in us-east-1
 /// and invokes the Route 53 function. Operators subscribe to it.
 pub fn alarm_topic_name(deployment: &Deployment) -> String {
     format!("{}-alarms", deployment.name)
+}
+
+/// The alarm topic's ARN: in the functions' region, where the alarms and the failure
+/// destinations that notify it are.
+pub fn alarm_topic_arn(deployment: &Deployment, scope: &Scope) -> String {
+    scope.arn("sns", &scope.region, &alarm_topic_name(deployment))
 }
 
 pub fn function_alarm_name(deployment: &Deployment, function: Function, watch: Watch) -> String {
@@ -717,10 +747,16 @@ pub fn function_policy(deployment: &Deployment, function: Function, scope: &Scop
                 .as_ref()
                 .map(|r| r.health_check_ids.clone())
                 .unwrap_or_default();
-            policy::route53_policy(deployment, &ids, scope, &name)
+            policy::with_failure_destination(
+                policy::route53_policy(deployment, &ids, scope, &name),
+                &alarm_topic_arn(deployment, scope),
+            )
         }
         Function::Vpc => match &deployment.vpc {
-            Some(vpc) => policy::vpc_policy(deployment, vpc, scope, &name),
+            Some(vpc) => policy::with_failure_destination(
+                policy::vpc_policy(deployment, vpc, scope, &name),
+                &alarm_topic_arn(deployment, scope),
+            ),
             None => json!({}),
         },
     }
@@ -863,11 +899,21 @@ pub fn desired(deployment: &Deployment, inputs: &Inputs) -> anyhow::Result<Vec<R
         }
     }
     let topic = alarm_topic_name(deployment);
-    let topic_arn = scope.arn("sns", &scope.region, &topic);
+    let topic_arn = alarm_topic_arn(deployment, scope);
     resources.push(Resource::Topic {
         name: topic,
         region: scope.region.clone(),
     });
+    // The functions invoked asynchronously tell the alarm topic of an event they could not
+    // carry out (the fence is invoked synchronously: Alertmanager resends itself).
+    for function in functions(deployment) {
+        if function != Function::Fence {
+            resources.push(Resource::FailureDestination {
+                function: function.name(deployment),
+                destination_arn: topic_arn.clone(),
+            });
+        }
+    }
     for function in functions(deployment) {
         for watch in watches(function, &deployment.alarms) {
             resources.push(Resource::FunctionAlarm {
@@ -1045,14 +1091,14 @@ impl fmt::Display for Plan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn example() -> Deployment {
+    pub(crate) fn example() -> Deployment {
         Deployment::load(&crate::example_config()).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
-    fn inputs() -> Inputs {
+    pub(crate) fn inputs() -> Inputs {
         let code = Function::ALL
             .iter()
             .map(|f| {

@@ -106,6 +106,19 @@ fn logs(scope: &Scope, function_name: &str) -> Value {
     )
 }
 
+/// `document` with the statement Lambda needs to send a failed asynchronous event to the
+/// function's failure destination (it publishes with the function's role).
+pub fn with_failure_destination(mut document: Value, topic_arn: &str) -> Value {
+    if let Some(statements) = document.get_mut("Statement").and_then(Value::as_array_mut) {
+        statements.push(allow(
+            "ReportFailedEvents",
+            &[writes::NOTIFY],
+            vec![topic_arn.to_string()],
+        ));
+    }
+    document
+}
+
 fn notify(deployment: &Deployment) -> Option<Value> {
     deployment
         .notify_topic_arn

@@ -3,11 +3,8 @@
 //! `deploy --dry-run`. Without `--zips` the functions' code and architecture are left out: the
 //! doctor has no build to compare with.
 
-use std::collections::BTreeMap;
-
 use super::{Check, Ctx, Link};
-use crate::artifacts::Arch;
-use crate::deploy::plan::{self, Change, Code, Inputs};
+use crate::deploy::plan::{self, Change};
 use crate::deploy::{self, observe};
 
 /// The attributes that only the ZIPs decide.
@@ -35,31 +32,12 @@ pub async fn check(ctx: &Ctx) -> Vec<Check> {
 
 async fn drift(ctx: &Ctx, scope: deploy::policy::Scope) -> anyhow::Result<Vec<Check>> {
     let deployment = &ctx.deployment;
-    let arch = deployment
-        .code
-        .as_ref()
-        .and_then(|c| Arch::from_lambda_name(&c.arch))
-        .unwrap_or(Arch::Arm64);
-    let code = match &ctx.zips {
-        Some(dir) => deploy::code(deployment, dir, arch)?,
-        // Placeholders: the differences they make are dropped below.
-        None => plan::functions(deployment)
-            .into_iter()
-            .map(|f| {
-                let code = Code {
-                    zip: Default::default(),
-                    sha256_base64: String::new(),
-                };
-                (f, code)
-            })
-            .collect::<BTreeMap<_, _>>(),
-    };
-    let inputs = Inputs {
+    let inputs = deploy::inputs_without_code(
+        deployment,
         scope,
-        architecture: arch.lambda_name().to_string(),
-        code,
-        ca_bundle_pem: deploy::ca_bundle_pem(deployment)?,
-    };
+        ctx.zips.as_deref(),
+        deploy::configured_arch(deployment),
+    )?;
     let desired = plan::desired(deployment, &inputs)?;
     let observed = observe::observe(&desired, &ctx.clients).await?;
     let found = plan::diff(&desired, &observed, &deployment.name);

@@ -197,6 +197,18 @@ const REST_OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "lambda",
+        "PUT",
+        "/2019-09-25/functions/{}/event-invoke-config",
+        "PutFunctionEventInvokeConfig",
+    ),
+    (
+        "lambda",
+        "GET",
+        "/2019-09-25/functions/{}/event-invoke-config",
+        "GetFunctionEventInvokeConfig",
+    ),
+    (
+        "lambda",
         "DELETE",
         "/2017-10-31/functions/{}/concurrency",
         "DeleteFunctionConcurrency",
