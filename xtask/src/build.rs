@@ -21,6 +21,10 @@ pub struct BuildArgs {
     /// Debug build (faster to compile, larger and slower to run).
     #[arg(long)]
     pub debug: bool,
+    /// Embed the dependency list in each binary with cargo-auditable (installed once), so that
+    /// `cargo audit bin`, syft or trivy can read what is inside a deployed function.
+    #[arg(long)]
+    pub auditable: bool,
 }
 
 /// One built ZIP.
@@ -63,6 +67,18 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<Vec<Artifact>> {
     }
     // cargo-lambda finds zig (its cross linker) next to itself in the virtualenv.
     command.env("PATH", path_with(&venv.root().join("bin"))?);
+    if args.auditable {
+        // What `cargo auditable lambda build …` sets before calling cargo: cargo-auditable as
+        // the workspace's rustc wrapper, which adds the `.dep-v0` section to each binary it
+        // links, and the cargo flags it passes on to `cargo metadata`. cargo-lambda runs cargo
+        // zigbuild, which inherits both.
+        let auditable = crate::tools::ensure_cargo(&crate::tools::CARGO_AUDITABLE)?;
+        command.env("RUSTC_WORKSPACE_WRAPPER", auditable);
+        command.env(
+            "CARGO_AUDITABLE_ORIG_ARGS",
+            r#"{"offline":false,"locked":true,"frozen":false,"config":[]}"#,
+        );
+    }
     eprintln!(
         "build: {} ({}, {})",
         workspace::describe(&command),

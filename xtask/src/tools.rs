@@ -125,19 +125,22 @@ pub const CARGO_DENY: CargoTool = CargoTool {
     program: "cargo-deny",
 };
 
+/// cargo-auditable: the dependency list embedded in each function's binary (`build --auditable`).
+pub const CARGO_AUDITABLE: CargoTool = CargoTool {
+    krate: "cargo-auditable",
+    version: "0.7.7",
+    program: "cargo-auditable",
+};
+
 /// Installs `tool` into `<target dir>/cargo-tools` unless that version is there; returns the
 /// program's path. Built from source (crates.io is what this project's machines reach): the
 /// first time takes minutes, then nothing.
 pub fn ensure_cargo(tool: &CargoTool) -> anyhow::Result<PathBuf> {
     let root = workspace::target_dir()?.join("cargo-tools");
     let program = root.join("bin").join(tool.program);
-    let installed = Command::new(&program)
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    if installed.is_some_and(|v| v.split_whitespace().any(|word| word == tool.version)) {
+    // cargo install's own record of what it installed there: `"<crate> <version> (<source>)"`.
+    let record = std::fs::read_to_string(root.join(".crates.toml")).unwrap_or_default();
+    if program.is_file() && record.contains(&format!("\"{} {} ", tool.krate, tool.version)) {
         return Ok(program);
     }
     eprintln!(

@@ -602,6 +602,7 @@ print(json.dumps([s["Sid"] for s in policy["Statement"]]))
             arch: None,
             alarm_wait: 5,
             show_secrets: false,
+            emit: None,
             aws: AwsArgs::default(),
         };
         tokio::task::spawn_blocking(move || {
