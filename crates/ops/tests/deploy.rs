@@ -112,8 +112,23 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
         alarm_wait: Duration::from_secs(60),
         show_secrets: false,
     };
+    // The fence's log group as Lambda makes it at a function's first log line (a deployment
+    // from before deploy made them): untagged, kept forever. Deploy adopts it.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&regional);
+    logs.create_log_group()
+        .log_group_name(ops::deploy::plan::log_group_name(
+            &Function::Fence.name(&deployment),
+        ))
+        .send()
+        .await?;
     let first = deploy(&deployment, &options, &args).await?;
     stop.store(true, Ordering::Relaxed);
+    let adopted = first.plan.to_string();
+    anyhow::ensure!(
+        adopted.contains("- owner: <none>\n    + owner: sf-test")
+            && adopted.contains("- retention_days: never\n    + retention_days: 30"),
+        "{adopted}"
+    );
     anyhow::ensure!(first.deferred.is_empty(), "deferred: {:?}", first.deferred);
     anyhow::ensure!(
         first.plan.changes.len() >= 20,
@@ -384,8 +399,7 @@ async fn scenario(info: &SandboxInfo, dir: &Path) -> anyhow::Result<()> {
             .any(|t| t.arn().ends_with(":function:sf-test-vpc-route-failover"))
     );
 
-    // Log groups and the functions' alarms, in the functions' region.
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&regional);
+    // Log groups (the fence's adopted) and the functions' alarms, in the functions' region.
     for function in Function::ALL {
         expect_log_group(&logs, &function.name(&deployment), 30).await?;
     }
