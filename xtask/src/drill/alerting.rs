@@ -42,8 +42,29 @@ struct Process {
 
 impl AlertingStack {
     /// Writes the configuration under `dir` and starts both pairs; returns once every process
-    /// answers `/-/ready`.
+    /// answers `/-/ready`. A port is picked free and bound by the process a moment later, so
+    /// another process can take it in between: a start that fails on a port in use is made
+    /// again with new ports (what it had started is stopped when it is dropped).
     pub async fn start(info: &SandboxInfo, dir: &Path, profile: Profile) -> anyhow::Result<Self> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(info, dir, profile).await {
+                Err(error)
+                    if attempt < ATTEMPTS
+                        && format!("{error:#}").contains("address already in use") =>
+                {
+                    println!(
+                        "  a port was taken before Prometheus or Alertmanager bound it: starting again"
+                    );
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    async fn start_once(info: &SandboxInfo, dir: &Path, profile: Profile) -> anyhow::Result<Self> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let deployment = crate::sandbox_world::deployment_from_sandbox(info);
