@@ -43,6 +43,8 @@ const RUN: &[&str] = &[
     SITE_STATUS,
     SITE_HISTORY,
     DOCTOR,
+    EMIT_CLOUDFORMATION,
+    SUPPLY_CHAIN,
     MANIFESTS,
     LINT,
     TAKE_OFFLINE,
@@ -60,6 +62,9 @@ const SANDBOX_DOWN: &str = "cargo xtask sandbox down --dir .sandbox";
 const SITE_STATUS: &str = "cargo xtask site status";
 const SITE_HISTORY: &str = "cargo xtask site history";
 const DOCTOR: &str = "cargo xtask doctor --config .sandbox/sitefence.toml";
+const EMIT_CLOUDFORMATION: &str =
+    "cargo xtask deploy --config sitefence.toml --emit cloudformation sitefence.cfn.json";
+const SUPPLY_CHAIN: &str = "cargo xtask supply-chain";
 const MANIFESTS: &str = "cargo xtask manifests";
 const LINT: &str = "cargo xtask lint";
 const TAKE_OFFLINE: &str = "cargo xtask site take-offline site-b";
@@ -588,6 +593,20 @@ fn walk_through(session: &mut Session, runtime: &tokio::runtime::Runtime) -> any
     session
         .readme(DOCTOR, Cwd::Scratch, &[], &[])?
         .succeeded(&["doctor: all "])?;
+    // The template of the same deployment, read back into deploy's own attributes.
+    session
+        .readme(EMIT_CLOUDFORMATION, Cwd::Sandbox, &[], &[])?
+        .succeeded(&["sitefence.cfn.json"])?;
+    let text = std::fs::read_to_string(session.sandbox.join("sitefence.cfn.json"))
+        .context("`deploy --emit cloudformation` wrote no sitefence.cfn.json")?;
+    let template: Value = serde_json::from_str(&text)?;
+    ensure!(
+        template["Outputs"]["FenceFunctionUrl"].is_object(),
+        "the template has no FenceFunctionUrl output"
+    );
+    session
+        .readme(SUPPLY_CHAIN, Cwd::Scratch, &[], &[])?
+        .succeeded(&["advisories: "])?;
 
     // The alerting for this deployment, as documented (./sitefence.toml → ./manifests), and
     // with explicit paths; the linters check what it wrote.
