@@ -12,6 +12,7 @@ use crate::manifests::{self, Profile};
 use crate::tools;
 use crate::workspace;
 use anyhow::{Context, bail};
+use ops::artifacts::Arch;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -222,21 +223,7 @@ fn generate(out: &Path) -> anyhow::Result<Generated> {
         std::fs::write(&path, serde_json::to_string_pretty(&document)?)?;
         generated.policies.push(path);
     }
-    let inputs = crate::deploy::plan::Inputs {
-        scope: scope.clone(),
-        architecture: "arm64".to_string(),
-        code: plan::functions(&deployment)
-            .into_iter()
-            .map(|f| {
-                let code = plan::Code {
-                    zip: PathBuf::new(),
-                    sha256_base64: String::new(),
-                };
-                (f, code)
-            })
-            .collect(),
-        ca_bundle_pem: None,
-    };
+    let inputs = crate::deploy::inputs_without_code(&deployment, scope.clone(), None, Arch::Arm64)?;
     let desired = plan::desired(&deployment, &inputs)?;
     let templates = crate::deploy::cloudformation::templates(&deployment, &desired)?;
     let file = out.join("cloudformation").join("sitefence.json");

@@ -19,7 +19,7 @@ mod fuzz;
 mod interleaving;
 mod lab;
 mod secrets;
-mod shapes;
+pub(crate) mod shapes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -235,6 +235,15 @@ fn dimension_value(value: &str) -> &str {
     if plain { value } else { "other" }
 }
 
+/// The EMF documents of a log (the lines that carry `_aws`), each [`check`]ed; the first line
+/// that fails, with the reason.
+pub fn documents_in(log: &str) -> Result<Vec<Value>, String> {
+    log.lines()
+        .filter(|line| line.contains("\"_aws\""))
+        .map(|line| check(line).map_err(|e| format!("{e}: {line}")))
+        .collect()
+}
+
 /// Parses `line` as an EMF document and checks it against the specification's rules:
 /// `_aws.Timestamp` a number, at least one directive, each with the namespace, dimension sets of
 /// 1 to 30 keys that are string members of the root, and 1 to 100 metrics that are number

@@ -188,6 +188,17 @@ fn aws_failure(err: AwsError) -> Failure {
     }
 }
 
+fn ispn_failure(err: IspnError) -> Failure {
+    Failure {
+        disposition: if err.is_retryable() {
+            Disposition::Transient
+        } else {
+            Disposition::Fatal
+        },
+        message: err.to_string(),
+    }
+}
+
 fn secret_failure(err: SecretError) -> Failure {
     Failure {
         disposition: if err.is_retryable() {
@@ -265,20 +276,11 @@ impl World for LiveWorld {
     async fn backup_status(&self, site: &SiteName) -> Result<BTreeMap<String, String>, Failure> {
         let client = self.site(site)?;
         self.refresh_infinispan_credentials().await?;
-        match client.backup_status().await {
-            Ok(status) => Ok(status
-                .into_iter()
-                .map(|(remote, backup)| (remote, backup.status))
-                .collect()),
-            Err(err) => Err(Failure {
-                disposition: if err.is_retryable() {
-                    Disposition::Transient
-                } else {
-                    Disposition::Fatal
-                },
-                message: err.to_string(),
-            }),
-        }
+        let status = client.backup_status().await.map_err(ispn_failure)?;
+        Ok(status
+            .into_iter()
+            .map(|(remote, backup)| (remote, backup.status))
+            .collect())
     }
 
     async fn read_secrets_afresh(&self) -> Result<(), Failure> {
@@ -398,14 +400,7 @@ impl World for LiveWorld {
                 }
                 Err(Failure::transient(err.to_string()))
             }
-            Err(err) => Err(Failure {
-                disposition: if err.is_retryable() {
-                    Disposition::Transient
-                } else {
-                    Disposition::Fatal
-                },
-                message: err.to_string(),
-            }),
+            Err(err) => Err(ispn_failure(err)),
         }
     }
 

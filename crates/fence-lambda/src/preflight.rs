@@ -308,27 +308,12 @@ async fn examine<W: World>(
     }
     let topology = match topology {
         Ok(Some(topology)) => topology,
-        Ok(None) => {
-            problems.push(Problem::new(
-                ProblemKind::Accelerator,
-                None,
-                format!("no accelerator named {accelerator}"),
-            ));
-            return Preflight {
-                accelerator,
-                sites: Vec::new(),
-                endpoints_without_site: Vec::new(),
-                standing_decision,
-                plans: Vec::new(),
-                problems,
+        unread => {
+            let detail = match unread {
+                Err(failure) => format!("reading the accelerator: {}", failure.message),
+                _ => format!("no accelerator named {accelerator}"),
             };
-        }
-        Err(failure) => {
-            problems.push(Problem::new(
-                ProblemKind::Accelerator,
-                None,
-                format!("reading the accelerator: {}", failure.message),
-            ));
+            problems.push(Problem::new(ProblemKind::Accelerator, None, detail));
             return Preflight {
                 accelerator,
                 sites: Vec::new(),

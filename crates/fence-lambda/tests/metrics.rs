@@ -35,11 +35,7 @@ async fn each_request_writes_one_emf_line_with_outcome_rule_and_unfenced_time() 
         assert_eq!(done.status, 200, "{}", done.body);
 
         let log = sandbox.function_log(FUNCTION)?;
-        let lines: Vec<Value> = log
-            .lines()
-            .filter(|line| line.contains("\"_aws\""))
-            .map(|line| common::metrics::check(line).map_err(|e| anyhow::anyhow!("{e}: {line}")))
-            .collect::<anyhow::Result<_>>()?;
+        let lines = common::metrics::documents_in(&log).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(lines.len() == 3, "one EMF line per request:\n{log}");
         let outcomes: Vec<&Value> = lines.iter().map(|l| &l["Outcome"]).collect();
         assert_eq!(outcomes, ["unauthorized", "transient", "done"], "{log}");

@@ -349,7 +349,7 @@ pub fn configured_arch(deployment: &Deployment) -> Arch {
 /// The inputs of the desired state when the ZIPs may be absent (a template names a bucket, the
 /// doctor has no build): with `zips`, their hashes; without, placeholders that every caller
 /// leaves out of what it compares (`code_sha256`, and the architecture of `[code]` or arm64).
-pub(crate) fn inputs_without_code(
+pub fn inputs_without_code(
     deployment: &Deployment,
     scope: policy::Scope,
     zips: Option<&Path>,

@@ -10,10 +10,7 @@ use support::{FUNCTION, sample, stop, with_sandbox};
 
 /// The function's log lines that are EMF documents, each checked against the format.
 fn emf_lines(log: &str) -> anyhow::Result<Vec<Value>> {
-    log.lines()
-        .filter(|line| line.contains("\"_aws\""))
-        .map(|line| common::metrics::check(line).map_err(|e| anyhow::anyhow!("{e}: {line}")))
-        .collect()
+    common::metrics::documents_in(log).map_err(anyhow::Error::msg)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -231,10 +231,13 @@ struct World<'a> {
     iam: aws_sdk_iam::Client,
     secrets: aws_sdk_secretsmanager::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
-    ec2: aws_sdk_ec2::Client,
     ga: aws_sdk_globalaccelerator::Client,
+    regional: aws_config::SdkConfig,
     deployment: ops::config::Deployment,
 }
+
+/// Where the Alertmanager break sends the receiver: a port nothing listens on.
+const ELSEWHERE: &str = "http://127.0.0.1:9/not-the-fence";
 
 /// The load balancer the endpoint-without-site break adds.
 const STRAY_LOAD_BALANCER: &str = "doctor-stray";
@@ -260,8 +263,8 @@ impl<'a> World<'a> {
             iam: aws_sdk_iam::Client::new(&regional),
             secrets: aws_sdk_secretsmanager::Client::new(&regional),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&regional),
-            ec2: aws_sdk_ec2::Client::new(&regional),
             ga: aws_sdk_globalaccelerator::Client::new(&ga),
+            regional,
             deployment: crate::sandbox_world::deployment_from_sandbox(info),
         })
     }
@@ -293,36 +296,14 @@ impl<'a> World<'a> {
                     .await?;
             }
             Break::EndpointWithoutSite => {
-                let subnets = self
-                    .ec2
-                    .describe_subnets()
-                    .filters(
-                        aws_sdk_ec2::types::Filter::builder()
-                            .name("vpc-id")
-                            .values(&info.vpc.vpc_id)
-                            .build(),
-                    )
-                    .send()
-                    .await?;
-                let subnet_ids: Vec<String> = subnets
-                    .subnets()
-                    .iter()
-                    .filter_map(|s| s.subnet_id().map(str::to_owned))
-                    .collect();
-                let created = self
-                    .elb
-                    .create_load_balancer()
-                    .name(STRAY_LOAD_BALANCER)
-                    .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
-                    .set_subnets(Some(subnet_ids))
-                    .send()
-                    .await?;
-                let arn = created
-                    .load_balancers()
-                    .first()
-                    .and_then(|lb| lb.load_balancer_arn())
-                    .context("CreateLoadBalancer returned no ARN")?
-                    .to_owned();
+                // Untagged and in no site's load_balancer_arn: nobody's.
+                let arn = crate::reliability::shapes::network_load_balancer(
+                    &self.regional,
+                    info,
+                    STRAY_LOAD_BALANCER,
+                    &[],
+                )
+                .await?;
                 let group = info
                     .endpoint_group_arns
                     .first()
@@ -359,21 +340,23 @@ impl<'a> World<'a> {
                     .await?;
             }
             Break::AlertmanagerReceiverElsewhere => {
-                let url = self
-                    .deployment
-                    .fence
-                    .function_url
-                    .clone()
-                    .or_else(|| info.fence.function_url.clone())
-                    .context("no Function URL")?;
+                let url = self.function_url()?;
                 stack
-                    .rewrite_alertmanager(site, |text| {
-                        text.replace(&url, "http://127.0.0.1:9/not-the-fence")
-                    })
+                    .rewrite_alertmanager(site, |text| text.replace(&url, ELSEWHERE))
                     .await?;
             }
         }
         Ok(())
+    }
+
+    /// The URL Alertmanager sends the fence's webhooks to.
+    fn function_url(&self) -> anyhow::Result<String> {
+        self.deployment
+            .fence
+            .function_url
+            .clone()
+            .or_else(|| self.sandbox.info.fence.function_url.clone())
+            .context("no Function URL")
     }
 
     async fn undo(
@@ -435,17 +418,9 @@ impl<'a> World<'a> {
                 }
             }
             Break::AlertmanagerReceiverElsewhere => {
-                let url = self
-                    .deployment
-                    .fence
-                    .function_url
-                    .clone()
-                    .or_else(|| info.fence.function_url.clone())
-                    .context("no Function URL")?;
+                let url = self.function_url()?;
                 stack
-                    .rewrite_alertmanager(site, |text| {
-                        text.replace("http://127.0.0.1:9/not-the-fence", &url)
-                    })
+                    .rewrite_alertmanager(site, |text| text.replace(ELSEWHERE, &url))
                     .await?;
             }
         }

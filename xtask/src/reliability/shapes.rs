@@ -240,6 +240,26 @@ async fn second_load_balancer(
     site: &str,
     accelerator_dns: &str,
 ) -> anyhow::Result<String> {
+    network_load_balancer(
+        config,
+        info,
+        &format!("keycloak-{site}-2"),
+        &[
+            ("site", site),
+            ("accelerator", accelerator_dns),
+            ("namespace", "default"),
+        ],
+    )
+    .await
+}
+
+/// A network load balancer named `name` in the sandbox's VPC with `tags`; its ARN.
+pub(crate) async fn network_load_balancer(
+    config: &aws_config::SdkConfig,
+    info: &SandboxInfo,
+    name: &str,
+    tags: &[(&str, &str)],
+) -> anyhow::Result<String> {
     use aws_sdk_elasticloadbalancingv2::types::{
         LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Tag,
     };
@@ -262,7 +282,7 @@ async fn second_load_balancer(
         .collect();
     let arn = elb
         .create_load_balancer()
-        .name(format!("keycloak-{site}-2"))
+        .name(name)
         .r#type(LoadBalancerTypeEnum::Network)
         .scheme(LoadBalancerSchemeEnum::InternetFacing)
         .set_subnets(Some(subnets))
@@ -274,15 +294,18 @@ async fn second_load_balancer(
         .and_then(|lb| lb.load_balancer_arn())
         .map(str::to_owned)
         .context("CreateLoadBalancer returned no ARN")?;
-    let tag = |key: &str, value: &str| Tag::builder().key(key).value(value).build();
-    elb.add_tags()
-        .resource_arns(&arn)
-        .tags(tag("site", site))
-        .tags(tag("accelerator", accelerator_dns))
-        .tags(tag("namespace", "default"))
-        .send()
-        .await
-        .context("AddTags")?;
+    if !tags.is_empty() {
+        let tags = tags
+            .iter()
+            .map(|(key, value)| Tag::builder().key(*key).value(*value).build())
+            .collect();
+        elb.add_tags()
+            .resource_arns(&arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .context("AddTags")?;
+    }
     Ok(arn)
 }
 
