@@ -6,8 +6,11 @@
 //! forwarded verbatim (method, path, query, headers including `Host` as received, body), so
 //! SigV4 signatures and moto's own routing see exactly what the client sent.
 //!
+//! It also keeps Route 53's `HealthCheckVersion`, which moto does not (`health_check_versions`).
+//!
 //! Controls, on the same port:
-//! * `GET /_sandbox/calls` → [`CallCounts`]; `POST /_sandbox/calls/reset` zeroes them.
+//! * `GET /_sandbox/calls` → [`CallCounts`] (with each call's span, `sandbox::timeline`);
+//!   `POST /_sandbox/calls/reset` zeroes them.
 //! * `POST /_sandbox/fault` with one of
 //!   `{"service": "secretsmanager", "operation": "GetSecretValue", "status": 503, "error": "ServiceUnavailable", "count": 3}`
 //!   (`operation`, `error` and `count` optional; `count` defaults to 1),
@@ -18,6 +21,7 @@
 //! their API name (`secretsmanager.GetSecretValue`, `dynamodb.PutItem`). A call answered with
 //! an injected fault still counts: the function made it.
 
+mod health_check_versions;
 mod identify;
 
 use axum::serve::ListenerExt as _;
@@ -52,6 +56,9 @@ pub struct CallCounts {
     pub by_service: BTreeMap<String, u64>,
     /// By `service.Operation`, e.g. `secretsmanager.GetSecretValue`.
     pub by_operation: BTreeMap<String, u64>,
+    /// Each call's span, by `service.Operation`, in the order they ended.
+    #[serde(default)]
+    pub timeline: Vec<crate::timeline::Span>,
 }
 
 impl CallCounts {
@@ -66,6 +73,7 @@ impl CallCounts {
     }
 
     fn record(&mut self, call: &Call) {
+        crate::timeline::label(&call.qualified_operation());
         self.total += 1;
         *self.by_service.entry(call.service.clone()).or_default() += 1;
         *self
@@ -187,6 +195,9 @@ struct Shared {
     faults: Mutex<Faults>,
     /// Held while a DynamoDB write is in moto (see [`writes_one_at_a_time`]).
     dynamodb_writes: tokio::sync::Mutex<()>,
+    /// Route 53's `HealthCheckVersion`, held while an update is in moto so that of two
+    /// updates naming one version only the first is applied.
+    health_checks: tokio::sync::Mutex<health_check_versions::Versions>,
 }
 
 /// DynamoDB checks a write's condition and applies it atomically: of two concurrent
@@ -243,6 +254,7 @@ impl AwsFront {
             counts: Mutex::default(),
             faults: Mutex::default(),
             dynamodb_writes: tokio::sync::Mutex::default(),
+            health_checks: tokio::sync::Mutex::default(),
         });
         let app = Router::new()
             .route("/_sandbox/calls", get(get_calls))
@@ -352,6 +364,14 @@ fn bad_control(why: String) -> Response {
 }
 
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (response, span) = crate::timeline::timed(forward_call(&shared, request)).await;
+    if let Some(span) = span {
+        shared.counts().timeline.push(span);
+    }
+    response
+}
+
+async fn forward_call(shared: &Shared, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
@@ -380,6 +400,25 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         return identify::error_response(&call, fault.status, fault.error.as_deref());
     }
 
+    // Route 53 refuses an update naming a stale version; moto does not (aws-behaviours #14).
+    let mut health_check_update = None;
+    if let Some(id) = health_check_versions::updated_id(&call, parts.uri.path()) {
+        let versions = shared.health_checks.lock().await;
+        match versions.check(id, &body) {
+            health_check_versions::Verdict::Mismatch { id, named, current } => {
+                tracing::info!(health_check_id = %id, named, current, "stale HealthCheckVersion refused");
+                return identify::error_response(
+                    &call,
+                    StatusCode::CONFLICT,
+                    Some("HealthCheckVersionMismatch"),
+                );
+            }
+            health_check_versions::Verdict::Forward { id } => {
+                health_check_update = Some((versions, id));
+            }
+        }
+    }
+
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -401,7 +440,34 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             parts.headers = end_to_end(&parts.headers);
-            Response::from_parts(parts, Body::new(body))
+            let applied = parts.status.is_success();
+            if let Some((versions, id)) = &mut health_check_update
+                && applied
+            {
+                versions.updated(id);
+            }
+            if !(applied && health_check_versions::reports_versions(&call)) {
+                return Response::from_parts(parts, Body::new(body));
+            }
+            let body = match http_body_util::BodyExt::collect(body).await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) => {
+                    return (
+                        StatusCode::BAD_GATEWAY,
+                        format!("moto's answer was cut off: {error}"),
+                    )
+                        .into_response();
+                }
+            };
+            let text = String::from_utf8_lossy(&body);
+            let rewritten = match health_check_update.take() {
+                Some((versions, _)) => versions.rewrite(&text),
+                None => shared.health_checks.lock().await.rewrite(&text),
+            };
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+            Response::from_parts(parts, Body::from(rewritten))
         }
         Err(error) => {
             tracing::warn!(%error, upstream = %shared.upstream_authority, "moto unreachable");

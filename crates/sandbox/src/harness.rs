@@ -85,6 +85,9 @@ pub struct Calls {
     /// `service.Operation` on the AWS front, the operation on the others.
     #[serde(default)]
     pub by_operation: std::collections::BTreeMap<String, u64>,
+    /// Each call's span, named as in `by_operation`.
+    #[serde(default)]
+    pub timeline: Vec<crate::timeline::Span>,
 }
 
 impl Calls {

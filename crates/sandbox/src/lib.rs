@@ -23,5 +23,6 @@ pub mod ispn;
 pub mod lambda_host;
 pub mod moto;
 pub mod net;
+pub mod timeline;
 pub mod tls;
 pub mod world;

@@ -27,6 +27,9 @@ const MAX_LATENCY_MS: u64 = 600_000;
 pub struct CallCounts {
     pub total: u64,
     pub by_operation: BTreeMap<String, u64>,
+    /// Each call's span, in the order they ended.
+    #[serde(default)]
+    pub timeline: Vec<crate::timeline::Span>,
 }
 
 impl CallCounts {
@@ -61,6 +64,7 @@ impl Controls {
         operation: Operation,
         endpoint_group_arn: Option<&str>,
     ) -> (Duration, Option<GaError>) {
+        crate::timeline::label(operation.name());
         self.calls.total += 1;
         *self
             .calls

@@ -74,7 +74,11 @@ pub(super) async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(call(&shared, &headers, &body).await)
+    let (outcome, span) = crate::timeline::timed(call(&shared, &headers, &body)).await;
+    if let Some(span) = span {
+        shared.lock().controls.calls.timeline.push(span);
+    }
+    respond(outcome)
 }
 
 /// Counts the call, applies the test controls, then runs the operation under the lock.

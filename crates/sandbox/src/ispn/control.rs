@@ -79,7 +79,11 @@ pub(crate) async fn handle(pair: Arc<Pair>, side: Side, request: Request) -> Rep
         "/calls" => {
             let state = pair.lock();
             let calls = &state.site(side).calls;
-            Ok(json!({ "total": calls.total, "by_operation": calls.by_operation }))
+            Ok(json!({
+                "total": calls.total,
+                "by_operation": calls.by_operation,
+                "timeline": calls.timeline,
+            }))
         }
         "/calls/reset" => {
             pair.lock().site_mut(side).calls = Default::default();

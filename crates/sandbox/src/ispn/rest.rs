@@ -26,9 +26,17 @@ const BASIC_CHALLENGE: &str = "Basic realm=\"default\"";
 const CACHE_MANAGER: &str = "default";
 
 pub(crate) async fn handle(pair: Arc<Pair>, side: Side, request: Request) -> Reply {
+    let (reply, span) = crate::timeline::timed(handle_call(&pair, side, request)).await;
+    if let Some(span) = span {
+        pair.lock().site_mut(side).calls.timeline.push(span);
+    }
+    reply
+}
+
+async fn handle_call(pair: &Arc<Pair>, side: Side, request: Request) -> Reply {
     let path = request.uri().path().to_string();
     if path == "/metrics" || path.starts_with("/metrics/") {
-        return handle_metrics(&pair, side, request.method());
+        return handle_metrics(pair, side, request.method());
     }
     let segments = server::segments(&path);
     if segments.first().map(String::as_str) != Some("rest") {
@@ -59,7 +67,7 @@ pub(crate) async fn handle(pair: Arc<Pair>, side: Side, request: Request) -> Rep
             return server::text(400, "Invalid 'action' parameter supplied");
         }
     };
-    if !route.anonymous && !authenticated(&pair, side, request.headers().get(AUTHORIZATION)) {
+    if !route.anonymous && !authenticated(pair, side, request.headers().get(AUTHORIZATION)) {
         let mut reply = server::empty(401);
         reply
             .headers_mut()
@@ -78,7 +86,7 @@ pub(crate) async fn handle(pair: Arc<Pair>, side: Side, request: Request) -> Rep
         Some(FaultEffect::Delay(delay)) => tokio::time::sleep(delay).await,
         None => {}
     }
-    dispatch(&pair, side, request.method(), route, &bend)
+    dispatch(pair, side, request.method(), route, &bend)
 }
 
 fn handle_metrics(pair: &Pair, side: Side, method: &Method) -> Reply {

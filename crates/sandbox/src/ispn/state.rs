@@ -204,6 +204,7 @@ pub(crate) struct Fault {
 pub(crate) struct Calls {
     pub(crate) total: u64,
     pub(crate) by_operation: BTreeMap<String, u64>,
+    pub(crate) timeline: Vec<crate::timeline::Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -618,6 +619,7 @@ impl PairState {
     }
 
     pub(crate) fn record_call(&mut self, side: Side, operation: &str) {
+        crate::timeline::label(operation);
         let calls = &mut self.site_mut(side).calls;
         calls.total += 1;
         *calls.by_operation.entry(operation.to_string()).or_default() += 1;
