@@ -184,6 +184,36 @@ pub trait HealthChecks {
     ) -> impl Future<Output = Result<(), Route53Error>> + Send;
 }
 
+/// What a warm process last saw of each health check: the state at a `HealthCheckVersion`,
+/// from its last read or its own last write (Route 53 increments the version on every update,
+/// aws-behaviours #14). A write conditional on a known version needs no read first: if the
+/// health check changed since, Route 53 refuses it and [`set_path_known`] reads and re-plans.
+#[derive(Debug, Default)]
+pub struct Known(std::sync::Mutex<std::collections::BTreeMap<HealthCheckId, HealthCheck>>);
+
+impl Known {
+    fn get(&self, id: &HealthCheckId) -> Option<HealthCheck> {
+        self.lock().get(id).cloned()
+    }
+
+    fn set(&self, check: HealthCheck) {
+        self.lock().insert(check.id.clone(), check);
+    }
+
+    fn forget(&self, id: &HealthCheckId) {
+        self.lock().remove(id);
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<HealthCheckId, HealthCheck>> {
+        // Every update is one insert or remove: a panic elsewhere cannot leave it half-done.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Points the health check at `path`: read, plan, write with the version read, and on a version
 /// conflict read again and re-plan (the other writer may already have set the path), at most
 /// [`MAX_WRITE_ATTEMPTS`] writes.
@@ -192,26 +222,69 @@ pub async fn set_path(
     id: &HealthCheckId,
     path: &str,
 ) -> Result<PathChange, Route53Error> {
+    set_path_known(store, &Known::default(), id, path).await
+}
+
+/// [`set_path`] from what `known` holds of the health check: with a known version, the write
+/// goes first, conditional on it (one round trip when nothing changed since); a refused write
+/// (the health check changed: an operator's fail-back, a concurrent pin) reads, re-plans (no
+/// write when the path is already set) and writes with the version read. `known` then holds the
+/// state after this call, or nothing after a failure.
+/// When the known path is already `path`, it reads first as without a known version: a
+/// repeated alarm writes nothing.
+pub async fn set_path_known(
+    store: &impl HealthChecks,
+    known: &Known,
+    id: &HealthCheckId,
+    path: &str,
+) -> Result<PathChange, Route53Error> {
+    let result = write_from(store, known.get(id), id, path).await;
+    match &result {
+        Ok((_, state)) => known.set(state.clone()),
+        Err(_) => known.forget(id),
+    }
+    result.map(|(change, _)| change)
+}
+
+async fn write_from(
+    store: &impl HealthChecks,
+    mut last_seen: Option<HealthCheck>,
+    id: &HealthCheckId,
+    path: &str,
+) -> Result<(PathChange, HealthCheck), Route53Error> {
     let mut conflicts = 0;
     loop {
-        let current = store.read(id).await?;
+        let (current, from_known) = match last_seen.take() {
+            Some(known) => (known, true),
+            None => (store.read(id).await?, false),
+        };
         let version = match plan_path(&current, path)? {
-            PathStep::AlreadySet => {
-                return Ok(PathChange::AlreadySet {
+            PathStep::AlreadySet if !from_known => {
+                let change = PathChange::AlreadySet {
                     path: path.to_owned(),
                     version: current.version,
-                });
+                };
+                return Ok((change, current));
             }
+            // Already set when last seen: only a read can tell whether it still is without
+            // writing (a repeated alarm must not write), and it is one round trip too.
+            PathStep::AlreadySet => continue,
             PathStep::Write { version } => version,
         };
         match store.write_path(id, version, path).await {
             Ok(()) => {
-                return Ok(PathChange::Changed {
+                let after = HealthCheck {
+                    version: version + 1,
+                    resource_path: Some(path.to_owned()),
+                    ..current.clone()
+                };
+                let change = PathChange::Changed {
                     from: current.resource_path,
                     to: path.to_owned(),
                     version,
                     conflicts,
-                });
+                };
+                return Ok((change, after));
             }
             Err(Route53Error::StaleVersion(_)) => {
                 conflicts += 1;
@@ -219,6 +292,7 @@ pub async fn set_path(
                     health_check_id = %id,
                     version,
                     conflicts,
+                    known = from_known,
                     "health_check_version_conflict"
                 );
                 if conflicts >= MAX_WRITE_ATTEMPTS {
@@ -240,6 +314,34 @@ pub async fn pin(
     failed_over_path: &str,
 ) -> Result<PathChange, Route53Error> {
     set_path(store, id, failed_over_path).await
+}
+
+/// Reads the health check into `known` (forgotten when it cannot be read).
+pub async fn learn(
+    store: &impl HealthChecks,
+    known: &Known,
+    id: &HealthCheckId,
+) -> Result<HealthCheck, Route53Error> {
+    match store.read(id).await {
+        Ok(check) => {
+            known.set(check.clone());
+            Ok(check)
+        }
+        Err(err) => {
+            known.forget(id);
+            Err(err)
+        }
+    }
+}
+
+/// [`pin`] from what this process last knew of the health check (the warm Route 53 function).
+pub async fn pin_known(
+    store: &impl HealthChecks,
+    known: &Known,
+    id: &HealthCheckId,
+    failed_over_path: &str,
+) -> Result<PathChange, Route53Error> {
+    set_path_known(store, known, id, failed_over_path).await
 }
 
 /// Restores the health check's original path (the operator's fail-back, once the sites are in
@@ -278,6 +380,7 @@ mod tests {
         state: Mutex<HealthCheck>,
         interference: Mutex<Vec<Option<String>>>,
         writes: Mutex<u32>,
+        reads: Mutex<u32>,
     }
 
     impl FakeRoute53 {
@@ -286,6 +389,7 @@ mod tests {
                 state: Mutex::new(current),
                 interference: Mutex::new(interference),
                 writes: Mutex::new(0),
+                reads: Mutex::new(0),
             }
         }
         fn path(&self) -> Option<String> {
@@ -297,10 +401,20 @@ mod tests {
         fn writes(&self) -> u32 {
             *self.writes.lock().unwrap()
         }
+        fn reads(&self) -> u32 {
+            *self.reads.lock().unwrap()
+        }
+        /// Someone else (an operator, another invocation) updates the health check.
+        fn change_behind_our_back(&self, path: &str) {
+            let mut state = self.state.lock().unwrap();
+            state.resource_path = Some(path.to_owned());
+            state.version += 1;
+        }
     }
 
     impl HealthChecks for FakeRoute53 {
         async fn read(&self, id: &HealthCheckId) -> Result<HealthCheck, Route53Error> {
+            *self.reads.lock().unwrap() += 1;
             let state = self.state.lock().unwrap().clone();
             if &state.id == id {
                 Ok(state)
@@ -317,6 +431,9 @@ mod tests {
         ) -> Result<(), Route53Error> {
             *self.writes.lock().unwrap() += 1;
             let mut state = self.state.lock().unwrap();
+            if &state.id != id {
+                return Err(Route53Error::NotFound(id.clone()));
+            }
             let mut interference = self.interference.lock().unwrap();
             if !interference.is_empty() {
                 let other = interference.remove(0);
@@ -399,6 +516,98 @@ mod tests {
                 conflicts: 0,
             }
         );
+    }
+
+    #[tokio::test]
+    async fn warm_pin_with_the_known_version_is_one_write_and_no_read() {
+        let route53 = FakeRoute53::new(check(ORIGINAL_PATH, 3), vec![]);
+        let known = Known::default();
+        known.set(check(ORIGINAL_PATH, 3));
+        let change = pin_known(&route53, &known, &id(), FAILED_OVER_PATH)
+            .await
+            .unwrap();
+        assert_eq!((route53.reads(), route53.writes()), (0, 1));
+        assert_eq!(route53.path().as_deref(), Some(FAILED_OVER_PATH));
+        assert_eq!(
+            change,
+            PathChange::Changed {
+                from: Some(ORIGINAL_PATH.to_owned()),
+                to: FAILED_OVER_PATH.to_owned(),
+                version: 3,
+                conflicts: 0,
+            }
+        );
+        // What the write left is known: version 4 at the failed-over path.
+        assert_eq!(known.get(&id()), Some(check(FAILED_OVER_PATH, 4)));
+    }
+
+    #[tokio::test]
+    async fn cold_pin_reads_first_and_leaves_the_version_it_wrote_known() {
+        let route53 = FakeRoute53::new(check(ORIGINAL_PATH, 1), vec![]);
+        let known = Known::default();
+        pin_known(&route53, &known, &id(), FAILED_OVER_PATH)
+            .await
+            .unwrap();
+        assert_eq!((route53.reads(), route53.writes()), (1, 1));
+        assert_eq!(known.get(&id()), Some(check(FAILED_OVER_PATH, 2)));
+    }
+
+    #[tokio::test]
+    async fn an_operator_change_between_two_invocations_is_read_before_it_is_overwritten() {
+        let route53 = FakeRoute53::new(check(ORIGINAL_PATH, 1), vec![]);
+        let known = Known::default();
+        pin_known(&route53, &known, &id(), FAILED_OVER_PATH)
+            .await
+            .unwrap();
+        // The operator fails back (version 3) and someone points it elsewhere (version 4).
+        route53.change_behind_our_back(ORIGINAL_PATH);
+        route53.change_behind_our_back("/maintenance");
+        let change = pin_known(&route53, &known, &id(), FAILED_OVER_PATH)
+            .await
+            .unwrap();
+        // The write with the known version 2 was refused; the read saw the change; the write
+        // was made against version 4, from the path the read found.
+        assert_eq!((route53.reads(), route53.writes()), (2, 3));
+        assert_eq!(
+            change,
+            PathChange::Changed {
+                from: Some("/maintenance".to_owned()),
+                to: FAILED_OVER_PATH.to_owned(),
+                version: 4,
+                conflicts: 1,
+            }
+        );
+        assert_eq!(known.get(&id()), Some(check(FAILED_OVER_PATH, 5)));
+    }
+
+    #[tokio::test]
+    async fn a_stale_known_version_of_a_check_pinned_since_writes_nothing_more() {
+        // Another invocation pinned it after this one last saw it: the refused write reads,
+        // finds the path set and stops, without a second write.
+        let route53 = FakeRoute53::new(check(ORIGINAL_PATH, 1), vec![]);
+        let known = Known::default();
+        known.set(check(ORIGINAL_PATH, 1));
+        route53.change_behind_our_back(FAILED_OVER_PATH);
+        let change = pin_known(&route53, &known, &id(), FAILED_OVER_PATH)
+            .await
+            .unwrap();
+        assert_eq!((route53.reads(), route53.writes()), (1, 1));
+        assert_eq!(route53.version(), 2);
+        assert!(matches!(change, PathChange::AlreadySet { version: 2, .. }));
+    }
+
+    #[tokio::test]
+    async fn a_failed_pin_forgets_what_it_knew() {
+        let route53 = FakeRoute53::new(check(ORIGINAL_PATH, 1), vec![]);
+        let known = Known::default();
+        known.set(HealthCheck {
+            id: "0000-gone".parse().unwrap(),
+            ..check(ORIGINAL_PATH, 1)
+        });
+        let gone: HealthCheckId = "0000-gone".parse().unwrap();
+        let result = pin_known(&route53, &known, &gone, FAILED_OVER_PATH).await;
+        assert_eq!(result, Err(Route53Error::NotFound(gone.clone())));
+        assert_eq!(known.get(&gone), None);
     }
 
     #[tokio::test]

@@ -106,6 +106,21 @@ pub fn decide(notice: &AlarmNotice, policy: &Policy) -> Plan {
     Plan::Pin(id)
 }
 
+/// The health check an alarm watches, when its `ALARM` would pin it (the rules of [`decide`],
+/// whatever the state). An `OK` notice of it means the health check is healthy again, which
+/// after a failover is an operator's fail-back: the function reads it then, so that the next
+/// pin is one write against the version it read (`handler`).
+pub fn watched_health_check(notice: &AlarmNotice, policy: &Policy) -> Option<HealthCheckId> {
+    let alarm = AlarmNotice {
+        state: AlarmState::Alarm,
+        ..notice.clone()
+    };
+    match decide(&alarm, policy) {
+        Plan::Pin(id) => Some(id),
+        Plan::Ignore(_) | Plan::Reject(_) => None,
+    }
+}
+
 /// Both must be named and exact: an event that leaves either out names no metric to trust.
 fn is_health_check_status(metric: &Metric) -> bool {
     metric.namespace.as_deref() == Some(HEALTH_CHECK_NAMESPACE)

@@ -19,6 +19,10 @@ pub struct Failover<S> {
     /// [`Mode::Monitor`]: decide, read the health check, report and notify the pin it would
     /// make, write nothing.
     pub mode: Mode,
+    /// The health checks as this process last saw them: a warm pin writes with the known
+    /// `HealthCheckVersion` at once (one round trip), and Route 53 refuses it if anything
+    /// changed since (then read, re-plan, write).
+    pub known: route53::Known,
 }
 
 /// What happened to the health check of one record.
@@ -146,9 +150,13 @@ impl<S: HealthChecks + Sync> Failover<S> {
         for (index, record) in trigger.records.into_iter().enumerate() {
             let outcome = match record {
                 Ok(notice) => {
-                    let mut outcome = self
-                        .handle_decision(index, decide(&notice, &self.policy))
-                        .await;
+                    let decision = decide(&notice, &self.policy);
+                    let back_to_ok = notice.state == AlarmState::Ok
+                        && matches!(decision, Plan::Ignore(Ignored::NotInAlarm { .. }));
+                    let mut outcome = self.handle_decision(index, decision).await;
+                    if back_to_ok {
+                        self.learn(&notice, &mut outcome).await;
+                    }
                     outcome.alarm = Some(notice.alarm_name);
                     outcome.state = Some(notice.state);
                     outcome
@@ -217,7 +225,14 @@ impl<S: HealthChecks + Sync> Failover<S> {
         if self.mode == Mode::Monitor {
             return self.would_pin(index, &id).await;
         }
-        match route53::pin(&self.route53, &id, &self.policy.failed_over_path).await {
+        let pinned = route53::pin_known(
+            &self.route53,
+            &self.known,
+            &id,
+            &self.policy.failed_over_path,
+        )
+        .await;
+        match pinned {
             Ok(PathChange::Changed {
                 from,
                 to,
@@ -250,6 +265,22 @@ impl<S: HealthChecks + Sync> Failover<S> {
 }
 
 impl<S: HealthChecks + Sync> Failover<S> {
+    /// An `OK` notice: the health check is healthy again (after a failover, the operator has
+    /// failed back). Reading it now lets the next `ALARM` pin it with one versioned write; a
+    /// failed read changes nothing but that (the next pin reads first).
+    async fn learn(&self, notice: &crate::event::AlarmNotice, outcome: &mut RecordOutcome) {
+        let Some(id) = crate::decide::watched_health_check(notice, &self.policy) else {
+            return;
+        };
+        outcome.health_check_id = Some(id.to_string());
+        match route53::learn(&self.route53, &self.known, &id).await {
+            Ok(check) => outcome.version = Some(check.version),
+            Err(err) => {
+                tracing::info!(health_check_id = %id, error = %err, "health_check_not_read");
+            }
+        }
+    }
+
     /// Monitor mode: what [`route53::pin`] would do now, from one read of the health check
     /// and the same plan, without its write.
     async fn would_pin(&self, index: usize, id: &route53::HealthCheckId) -> RecordOutcome {
@@ -403,6 +434,7 @@ mod tests {
         checks: Mutex<BTreeMap<HealthCheckId, HealthCheck>>,
         unavailable: Vec<HealthCheckId>,
         writes: Mutex<u32>,
+        reads: Mutex<u32>,
     }
 
     impl FakeRoute53 {
@@ -433,10 +465,22 @@ mod tests {
         fn writes(&self) -> u32 {
             *self.writes.lock().unwrap()
         }
+        fn reads(&self) -> u32 {
+            *self.reads.lock().unwrap()
+        }
+        /// An operator (or anyone else) sets the path: a new version.
+        fn set_path_behind_our_back(&self, id: &str, path: &str) {
+            let id: HealthCheckId = id.parse().unwrap();
+            let mut checks = self.checks.lock().unwrap();
+            let check = checks.get_mut(&id).unwrap();
+            check.resource_path = Some(path.into());
+            check.version += 1;
+        }
     }
 
     impl HealthChecks for FakeRoute53 {
         async fn read(&self, id: &HealthCheckId) -> Result<HealthCheck, Route53Error> {
+            *self.reads.lock().unwrap() += 1;
             if self.unavailable.contains(id) {
                 return Err(Route53Error::Transient {
                     operation: "GetHealthCheck",
@@ -480,6 +524,7 @@ mod tests {
             },
             notifier: None,
             mode: Mode::Enforce,
+            known: route53::Known::default(),
         }
     }
 
@@ -628,6 +673,77 @@ mod tests {
             vec![(Disposition::Done, Action::AlreadyFailedOver, None)]
         );
         assert_eq!(function.route53.writes(), 1);
+    }
+
+    fn alarm_in(state: &str, health_check_id: &str) -> Value {
+        let mut event = sample("sns-alarm.json", health_check_id);
+        let message = event["Records"][0]["Sns"]["Message"].as_str().unwrap();
+        let mut message: Value = serde_json::from_str(message).unwrap();
+        message["NewStateValue"] = state.into();
+        event["Records"][0]["Sns"]["Message"] = message.to_string().into();
+        event
+    }
+
+    #[tokio::test]
+    async fn after_a_fail_back_and_its_ok_notice_the_next_pin_is_one_write() {
+        let function = failover(FakeRoute53::with(&[PRIMARY]), None);
+        function.invoke(&alarm_in("ALARM", PRIMARY)).await;
+        assert_eq!(
+            (function.route53.reads(), function.route53.writes()),
+            (1, 1)
+        );
+        // The operator fails back; the alarm goes OK and says so.
+        function
+            .route53
+            .set_path_behind_our_back(PRIMARY, route53::ORIGINAL_PATH);
+        let ok = function.invoke(&alarm_in("OK", PRIMARY)).await;
+        assert_eq!(
+            summary(&ok),
+            vec![(
+                Disposition::Ignored,
+                Action::None,
+                Some("not_in_alarm".into())
+            )]
+        );
+        assert_eq!(ok.records[0].version, Some(3));
+        assert_eq!(
+            (function.route53.reads(), function.route53.writes()),
+            (2, 1)
+        );
+        let again = function.invoke(&alarm_in("ALARM", PRIMARY)).await;
+        assert_eq!(
+            summary(&again),
+            vec![(Disposition::Done, Action::Pinned, None)]
+        );
+        assert_eq!(again.records[0].conflicts, Some(0));
+        assert_eq!(
+            (function.route53.reads(), function.route53.writes()),
+            (2, 2)
+        );
+        assert_eq!(
+            function.route53.path(PRIMARY).as_deref(),
+            Some(route53::FAILED_OVER_PATH)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_after_the_ok_notice_is_read_before_the_pin_and_never_overwritten_blindly() {
+        let function = failover(FakeRoute53::with(&[PRIMARY]), None);
+        function.invoke(&alarm_in("OK", PRIMARY)).await;
+        // Someone points the health check elsewhere after the function last read it.
+        function
+            .route53
+            .set_path_behind_our_back(PRIMARY, "/maintenance");
+        let pinned = function.invoke(&alarm_in("ALARM", PRIMARY)).await;
+        let record = &pinned.records[0];
+        assert_eq!(record.action, Action::Pinned);
+        // The write with the version read at OK was refused; the pin read the change first.
+        assert_eq!(record.conflicts, Some(1));
+        assert_eq!(record.from_path.as_deref(), Some("/maintenance"));
+        assert_eq!(
+            (function.route53.reads(), function.route53.writes()),
+            (2, 2)
+        );
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
         notifier: Notifier::from_env(&sdk),
         policy,
         mode,
+        known: Default::default(),
     };
     tracing::info!(
         failed_over_path = %failover.policy.failed_over_path,

@@ -49,6 +49,25 @@ pub fn health_check_id(sandbox: &Sandbox) -> &str {
     &sandbox.info.route53.health_check_id
 }
 
+/// Route 53 as an operator reaches it: through the sandbox's AWS front, which keeps
+/// `HealthCheckVersion` as Route 53 does (aws-behaviours #14).
+pub fn route53(sandbox: &Sandbox) -> aws_sdk_route53::Client {
+    let credentials = aws_sdk_route53::config::Credentials::new(
+        SANDBOX_ACCESS_KEY,
+        SANDBOX_SECRET_KEY,
+        None,
+        None,
+        "sandbox",
+    );
+    let config = aws_sdk_route53::Config::builder()
+        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+        .region(aws_sdk_route53::config::Region::new(ROUTE53_REGION))
+        .endpoint_url(&sandbox.info.aws_endpoint_url)
+        .credentials_provider(credentials)
+        .build();
+    aws_sdk_route53::Client::from_conf(config)
+}
+
 /// The path the sandbox's health check probes, as Route 53 reports it.
 pub async fn health_check_path(sandbox: &Sandbox) -> anyhow::Result<Option<String>> {
     let credentials = aws_sdk_route53::config::Credentials::new(
