@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// Cold starts per function, implementation and latency.
     #[arg(long, default_value_t = 5)]
     pub cold_starts: usize,
+    /// Resent reports per function, implementation and latency, each after a first report
+    /// (the fence's decision recorded, the Route 53 health check pinned).
+    #[arg(long, default_value_t = 10)]
+    pub resends: usize,
     /// Also write the Markdown tables (as in BENCHMARKS.md) to FILE.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
@@ -67,6 +71,7 @@ const PAIRS: [(&str, &str, &str); 2] = [
 ];
 const FENCE_EVENT: &str = "events/fence/site-b-offline-reported-by-site-a.json";
 const ROUTE53_EVENT: &str = "events/route53/sns-alarm.json";
+const ROUTE53_OK_EVENT: &str = "events/route53/sns-ok.json";
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let root = workspace::root();
@@ -110,6 +115,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let fence_event = read(&root.join(FENCE_EVENT))?;
     let route53_event = read(&root.join(ROUTE53_EVENT))?;
+    let route53_ok_event = read(&root.join(ROUTE53_OK_EVENT))?;
     let mut latencies = vec![0];
     latencies.extend(args.latency_ms.filter(|ms| *ms > 0));
 
@@ -160,8 +166,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args,
             &latencies,
             peers.is_some(),
-            &fence_event,
-            &route53_event,
+            &measure::Events {
+                fence: &fence_event,
+                route53: &route53_event,
+                route53_ok: &route53_ok_event,
+            },
         )
         .await;
         world.shutdown().await;
@@ -261,10 +270,9 @@ async fn measure_all(
     args: &BenchArgs,
     latencies: &[u64],
     with_seed: bool,
-    fence_event: &str,
-    route53_event: &str,
+    events: &measure::Events<'_>,
 ) -> anyhow::Result<BTreeMap<u64, RunSamples>> {
-    let mut bench = Bench::new(world, dir, fence_event, route53_event).await?;
+    let mut bench = Bench::new(world, dir, events).await?;
     let subjects = bench.subjects(with_seed)?;
     let mut runs = BTreeMap::new();
     for &latency in latencies {
@@ -277,11 +285,18 @@ async fn measure_all(
                 .cloned()
                 .collect();
             eprintln!(
-                "bench: {function:?} at {latency} ms: {} cold starts and {} warm invocations each",
-                args.cold_starts, args.invocations
+                "bench: {function:?} at {latency} ms: {} cold starts, {} warm invocations and \
+                 {} resends each",
+                args.cold_starts, args.invocations, args.resends
             );
-            let measured =
-                measure::measure_pair(&bench, &pair, args.cold_starts, args.invocations).await?;
+            let measured = measure::measure_pair(
+                &bench,
+                &pair,
+                args.cold_starts,
+                args.invocations,
+                args.resends,
+            )
+            .await?;
             for (subject, subject_samples) in pair.iter().zip(measured) {
                 samples.insert((subject.side, subject.function), subject_samples);
             }

@@ -2,7 +2,7 @@
 //! side, each invocation prepared (fresh state, latency, zeroed call counts), timed from the
 //! caller, checked for its effect, and its remote calls read from the emulators' own counts.
 
-use super::report::Samples;
+use super::report::{Samples, TimedCall};
 use anyhow::{Context, bail};
 use sandbox::harness::Sandbox;
 use sandbox::lambda_host::FunctionHost;
@@ -47,6 +47,30 @@ pub struct Subject {
 pub struct Invocation {
     pub elapsed: Duration,
     pub calls: BTreeMap<String, u64>,
+    /// Its calls from the moment the bench sent it, as the emulators timed them.
+    pub timeline: Vec<TimedCall>,
+}
+
+/// The events the bench sends, with their placeholders (see [`FENCE_EVENT_ACCELERATOR`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Events<'a> {
+    pub fence: &'a str,
+    pub route53: &'a str,
+    /// The Route 53 alarm back to `OK`.
+    pub route53_ok: &'a str,
+}
+
+/// How the world is prepared before an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// A new process; the world as a first report finds it.
+    Cold,
+    /// A process that has served before; the world as a first report finds it, and for
+    /// Route 53 the health check failed back by the operator and its alarm's `OK` delivered.
+    Warm,
+    /// The same report again: the fence's decision stays recorded (its traffic put back so
+    /// there is work to do), the Route 53 health check stays pinned.
+    Resend,
 }
 
 /// The running world plus what the bench needs to drive it.
@@ -54,8 +78,11 @@ pub struct Bench<'w> {
     world: &'w World,
     /// The world's controls, counts and state, as the integration tests drive it.
     sandbox: Sandbox,
-    /// Route 53 straight at moto (not through the counting front), to undo a failover.
+    /// Route 53 through the AWS front, as an operator fails back: the health check's version
+    /// moves on, as in Route 53 (the front keeps it; aws-behaviours #14).
     route53: aws_sdk_route53::Client,
+    /// The Route 53 event with the alarm back to `OK`, sent (untimed) after the fail-back.
+    route53_ok_event: String,
     fence_event: String,
     route53_event: String,
     latency_ms: u64,
@@ -65,9 +92,13 @@ impl<'w> Bench<'w> {
     pub async fn new(
         world: &'w World,
         dir: &std::path::Path,
-        fence_event: &str,
-        route53_event: &str,
+        events: &Events<'_>,
     ) -> anyhow::Result<Bench<'w>> {
+        let Events {
+            fence: fence_event,
+            route53: route53_event,
+            route53_ok: route53_ok_event,
+        } = *events;
         let sandbox = Sandbox::attach(world, dir)?;
         let info = &sandbox.info;
         let credentials = aws_sdk_route53::config::Credentials::new(
@@ -83,7 +114,7 @@ impl<'w> Bench<'w> {
                 .region(aws_sdk_route53::config::Region::new(
                     sandbox::world::ROUTE53_REGION,
                 ))
-                .endpoint_url(&info.moto_url)
+                .endpoint_url(&info.aws_endpoint_url)
                 .credentials_provider(credentials)
                 .build(),
         );
@@ -91,6 +122,8 @@ impl<'w> Bench<'w> {
             world,
             fence_event: fence_event.replace(FENCE_EVENT_ACCELERATOR, &info.accelerator_dns),
             route53_event: route53_event
+                .replace(ROUTE53_EVENT_HEALTH_CHECK, &info.route53.health_check_id),
+            route53_ok_event: route53_ok_event
                 .replace(ROUTE53_EVENT_HEALTH_CHECK, &info.route53.health_check_id),
             route53,
             sandbox,
@@ -163,20 +196,25 @@ impl<'w> Bench<'w> {
     /// warm function's cached topology stays valid), every backup online and no decision
     /// recorded; for Route 53: the
     /// health check on its primary path.
-    async fn prepare(&self, function: Function) -> anyhow::Result<()> {
+    async fn prepare(&self, subject: &Subject, scenario: Scenario) -> anyhow::Result<()> {
         let empty = serde_json::json!({});
-        match function {
+        match subject.function {
             Function::Fence => {
                 self.sandbox.ga_control("reset", &empty).await?;
                 for site in self.sandbox.info.sites.keys() {
                     self.sandbox.ispn_control(site, "reset", &empty).await?;
                 }
-                // Each fence decides afresh and records its decision, as a first report does.
-                crate::sandbox_world::reset_decisions(&self.sandbox.info).await?;
+                // Each first report decides afresh and records its decision; a resend finds
+                // the decision of the report before it.
+                if scenario != Scenario::Resend {
+                    crate::sandbox_world::reset_decisions(&self.sandbox.info).await?;
+                }
                 // Both resets clear the latency too.
                 self.apply_latency().await?;
             }
+            Function::Route53 if scenario == Scenario::Resend => {}
             Function::Route53 => {
+                // The operator's fail-back: an update like any other, a new version.
                 self.route53
                     .update_health_check()
                     .health_check_id(&self.sandbox.info.route53.health_check_id)
@@ -184,6 +222,16 @@ impl<'w> Bench<'w> {
                     .send()
                     .await
                     .context("putting the health check back on its primary path")?;
+                // The health check is healthy again and its alarm notifies `OK`; a new
+                // process must not be started by it (the cold start is the alarm's).
+                if scenario == Scenario::Warm {
+                    self.post(subject, &self.route53_ok_event)
+                        .timeout(INVOKE_TIMEOUT)
+                        .send()
+                        .await
+                        .and_then(reqwest::Response::error_for_status)
+                        .with_context(|| format!("{subject:?}: the alarm's OK"))?;
+                }
             }
         }
         self.sandbox.ga_control("calls/reset", &empty).await?;
@@ -198,30 +246,29 @@ impl<'w> Bench<'w> {
 
     /// Every remote call since the last [`Bench::prepare`], by `service.Operation`, as the
     /// emulators counted them: Global Accelerator, the AWS front (moto) and both Infinispans.
-    async fn calls(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+    async fn calls(&self) -> anyhow::Result<(BTreeMap<String, u64>, Vec<(String, u64, u64)>)> {
         let mut calls = BTreeMap::new();
+        let mut spans = Vec::new();
         add_counts(
             &mut calls,
+            &mut spans,
             "globalaccelerator.",
             self.sandbox.ga_calls().await?,
         );
-        add_counts(&mut calls, "", self.sandbox.aws_calls().await?);
+        add_counts(&mut calls, &mut spans, "", self.sandbox.aws_calls().await?);
         for site in self.sandbox.info.sites.keys() {
             add_counts(
                 &mut calls,
-                "infinispan.",
+                &mut spans,
+                &format!("infinispan.{site}."),
                 self.sandbox.ispn_calls(site).await?,
             );
         }
-        Ok(calls)
+        Ok((calls, spans))
     }
 
-    /// One invocation of a prepared world: timed request → whole response, then the remote
-    /// calls it made and a check that it did the job (a benchmark of a function that answered
-    /// without fencing would be worthless).
-    pub async fn invoke(&self, subject: &Subject) -> anyhow::Result<Invocation> {
-        self.prepare(subject.function).await?;
-        let request = match subject.function {
+    fn post(&self, subject: &Subject, body: &str) -> reqwest::RequestBuilder {
+        match subject.function {
             Function::Fence => self
                 .sandbox
                 .http()
@@ -231,13 +278,26 @@ impl<'w> Bench<'w> {
                     Some(&self.sandbox.info.fence.password),
                 )
                 .header("content-type", "application/json")
-                .body(self.fence_event.clone()),
-            Function::Route53 => self
-                .sandbox
-                .http()
-                .post(&subject.url)
-                .body(self.route53_event.clone()),
+                .body(body.to_owned()),
+            Function::Route53 => self.sandbox.http().post(&subject.url).body(body.to_owned()),
+        }
+    }
+
+    /// One invocation of a prepared world: timed request → whole response, then the remote
+    /// calls it made and a check that it did the job (a benchmark of a function that answered
+    /// without fencing would be worthless).
+    pub async fn invoke(
+        &self,
+        subject: &Subject,
+        scenario: Scenario,
+    ) -> anyhow::Result<Invocation> {
+        self.prepare(subject, scenario).await?;
+        let event = match subject.function {
+            Function::Fence => &self.fence_event,
+            Function::Route53 => &self.route53_event,
         };
+        let request = self.post(subject, event);
+        let started_us = sandbox::timeline::now_us();
         let started = Instant::now();
         let response = request
             .timeout(INVOKE_TIMEOUT)
@@ -251,9 +311,13 @@ impl<'w> Bench<'w> {
         if !status.is_success() || function_error {
             bail!("{subject:?} answered {status}: {body}");
         }
-        let calls = self.calls().await?;
+        let (calls, spans) = self.calls().await?;
         self.check_effect(subject).await?;
-        Ok(Invocation { elapsed, calls })
+        Ok(Invocation {
+            elapsed,
+            calls,
+            timeline: super::report::timeline(&spans, started_us),
+        })
     }
 
     async fn check_effect(&self, subject: &Subject) -> anyhow::Result<()> {
@@ -326,9 +390,9 @@ impl<'w> Bench<'w> {
 
     /// A cold start: a new process takes the invocation. Returns the host's process start →
     /// first response, and the remote calls of that first invocation.
-    pub async fn cold_start(&self, subject: &Subject) -> anyhow::Result<(f64, u64)> {
+    pub async fn cold_start(&self, subject: &Subject) -> anyhow::Result<(f64, Invocation)> {
         self.kill_instances(subject).await?;
-        let invocation = self.invoke(subject).await?;
+        let invocation = self.invoke(subject, Scenario::Cold).await?;
         let stats = self.world.functions[subject.host].stats();
         let newest = stats
             .instances
@@ -338,7 +402,7 @@ impl<'w> Bench<'w> {
         let cold_start_ms = newest
             .cold_start_ms
             .with_context(|| format!("{subject:?}: the host measured no cold start"))?;
-        Ok((cold_start_ms, invocation.calls.values().sum()))
+        Ok((cold_start_ms, invocation))
     }
 
     /// The largest peak RSS of any of the subject's processes so far, in KiB.
@@ -355,12 +419,28 @@ const LOSER: &str = "site-b";
 pub const FENCE_EVENT_ACCELERATOR: &str = "a1234567890abcdef.awsglobalaccelerator.com";
 pub const ROUTE53_EVENT_HEALTH_CHECK: &str = "{{HEALTH_CHECK_ID}}";
 
-fn add_counts(into: &mut BTreeMap<String, u64>, prefix: &str, counts: sandbox::harness::Calls) {
+fn add_counts(
+    into: &mut BTreeMap<String, u64>,
+    spans: &mut Vec<(String, u64, u64)>,
+    prefix: &str,
+    counts: sandbox::harness::Calls,
+) {
+    // The count is by service; the site is on the timeline only.
+    let counted = prefix
+        .strip_prefix("infinispan.")
+        .map_or(prefix, |_| "infinispan.");
     for (operation, count) in counts.by_operation {
         if count > 0 {
-            *into.entry(format!("{prefix}{operation}")).or_default() += count;
+            *into.entry(format!("{counted}{operation}")).or_default() += count;
         }
     }
+    spans.extend(counts.timeline.into_iter().map(|span| {
+        (
+            format!("{prefix}{}", span.operation),
+            span.start_us,
+            span.end_us,
+        )
+    }));
 }
 
 /// Measures one pair (Rust and, when present, Python) of one function at the bench's current
@@ -371,6 +451,7 @@ pub async fn measure_pair(
     pair: &[Subject],
     cold_starts: usize,
     invocations: usize,
+    resends: usize,
 ) -> anyhow::Result<Vec<Samples>> {
     let mut samples = vec![Samples::default(); pair.len()];
     let ordered = |round: usize| -> Vec<usize> {
@@ -382,18 +463,33 @@ pub async fn measure_pair(
     };
     for round in 0..cold_starts {
         for index in ordered(round) {
-            let (cold_ms, calls) = bench.cold_start(&pair[index]).await?;
+            let (cold_ms, invocation) = bench.cold_start(&pair[index]).await?;
             samples[index].cold_start_ms.push(cold_ms);
-            samples[index].cold_calls.push(calls);
+            samples[index]
+                .cold_calls
+                .push(invocation.calls.values().sum());
+            samples[index].cold_timelines.push(invocation.timeline);
         }
     }
     for round in 0..invocations {
         for index in ordered(round) {
-            let invocation = bench.invoke(&pair[index]).await?;
+            let invocation = bench.invoke(&pair[index], Scenario::Warm).await?;
             samples[index]
                 .warm_ms
                 .push(invocation.elapsed.as_secs_f64() * 1000.0);
             samples[index].warm_calls.push(invocation.calls);
+            samples[index].warm_timelines.push(invocation.timeline);
+        }
+    }
+    // A resend follows the first report it repeats.
+    for round in 0..resends {
+        for index in ordered(round) {
+            bench.invoke(&pair[index], Scenario::Warm).await?;
+            let invocation = bench.invoke(&pair[index], Scenario::Resend).await?;
+            samples[index]
+                .resend_ms
+                .push(invocation.elapsed.as_secs_f64() * 1000.0);
+            samples[index].resend_timelines.push(invocation.timeline);
         }
     }
     for (index, subject) in pair.iter().enumerate() {
@@ -411,15 +507,23 @@ mod tests {
         let counts = |pairs: &[(&str, u64)]| sandbox::harness::Calls {
             total: pairs.iter().map(|(_, n)| n).sum(),
             by_operation: pairs.iter().map(|(op, n)| ((*op).to_owned(), *n)).collect(),
+            timeline: Vec::new(),
         };
         let mut calls = BTreeMap::new();
+        let mut spans = Vec::new();
         add_counts(
             &mut calls,
-            "infinispan.",
+            &mut spans,
+            "infinispan.site-a.",
             counts(&[("take-offline", 1), ("status", 0)]),
         );
-        add_counts(&mut calls, "infinispan.", counts(&[("take-offline", 2)]));
-        add_counts(&mut calls, "", counts(&[]));
+        add_counts(
+            &mut calls,
+            &mut spans,
+            "infinispan.site-b.",
+            counts(&[("take-offline", 2)]),
+        );
+        add_counts(&mut calls, &mut spans, "", counts(&[]));
         assert_eq!(
             calls,
             BTreeMap::from([("infinispan.take-offline".to_owned(), 3)])

@@ -9,18 +9,69 @@ use std::fmt::Write as _;
 pub const FENCE: &str = "fence";
 pub const ROUTE53: &str = "route53";
 
-/// Round trips of a warm fence that must happen one after the other: read the listeners and
-/// their endpoint groups with the probe of the other site beside them, record the decision,
-/// remove the loser's endpoints (or close its dial), then take the Infinispan backup offline
-/// (Global Accelerator strictly first). Times the emulators' latency, the physical floor.
-pub const FENCE_SEQUENTIAL_CALLS: u64 = 4;
-
 /// The targets of the bench (issue 10).
 pub const WARM_P50_SPEEDUP_TARGET: f64 = 10.0;
 pub const COLD_START_SPEEDUP_TARGET: f64 = 10.0;
 pub const RSS_RATIO_TARGET: f64 = 4.0;
-/// How far above its floor the warm fence may be (issue 16: 4 round trips plus 10 ms).
+/// How far above its floor (its round trips in sequence × the added latency) a Rust function's
+/// cold start and warm p50 may be (issues 16 and 19).
 pub const FLOOR_SLACK_MS: f64 = 10.0;
+/// The fence's cold start against the seed's, at 0 ms (issue 19).
+pub const FENCE_COLD_START_SPEEDUP_TARGET: f64 = 30.0;
+/// The warm fence at 0 ms and its peak RSS, no worse than before issue 19.
+pub const FENCE_WARM_P50_MAX_MS: f64 = 4.5;
+pub const FENCE_PEAK_RSS_MAX_MIB: f64 = 10.1;
+/// A warm Route 53 pin when nothing changed since the function last read the health check.
+pub const ROUTE53_WARM_ROUND_TRIPS: u64 = 1;
+
+/// One remote call of one invocation, on the invocation's timeline: milliseconds from the
+/// moment the bench sent the invocation, as the emulator that answered saw the call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedCall {
+    pub operation: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// Part of the longest chain of calls one after the other (see [`round_trips`]).
+    pub in_chain: bool,
+}
+
+/// The round trips in sequence: the longest chain of calls none of which overlaps the next,
+/// each starting after the one before it ended (`(start, end)` pairs on one clock). Taking the
+/// call that ends first, then the first to end of those that start after it, and so on, gives
+/// the longest such chain (interval scheduling); the indices of its calls.
+pub fn round_trips(spans: &[(u64, u64)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by_key(|&index| (spans[index].1, spans[index].0));
+    let mut chain = Vec::new();
+    let mut free_from = 0;
+    for index in order {
+        let (start, end) = spans[index];
+        if chain.is_empty() || start >= free_from {
+            chain.push(index);
+            free_from = end;
+        }
+    }
+    chain
+}
+
+/// `spans` (`(operation, start µs, end µs)`) as a timeline from `origin_us`, the chain marked.
+pub fn timeline(spans: &[(String, u64, u64)], origin_us: u64) -> Vec<TimedCall> {
+    let pairs: Vec<(u64, u64)> = spans.iter().map(|(_, start, end)| (*start, *end)).collect();
+    let chain = round_trips(&pairs);
+    let ms = |us: u64| round(us.saturating_sub(origin_us) as f64 / 1000.0, 1);
+    let mut calls: Vec<TimedCall> = spans
+        .iter()
+        .enumerate()
+        .map(|(index, (operation, start, end))| TimedCall {
+            operation: operation.clone(),
+            start_ms: ms(*start),
+            end_ms: ms(*end),
+            in_chain: chain.contains(&index),
+        })
+        .collect();
+    calls.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    calls
+}
 /// The warm fence's remote calls: `ListListeners`, `ListEndpointGroups` and the probe at once,
 /// then `PutItem`, `RemoveEndpoints` and the take-offline.
 pub const FENCE_WARM_CALLS_TARGET: u64 = 6;
@@ -69,6 +120,56 @@ pub struct Samples {
     pub warm_calls: Vec<BTreeMap<String, u64>>,
     /// The largest `VmHWM` of the function's processes, in KiB.
     pub peak_rss_kb: u64,
+    /// Each cold, warm and resent invocation's calls on its timeline.
+    pub cold_timelines: Vec<Vec<TimedCall>>,
+    pub warm_timelines: Vec<Vec<TimedCall>>,
+    /// The same report again, as a resend finds it: the fence's decision recorded (and the
+    /// traffic back), the Route 53 health check still pinned. Request → whole response.
+    pub resend_ms: Vec<f64>,
+    pub resend_timelines: Vec<Vec<TimedCall>>,
+}
+
+/// The round trips in sequence of a timeline.
+fn chain_length(timeline: &[TimedCall]) -> u64 {
+    timeline.iter().filter(|call| call.in_chain).count() as u64
+}
+
+/// The critical path of one kind of invocation (cold, warm or resent) at one latency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CriticalPath {
+    /// The median invocation's round trips in sequence.
+    pub round_trips: u64,
+    /// `round_trips` × the added latency: no function can answer sooner.
+    pub floor_ms: f64,
+    /// The figure (cold start, warm p50, resend p50) minus the floor.
+    pub over_floor_ms: f64,
+    /// The calls of the invocation whose time is nearest the figure.
+    pub timeline: Vec<TimedCall>,
+}
+
+impl CriticalPath {
+    fn of(
+        latency_ms: u64,
+        figure_ms: f64,
+        times: &[f64],
+        timelines: &[Vec<TimedCall>],
+    ) -> Option<Self> {
+        let chains: Vec<u64> = timelines.iter().map(|t| chain_length(t)).collect();
+        let round_trips = median_count(&chains)?;
+        let floor_ms = (round_trips * latency_ms) as f64;
+        let typical = times
+            .iter()
+            .zip(timelines)
+            .min_by(|(a, _), (b, _)| (*a - figure_ms).abs().total_cmp(&(*b - figure_ms).abs()))
+            .map(|(_, timeline)| timeline.clone())
+            .unwrap_or_default();
+        Some(CriticalPath {
+            round_trips,
+            floor_ms,
+            over_floor_ms: round(figure_ms - floor_ms, 2),
+            timeline: typical,
+        })
+    }
 }
 
 /// One function's figures at one latency: the JSON document's `rust.fence`, `python.route53`, ….
@@ -90,6 +191,15 @@ pub struct Figures {
     pub remote_calls_by_operation: BTreeMap<String, u64>,
     pub warm_invocations: usize,
     pub cold_starts: usize,
+    /// Request → whole response of a resent report, p50.
+    #[serde(default)]
+    pub resend_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub critical_path_cold: Option<CriticalPath>,
+    #[serde(default)]
+    pub critical_path_warm: Option<CriticalPath>,
+    #[serde(default)]
+    pub critical_path_resend: Option<CriticalPath>,
 }
 
 impl Figures {
@@ -109,10 +219,34 @@ impl Figures {
             .find(|(_, total)| **total == remote_calls_warm)
             .map(|(calls, _)| calls.clone())
             .unwrap_or_default();
+        let cold_start_ms = round(percentile(&samples.cold_start_ms, 50.0)?, 3);
+        let warm_p50_ms = round(percentile(&samples.warm_ms, 50.0)?, 3);
+        let resend_p50_ms = percentile(&samples.resend_ms, 50.0).map(|p50| round(p50, 3));
         Some(Figures {
             latency_ms,
-            cold_start_ms: round(percentile(&samples.cold_start_ms, 50.0)?, 3),
-            warm_p50_ms: round(percentile(&samples.warm_ms, 50.0)?, 3),
+            cold_start_ms,
+            warm_p50_ms,
+            resend_p50_ms,
+            critical_path_cold: CriticalPath::of(
+                latency_ms,
+                cold_start_ms,
+                &samples.cold_start_ms,
+                &samples.cold_timelines,
+            ),
+            critical_path_warm: CriticalPath::of(
+                latency_ms,
+                warm_p50_ms,
+                &samples.warm_ms,
+                &samples.warm_timelines,
+            ),
+            critical_path_resend: resend_p50_ms.and_then(|p50| {
+                CriticalPath::of(
+                    latency_ms,
+                    p50,
+                    &samples.resend_ms,
+                    &samples.resend_timelines,
+                )
+            }),
             warm_p99_ms: round(percentile(&samples.warm_ms, 99.0)?, 3),
             remote_calls_warm,
             peak_rss_mib: round(samples.peak_rss_kb as f64 / 1024.0, 2),
@@ -244,6 +378,32 @@ pub fn check_targets(runs: &BTreeMap<u64, Comparison>) -> Vec<TargetCheck> {
             ));
         }
     }
+    if let Some(run) = runs.get(&0) {
+        if let Some(speedup) = run.ratios.get(FENCE).map(|r| r.cold_start_speedup) {
+            checks.push(at_least(
+                "fence cold start, Python ÷ Rust (issue 19)",
+                0,
+                speedup,
+                FENCE_COLD_START_SPEEDUP_TARGET,
+            ));
+        }
+        if let Some(fence) = run.rust.get(FENCE) {
+            checks.push(at_most(
+                "warm Rust fence p50",
+                0,
+                fence.warm_p50_ms,
+                FENCE_WARM_P50_MAX_MS,
+                "ms",
+            ));
+            checks.push(at_most(
+                "Rust fence peak RSS",
+                0,
+                fence.peak_rss_mib,
+                FENCE_PEAK_RSS_MAX_MIB,
+                "MiB",
+            ));
+        }
+    }
     for (latency, run) in runs {
         if let Some(fence) = run.rust.get(FENCE) {
             checks.push(TargetCheck {
@@ -253,26 +413,69 @@ pub fn check_targets(runs: &BTreeMap<u64, Comparison>) -> Vec<TargetCheck> {
                 measured: fence.remote_calls_warm.to_string(),
                 met: fence.remote_calls_warm <= FENCE_WARM_CALLS_TARGET,
             });
-            if *latency > 0 {
-                let floor = (FENCE_SEQUENTIAL_CALLS * latency) as f64;
+        }
+        if *latency == 0 {
+            continue;
+        }
+        if let Some(route53) = run.rust.get(ROUTE53) {
+            if let Some(path) = &route53.critical_path_warm {
+                checks.push(TargetCheck {
+                    target: "round trips in sequence of a warm Rust Route 53 pin".to_owned(),
+                    latency_ms: *latency,
+                    wanted: format!("{ROUTE53_WARM_ROUND_TRIPS}"),
+                    measured: path.round_trips.to_string(),
+                    met: path.round_trips == ROUTE53_WARM_ROUND_TRIPS,
+                });
+            }
+            if let Some(seed) = run.python.get(ROUTE53) {
+                checks.push(at_most(
+                    "warm Rust Route 53 p50, at most the seed's",
+                    *latency,
+                    route53.warm_p50_ms,
+                    seed.warm_p50_ms,
+                    "ms",
+                ));
+            }
+        }
+        for (function, figures) in &run.rust {
+            let kinds = [
+                (
+                    "cold start",
+                    figures.cold_start_ms,
+                    &figures.critical_path_cold,
+                ),
+                ("warm p50", figures.warm_p50_ms, &figures.critical_path_warm),
+            ];
+            for (kind, measured, path) in kinds {
+                let Some(path) = path else { continue };
                 checks.push(TargetCheck {
                     target: format!(
-                        "warm Rust fence p50 within {FLOOR_SLACK_MS} ms of its floor \
-                         ({FENCE_SEQUENTIAL_CALLS} sequential calls × {latency} ms)"
+                        "Rust {function} {kind} within {FLOOR_SLACK_MS} ms of its floor \
+                         ({} round trips in sequence × {latency} ms)",
+                        path.round_trips
                     ),
                     latency_ms: *latency,
-                    wanted: format!("≤ {:.1} ms", floor + FLOOR_SLACK_MS),
+                    wanted: format!("≤ {:.1} ms", path.floor_ms + FLOOR_SLACK_MS),
                     measured: format!(
-                        "{:.1} ms ({:+.1} ms over the floor)",
-                        fence.warm_p50_ms,
-                        fence.warm_p50_ms - floor
+                        "{measured:.1} ms ({:+.1} ms over the floor)",
+                        path.over_floor_ms
                     ),
-                    met: fence.warm_p50_ms <= floor + FLOOR_SLACK_MS,
+                    met: path.over_floor_ms <= FLOOR_SLACK_MS,
                 });
             }
         }
     }
     checks
+}
+
+fn at_most(target: &str, latency_ms: u64, measured: f64, wanted: f64, unit: &str) -> TargetCheck {
+    TargetCheck {
+        target: target.to_owned(),
+        latency_ms,
+        wanted: format!("≤ {wanted} {unit}"),
+        measured: format!("{measured:.2} {unit}"),
+        met: measured <= wanted,
+    }
 }
 
 fn at_least(target: &str, latency_ms: u64, measured: Option<f64>, wanted: f64) -> TargetCheck {
@@ -309,7 +512,7 @@ pub fn markdown(report: &Report) -> String {
         report.invocations,
         report.machine.instruments
     );
-    for (latency, run) in runs {
+    for &(latency, run) in &runs {
         let _ = writeln!(out, "Added latency per remote call: {latency} ms\n");
         let functions: Vec<&String> = run.rust.keys().collect();
         let mut header = String::from("| figure |");
@@ -322,13 +525,41 @@ pub fn markdown(report: &Report) -> String {
             rule.push_str("---:|---:|---:|");
         }
         let _ = writeln!(out, "{header}\n{rule}");
-        let rows: [(&str, Row); 6] = [
+        let rows: [(&str, Row); 13] = [
             ("cold start (ms)", |f| format!("{:.1}", f.cold_start_ms)),
             ("warm p50 (ms)", |f| format!("{:.2}", f.warm_p50_ms)),
             ("warm p99 (ms)", |f| format!("{:.2}", f.warm_p99_ms)),
             ("remote calls, warm", |f| f.remote_calls_warm.to_string()),
             ("peak RSS (MiB)", |f| format!("{:.1}", f.peak_rss_mib)),
             ("ZIP (bytes)", |f| f.zip_bytes.to_string()),
+            ("resend p50 (ms)", |f| {
+                f.resend_p50_ms
+                    .map_or_else(|| "–".to_owned(), |ms| format!("{ms:.2}"))
+            }),
+            ("round trips in sequence, cold", |f| {
+                path(&f.critical_path_cold, |p| p.round_trips.to_string())
+            }),
+            ("round trips in sequence, warm", |f| {
+                path(&f.critical_path_warm, |p| p.round_trips.to_string())
+            }),
+            ("round trips in sequence, resend", |f| {
+                path(&f.critical_path_resend, |p| p.round_trips.to_string())
+            }),
+            ("cold start over its floor (ms)", |f| {
+                path(&f.critical_path_cold, |p| {
+                    format!("{:+.1}", p.over_floor_ms)
+                })
+            }),
+            ("warm p50 over its floor (ms)", |f| {
+                path(&f.critical_path_warm, |p| {
+                    format!("{:+.1}", p.over_floor_ms)
+                })
+            }),
+            ("resend p50 over its floor (ms)", |f| {
+                path(&f.critical_path_resend, |p| {
+                    format!("{:+.1}", p.over_floor_ms)
+                })
+            }),
         ];
         for (index, (label, cell)) in rows.iter().enumerate() {
             let mut line = format!("| {label} |");
@@ -355,6 +586,39 @@ pub fn markdown(report: &Report) -> String {
         }
         out.push('\n');
     }
+    if let Some((latency, run)) = runs.last() {
+        let _ = writeln!(
+            out,
+            "Timelines at {latency} ms (Rust; ms from the request; `*` marks the round trips in \
+             sequence):\n"
+        );
+        for (function, figures) in &run.rust {
+            for (kind, path) in [
+                ("cold", &figures.critical_path_cold),
+                ("warm", &figures.critical_path_warm),
+                ("resend", &figures.critical_path_resend),
+            ] {
+                let Some(path) = path else { continue };
+                let _ = writeln!(
+                    out,
+                    "{function}, {kind}: {} round trips in sequence, floor {:.0} ms, {:+.1} ms over it",
+                    path.round_trips, path.floor_ms, path.over_floor_ms
+                );
+                let _ = writeln!(out, "```");
+                for call in &path.timeline {
+                    let _ = writeln!(
+                        out,
+                        "{} {:>7.1} → {:>7.1}  {}",
+                        if call.in_chain { "*" } else { " " },
+                        call.start_ms,
+                        call.end_ms,
+                        call.operation
+                    );
+                }
+                let _ = writeln!(out, "```\n");
+            }
+        }
+    }
     if !report.targets.is_empty() {
         let _ = writeln!(out, "| target | latency | wanted | measured | met |");
         let _ = writeln!(out, "|---|---:|---|---|---|");
@@ -374,6 +638,10 @@ pub fn markdown(report: &Report) -> String {
 }
 
 type Row = fn(&Figures) -> String;
+
+fn path(critical_path: &Option<CriticalPath>, cell: fn(&CriticalPath) -> String) -> String {
+    critical_path.as_ref().map_or_else(|| "–".to_owned(), cell)
+}
 
 /// `seconds` since the Unix epoch as RFC 3339 UTC (`2026-11-25T10:00:00Z`).
 pub fn utc_date(seconds: u64) -> String {
@@ -419,6 +687,16 @@ mod tests {
             remote_calls_by_operation: BTreeMap::new(),
             warm_invocations: 100,
             cold_starts: 5,
+            resend_p50_ms: None,
+            critical_path_cold: None,
+            // Four round trips in sequence, the warm fence's.
+            critical_path_warm: (latency_ms > 0).then(|| CriticalPath {
+                round_trips: 4,
+                floor_ms: (4 * latency_ms) as f64,
+                over_floor_ms: p50 - (4 * latency_ms) as f64,
+                timeline: Vec::new(),
+            }),
+            critical_path_resend: None,
         }
     }
 
@@ -489,6 +767,7 @@ mod tests {
             warm_ms: vec![2.0, 3.0, 100.0],
             warm_calls: vec![warm_call(3), warm_call(8), warm_call(3)],
             peak_rss_kb: 12_800,
+            ..Samples::default()
         };
         let summary = Figures::summarise(20, &samples, 1234);
         let summary = summary.unwrap_or_else(|| figures(0, 0.0, 0.0, 0.0, 0, 0.0));
@@ -591,7 +870,7 @@ mod tests {
             (
                 0,
                 comparison(
-                    figures(0, 40.0, 2.0, 5.0, 3, 12.0),
+                    figures(0, 40.0, 2.0, 5.0, 3, 10.0),
                     figures(0, 1600.0, 300.0, 450.0, 11, 96.0),
                 ),
             ),
@@ -605,8 +884,9 @@ mod tests {
         ]);
         let checks = check_targets(&runs);
         assert!(checks.iter().all(|c| c.met), "{checks:#?}");
-        // 10× warm, 10× cold, 4× RSS, ≤ 6 calls at 0 and 20, the floor at 20.
-        assert_eq!(checks.len(), 6);
+        // 10× warm, 10× cold, 4× RSS, 30× cold, 4.5 ms warm, 10.1 MiB, ≤ 6 calls at 0 and
+        // 20, the warm floor at 20.
+        assert_eq!(checks.len(), 9);
     }
 
     #[test]
@@ -653,14 +933,18 @@ mod tests {
         );
         assert!(rust_only.ratios.is_empty());
         let checks = check_targets(&BTreeMap::from([(0, rust_only)]));
-        assert_eq!(checks.len(), 1, "{checks:#?}");
-        assert!(checks[0].target.contains("remote calls"));
+        // The calls, the warm p50 and the RSS are the Rust side's own; no ratio.
+        assert_eq!(checks.len(), 3, "{checks:#?}");
+        assert!(
+            checks.iter().all(|c| !c.target.contains('÷')),
+            "{checks:#?}"
+        );
     }
 
     #[test]
     fn table_shows_each_figure_and_ratio() {
         let run = comparison(
-            figures(0, 40.0, 2.0, 5.0, 3, 12.0),
+            figures(0, 40.0, 2.0, 5.0, 3, 10.0),
             figures(0, 1600.0, 300.0, 450.0, 11, 96.0),
         );
         let report = Report {
@@ -692,6 +976,50 @@ mod tests {
             "{table}"
         );
         assert!(!table.contains("**no**"), "{table}");
+    }
+
+    #[test]
+    fn round_trips_in_sequence_are_the_longest_chain_of_calls_that_do_not_overlap() {
+        type Row = (&'static str, Vec<(u64, u64)>, usize);
+        let rows: [Row; 6] = [
+            ("none", vec![], 0),
+            ("one", vec![(0, 20)], 1),
+            ("three_at_once", vec![(0, 20), (1, 21), (2, 22)], 1),
+            ("one_after_the_other", vec![(0, 20), (21, 41), (42, 62)], 3),
+            (
+                // The fence: three reads at once, then the record, the removal, the take-offline.
+                "the_fence",
+                vec![(0, 21), (1, 21), (1, 22), (23, 44), (45, 66), (67, 88)],
+                4,
+            ),
+            (
+                // A long call beside a chain of two short ones: the chain counts.
+                "long_beside_short",
+                vec![(0, 50), (0, 20), (21, 41)],
+                2,
+            ),
+        ];
+        for (name, spans, expected) in rows {
+            assert_eq!(round_trips(&spans).len(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_timeline_is_from_the_request_and_marks_its_chain() {
+        let spans = vec![
+            ("b".to_owned(), 1_022_000, 1_043_000),
+            ("a".to_owned(), 1_001_000, 1_021_500),
+            ("c".to_owned(), 1_002_000, 1_021_000),
+        ];
+        let calls = timeline(&spans, 1_000_000);
+        let names: Vec<(&str, f64, bool)> = calls
+            .iter()
+            .map(|c| (c.operation.as_str(), c.start_ms, c.in_chain))
+            .collect();
+        assert_eq!(
+            names,
+            [("a", 1.0, false), ("c", 2.0, true), ("b", 22.0, true)]
+        );
     }
 
     #[test]
