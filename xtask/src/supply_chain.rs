@@ -100,16 +100,20 @@ fn prepare(snapshot: &Snapshot, repo: &Path) -> anyhow::Result<()> {
     if std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
         return Ok(());
     }
-    if repo.exists() {
-        std::fs::remove_dir_all(repo).with_context(|| format!("removing {}", repo.display()))?;
+    // Made beside it and moved into place, so that a run stopped half-way, or another run at
+    // the same time, never leaves cargo-deny a half-copied database.
+    let staging = repo.with_extension(format!("staging-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("removing {}", staging.display()))?;
     }
-    copy_dir(&snapshot.dir, repo)?;
+    copy_dir(&snapshot.dir, &staging)?;
     let timestamp = format!("{}T00:00:00Z", snapshot.date);
     let git = |args: &[&str]| -> anyhow::Result<()> {
         workspace::run(
             Command::new("git")
                 .arg("-C")
-                .arg(repo)
+                .arg(&staging)
                 .args([
                     "-c",
                     "user.name=sitefence",
@@ -124,7 +128,12 @@ fn prepare(snapshot: &Snapshot, repo: &Path) -> anyhow::Result<()> {
     git(&["init", "-q"])?;
     git(&["add", "-A"])?;
     git(&["commit", "-q", "-m", "RustSec advisory-db snapshot"])?;
-    std::fs::write(&marker, wanted)?;
+    std::fs::write(staging.join(".sitefence-snapshot"), wanted)?;
+    if repo.exists() {
+        std::fs::remove_dir_all(repo).with_context(|| format!("removing {}", repo.display()))?;
+    }
+    std::fs::rename(&staging, repo)
+        .with_context(|| format!("moving the snapshot to {}", repo.display()))?;
     Ok(())
 }
 
