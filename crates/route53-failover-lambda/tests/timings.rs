@@ -62,7 +62,7 @@ async fn cold_start_and_warm_invocation_times() -> anyhow::Result<()> {
             "  warm, repeated ALARM (reads the health check): {}",
             spread(&repeated_alarm)
         );
-        println!("  warm, OK (no AWS call): {}", spread(&recovered));
+        println!("  warm, OK (reads the health check, for the next pin): {}", spread(&recovered));
         println!("  peak RSS {} KiB", stats["peak_rss_kb"]);
         Ok(())
     })
