@@ -565,19 +565,44 @@ mod tests {
         let change = pin_known(&route53, &known, &id(), FAILED_OVER_PATH)
             .await
             .unwrap();
-        // The write with the known version 2 was refused; the read saw the change; the write
-        // was made against version 4, from the path the read found.
-        assert_eq!((route53.reads(), route53.writes()), (2, 3));
+        // What is known is the failed-over path: the pin reads first (a repeated alarm must
+        // write nothing), sees the change and writes against version 4, from the path it found.
+        assert_eq!((route53.reads(), route53.writes()), (2, 2));
         assert_eq!(
             change,
             PathChange::Changed {
                 from: Some("/maintenance".to_owned()),
                 to: FAILED_OVER_PATH.to_owned(),
                 version: 4,
-                conflicts: 1,
+                conflicts: 0,
             }
         );
         assert_eq!(known.get(&id()), Some(check(FAILED_OVER_PATH, 5)));
+    }
+
+    #[tokio::test]
+    async fn a_change_since_the_known_version_is_refused_read_and_not_overwritten_blindly() {
+        // Known: the original path at version 1 (the alarm's OK read it). Someone changes the
+        // path since (version 2): the write with version 1 is refused, the read sees the
+        // change, and the pin is written against version 2.
+        let route53 = FakeRoute53::new(check(ORIGINAL_PATH, 1), vec![]);
+        let known = Known::default();
+        known.set(check(ORIGINAL_PATH, 1));
+        route53.change_behind_our_back("/maintenance");
+        let change = pin_known(&route53, &known, &id(), FAILED_OVER_PATH)
+            .await
+            .unwrap();
+        assert_eq!((route53.reads(), route53.writes()), (1, 2));
+        assert_eq!(
+            change,
+            PathChange::Changed {
+                from: Some("/maintenance".to_owned()),
+                to: FAILED_OVER_PATH.to_owned(),
+                version: 2,
+                conflicts: 1,
+            }
+        );
+        assert_eq!(known.get(&id()), Some(check(FAILED_OVER_PATH, 3)));
     }
 
     #[tokio::test]

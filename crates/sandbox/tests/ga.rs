@@ -1104,9 +1104,24 @@ async fn controls_count_calls_and_reject_bad_requests() {
         .json()
         .await
         .expect("JSON");
+    assert_eq!(counts["total"], 3, "{counts}");
     assert_eq!(
-        counts,
-        json!({"total": 3, "by_operation": {"ListAccelerators": 2, "ListListeners": 1}})
+        counts["by_operation"],
+        json!({"ListAccelerators": 2, "ListListeners": 1})
+    );
+    // Each call's span, in the order they were made (the bench's timeline).
+    let operations: Vec<&str> = counts["timeline"]
+        .as_array()
+        .map(|calls| {
+            calls
+                .iter()
+                .filter_map(|c| c["operation"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        operations,
+        ["ListAccelerators", "ListAccelerators", "ListListeners"]
     );
     control(&emulator, "/_sandbox/calls/reset", json!({})).await;
     assert_eq!(emulator.calls().total, 0);

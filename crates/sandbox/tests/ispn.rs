@@ -637,9 +637,19 @@ async fn calls_are_counted_by_operation() {
         .json()
         .await
         .unwrap();
+    assert_eq!(calls["total"], 3, "{calls}");
     assert_eq!(
-        calls,
-        json!({"total": 3, "by_operation": {"take-offline": 2, "status": 1}})
+        calls["by_operation"],
+        json!({"take-offline": 2, "status": 1})
+    );
+    // Each call's span, in the order they were made (the bench's timeline).
+    let spans = calls["timeline"].as_array().cloned().unwrap_or_default();
+    assert_eq!(spans.len(), 3, "{calls}");
+    assert!(
+        spans
+            .iter()
+            .all(|s| s["end_us"].as_u64() >= s["start_us"].as_u64()),
+        "{calls}"
     );
 
     pair.control_ok(SITE_A, "/calls/reset", json!({})).await;
