@@ -177,37 +177,26 @@ impl LiveWorld {
     }
 }
 
-fn aws_failure(err: AwsError) -> Failure {
-    Failure {
-        disposition: if err.retryable {
-            Disposition::Transient
-        } else {
-            Disposition::Fatal
-        },
-        message: err.to_string(),
+/// A failed call: one that may succeed when retried answers 5xx (the sender resends), any
+/// other fails the report loudly.
+fn failure(retryable: bool, message: String) -> Failure {
+    if retryable {
+        Failure::transient(message)
+    } else {
+        Failure::fatal(message)
     }
+}
+
+fn aws_failure(err: AwsError) -> Failure {
+    failure(err.retryable, err.to_string())
 }
 
 fn ispn_failure(err: IspnError) -> Failure {
-    Failure {
-        disposition: if err.is_retryable() {
-            Disposition::Transient
-        } else {
-            Disposition::Fatal
-        },
-        message: err.to_string(),
-    }
+    failure(err.is_retryable(), err.to_string())
 }
 
 fn secret_failure(err: SecretError) -> Failure {
-    Failure {
-        disposition: if err.is_retryable() {
-            Disposition::Transient
-        } else {
-            Disposition::Fatal
-        },
-        message: err.to_string(),
-    }
+    failure(err.is_retryable(), err.to_string())
 }
 
 impl World for LiveWorld {
