@@ -17,7 +17,6 @@ use aws_topology::globalaccelerator::{GlobalAccelerator, Known, Removal, Topolog
 use aws_topology::retry::AwsError;
 use common::auth::BasicCredentials;
 use common::notify::Notifier;
-use common::outcome::Disposition;
 use common::secret::{Secret, SecretCache, SecretError};
 use common::site::{AcceleratorDns, SiteName};
 use ispn_client::{BackupCaches, CacheResults, Credentials, IspnError, ProbeError, SiteClient};
