@@ -34,7 +34,7 @@ async fn each_request_writes_one_emf_line_with_outcome_rule_and_unfenced_time() 
         let done = send_sample(&sandbox, SITE_B_OFFLINE).await?;
         assert_eq!(done.status, 200, "{}", done.body);
 
-        let log = sandbox.function_log(FUNCTION)?;
+        let log = sandbox.function_log_with_metrics(FUNCTION, 3).await?;
         let lines = common::metrics::documents_in(&log).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(lines.len() == 3, "one EMF line per request:\n{log}");
         let outcomes: Vec<&Value> = lines.iter().map(|l| &l["Outcome"]).collect();

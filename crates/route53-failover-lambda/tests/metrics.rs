@@ -25,7 +25,7 @@ async fn every_invocation_writes_one_emf_line_with_its_outcome_and_calls() -> an
             counted.push(sandbox.aws_calls().await?.total);
         }
 
-        let log = sandbox.function_log(FUNCTION)?;
+        let log = sandbox.function_log_with_metrics(FUNCTION, 3).await?;
         let lines = emf_lines(&log)?;
         anyhow::ensure!(lines.len() == 3, "one EMF line per invocation:\n{log}");
         let field = |i: usize, name: &str| lines[i][name].clone();

@@ -408,6 +408,26 @@ impl Sandbox {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
     }
 
+    /// One function's log once it holds `lines` EMF documents (or after 5 s, as it is then):
+    /// the host copies the function's output into the log as it comes, so a line written
+    /// just before the answer may land a moment after it.
+    pub async fn function_log_with_metrics(
+        &self,
+        function: &str,
+        lines: usize,
+    ) -> anyhow::Result<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let log = self.function_log(function)?;
+            // Counted, not parsed: the test checks each against the format.
+            let found = log.lines().filter(|l| l.contains("\"_aws\"")).count();
+            if found >= lines || std::time::Instant::now() > deadline {
+                return Ok(log);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     fn site(&self, site: &str) -> anyhow::Result<&crate::world::SiteInfo> {
         self.info
             .sites

@@ -34,16 +34,7 @@ async fn every_invocation_writes_one_emf_line_with_its_outcome_and_calls() -> an
             "the function's own answers"
         );
 
-        // The host copies the function's output into its log as it comes: the last line may
-        // land a moment after the answer.
-        let mut log = sandbox.function_log(FUNCTION)?;
-        for _ in 0..50 {
-            if emf_lines(&log)?.len() >= 3 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            log = sandbox.function_log(FUNCTION)?;
-        }
+        let log = sandbox.function_log_with_metrics(FUNCTION, 3).await?;
         let lines = emf_lines(&log)?;
         anyhow::ensure!(lines.len() == 3, "one EMF line per invocation:\n{log}");
         let field = |i: usize, name: &str| lines[i][name].clone();
