@@ -40,6 +40,15 @@ impl World for FixedWorld {
         Ok(None)
     }
     fn forget_topology(&self, _: &AcceleratorDns) {}
+    async fn read_secrets_afresh(&self) -> Result<(), Failure> {
+        Ok(())
+    }
+    async fn backup_status(
+        &self,
+        _: &SiteName,
+    ) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+        Ok(std::collections::BTreeMap::new())
+    }
     async fn probe(&self, _: &SiteName) -> Result<Liveness, Failure> {
         Ok(Liveness::Alive)
     }
