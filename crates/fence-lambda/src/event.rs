@@ -14,7 +14,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::handler::{Invocation, Report, Settings, World, handle};
+use crate::handler::{AfterAnswer, Invocation, Report, Settings, World, handle};
 
 /// Time kept aside at the end of the invocation for the notification and the answer.
 pub const ANSWER_MARGIN: Duration = Duration::from_secs(2);
@@ -104,9 +104,8 @@ impl From<&Report> for FunctionUrlResponse {
     }
 }
 
-/// Handles one Function URL event: reads it, runs the handler, logs the decision record and
-/// answers. `invocation_deadline_ms` is the invocation's deadline (milliseconds since the
-/// epoch, 0 when unknown); `request_id` is Lambda's id of the invocation.
+/// Handles one Function URL event as a caller without a runtime does: the answer, and what
+/// follows it ([`AfterAnswer`]) done before returning.
 pub async fn handle_event<W: World>(
     world: &W,
     settings: &Settings,
@@ -114,6 +113,24 @@ pub async fn handle_event<W: World>(
     invocation_deadline_ms: u64,
     request_id: &str,
 ) -> FunctionUrlResponse {
+    let (response, after_answer) =
+        answer_event(world, settings, event, invocation_deadline_ms, request_id).await;
+    after_answer.run(world).await;
+    response
+}
+
+/// Handles one Function URL event up to its answer: reads it, runs the handler, logs the
+/// decision record and answers, and gives back what is left to do once the answer has gone
+/// (the bootstrap runs it after posting the answer). `invocation_deadline_ms` is the
+/// invocation's deadline (milliseconds since the epoch, 0 when unknown); `request_id` is
+/// Lambda's id of the invocation.
+pub async fn answer_event<W: World>(
+    world: &W,
+    settings: &Settings,
+    event: serde_json::Value,
+    invocation_deadline_ms: u64,
+    request_id: &str,
+) -> (FunctionUrlResponse, AfterAnswer) {
     let started = Instant::now();
     let deadline = deadline(invocation_deadline_ms, settings.retry_budget);
     let invocation = Invocation {
@@ -121,7 +138,7 @@ pub async fn handle_event<W: World>(
         deadline,
         answer_by: deadline + (ANSWER_MARGIN - ANSWER_RESERVE),
     };
-    let decision = match FunctionUrlRequest::from_event(event) {
+    let mut decision = match FunctionUrlRequest::from_event(event) {
         Ok(request) => {
             handle(
                 world,
@@ -136,7 +153,8 @@ pub async fn handle_event<W: World>(
     };
     common::logging::decision_record(&decision.to_json());
     common::metrics::emit(&decision.metrics(started.elapsed(), now_ms()));
-    FunctionUrlResponse::from(&decision)
+    let after_answer = std::mem::take(&mut decision.after_answer);
+    (FunctionUrlResponse::from(&decision), after_answer)
 }
 
 fn now_ms() -> u64 {

@@ -206,6 +206,9 @@ pub struct AlertReport {
     /// an incomplete fence has been waiting, for the metrics. Not part of the record.
     #[serde(skip)]
     pub firing_since_ms: Option<u64>,
+    /// When the fence's work ended (milliseconds since the epoch), for its completion.
+    #[serde(skip)]
+    pub completed_at_ms: Option<u64>,
 }
 
 fn is_enforce(mode: &Mode) -> bool {
@@ -359,6 +362,9 @@ pub struct Report {
     /// The answer to a preflight request ([`crate::preflight`]); such a request has no alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preflight: Option<crate::preflight::Preflight>,
+    /// What is left to do once the answer has gone.
+    #[serde(skip)]
+    pub after_answer: AfterAnswer,
 }
 
 impl Report {
@@ -370,6 +376,7 @@ impl Report {
             detail: None,
             alerts: Vec::new(),
             preflight: None,
+            after_answer: AfterAnswer::default(),
         }
     }
 
@@ -499,6 +506,10 @@ pub async fn handle<W: World>(
     let reason = alerts
         .is_empty()
         .then(|| "no alerts in the notification".to_owned());
+    let after_answer = AfterAnswer {
+        completions: alerts.iter().filter_map(pending_completion).collect(),
+        invocation_ends: Some(invocation.answer_by + crate::event::ANSWER_RESERVE),
+    };
     Report {
         status: outcome.http_status(),
         outcome,
@@ -506,6 +517,7 @@ pub async fn handle<W: World>(
         detail: None,
         alerts,
         preflight: None,
+        after_answer,
     }
 }
 
@@ -552,6 +564,7 @@ async fn handle_alert<W: World>(
         would: None,
         step_ms: StepTimes::default(),
         firing_since_ms: alert.starts_at_ms(),
+        completed_at_ms: None,
     };
     if alert.alertname() != Some(settings.alert_name.as_str()) {
         report.reason = format!("not a {} alert", settings.alert_name);
@@ -578,6 +591,7 @@ async fn handle_alert<W: World>(
         fence(world, settings, invocation, &firing, &mut report),
     )
     .await;
+    report.completed_at_ms = Some(now_ms());
     report.outcome = match outcome {
         Some(outcome) => outcome,
         None => {
@@ -626,49 +640,90 @@ async fn handle_alert<W: World>(
             );
         }
     };
-    // Beside the notification, so that a fence that notifies pays no round trip more before
-    // its answer.
-    tokio::join!(notified, record_completion(world, invocation, &report));
+    notified.await;
     report
 }
 
-/// How long recording a completion may take: it is history, never worth a late answer.
+/// How long recording the completions may take: they are history, never worth a timeout.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Adds this report to its decision's completion once the fence is complete: when (the first
-/// completion's), what was done, who reported it. After the fence's work and bounded; a
-/// failure is logged and never changes the answer.
-async fn record_completion<W: World>(world: &W, invocation: &Invocation, report: &AlertReport) {
+/// What an invocation does once its answer is on its way: recording each complete fence's
+/// completion for `site history`. Lambda returns the answer when the runtime posts it and
+/// keeps the environment (and the invocation's time) until the runtime asks for the next
+/// event (docs/aws-behaviours.md #91), so this costs the sender no round trip; the bootstrap
+/// runs it in between. Whoever handles a report without a runtime runs it before returning
+/// ([`crate::event::handle_event`]).
+#[derive(Debug, Clone, Default)]
+pub struct AfterAnswer {
+    completions: Vec<PendingCompletion>,
+    /// The invocation's own end: nothing here may outlive it.
+    invocation_ends: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct PendingCompletion {
+    split_brain: String,
+    decision_id: String,
+    completion: Completion,
+}
+
+impl AfterAnswer {
+    pub fn is_empty(&self) -> bool {
+        self.completions.is_empty()
+    }
+
+    /// Adds each completion to its decision, at once, bounded; a failure is logged and
+    /// changes nothing (the answer has gone).
+    pub async fn run<W: World>(self, world: &W) {
+        if self.completions.is_empty() {
+            return;
+        }
+        let mut bound = Instant::now() + COMPLETION_TIMEOUT;
+        if let Some(ends) = self.invocation_ends {
+            bound = bound.min(ends);
+        }
+        let writes = self.completions.iter().map(|pending| async move {
+            let written = until(
+                bound,
+                world.complete(&pending.split_brain, &pending.decision_id, &pending.completion),
+            )
+            .await;
+            match written {
+                Some(Ok(())) => {}
+                Some(Err(failure)) => {
+                    tracing::warn!(event = "completion_not_recorded", decision_id = %pending.decision_id, error = %failure.message);
+                }
+                None => {
+                    tracing::warn!(event = "completion_not_recorded", decision_id = %pending.decision_id, error = "timed out");
+                }
+            }
+        });
+        common::join::join_all(writes).await;
+    }
+}
+
+/// The completion of this report's decision once its fence is complete: when, what was done,
+/// who reported it.
+fn pending_completion(report: &AlertReport) -> Option<PendingCompletion> {
     if report.outcome != Disposition::Done {
-        return;
+        return None;
     }
     let (Some(decision), Some(reporter)) = (&report.decision, &report.reporter) else {
-        return;
+        return None;
     };
     // A monitor-mode report that adopted an enforcing decision did none of its steps.
     if decision.mode != report.mode {
-        return;
+        return None;
     }
-    let completion = Completion {
-        completed_at_ms: now_ms(),
-        steps: steps_done(report),
-        reporters: std::collections::BTreeSet::from([reporter.clone()]),
-    };
-    let bound = invocation
-        .answer_by
-        .min(Instant::now() + COMPLETION_TIMEOUT);
-    let written = until(
-        bound,
-        world.complete(&decision.split_brain, &decision.decision_id, &completion),
-    )
-    .await;
-    match written {
-        Some(Ok(())) => {}
-        Some(Err(failure)) => {
-            tracing::warn!(event = "completion_not_recorded", error = %failure.message);
-        }
-        None => tracing::warn!(event = "completion_not_recorded", error = "timed out"),
-    }
+    Some(PendingCompletion {
+        split_brain: decision.split_brain.clone(),
+        decision_id: decision.decision_id.clone(),
+        completion: Completion {
+            completed_at_ms: report.completed_at_ms.unwrap_or_else(now_ms),
+            steps: steps_done(report),
+            reporters: std::collections::BTreeSet::from([reporter.clone()]),
+        },
+    })
 }
 
 /// What a complete fence's report did, one line per kind of step.

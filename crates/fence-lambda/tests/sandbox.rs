@@ -32,6 +32,23 @@ async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::
         assert_eq!(sandbox.ga_calls().await?.operation(REMOVE_ENDPOINTS), 1);
         // Both load balancers are configured (SITE_LOAD_BALANCERS): no tag was read.
         assert_eq!(sandbox.aws_calls().await?.operation(DESCRIBE_TAGS), 0);
+        // The completion is written after the answer, by the same invocation: there once the
+        // function has asked for its next event.
+        sandbox.wait_idle(FUNCTION).await?;
+        let split_brain = body["alerts"][0]["decision"]["split_brain"]
+            .as_str()
+            .expect("the answer names its decision");
+        let entries = support::decision_store(&sandbox).await.entries().await?;
+        let entry = entries
+            .into_iter()
+            .flatten()
+            .find(|entry| entry.record.split_brain == split_brain)
+            .expect("the decision is recorded");
+        let completion = entry.completion.expect("the completion is recorded");
+        assert!(
+            completion.steps.iter().any(|step| step.contains("removed")),
+            "{completion:?}"
+        );
 
         // Alertmanager repeats a firing alert (repeat_interval) and retries: nothing moves.
         let again = send_sample(&sandbox, SITE_B_OFFLINE).await?;

@@ -263,6 +263,22 @@ impl Sandbox {
         self.get_json(url).await
     }
 
+    /// Waits until `function` has nothing to do: every runtime that answered has asked for its
+    /// next event, so what it did after its answer is done (docs/aws-behaviours.md #91).
+    pub async fn wait_idle(&self, function: &str) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if self.host_stats(function).await?["in_flight"] == 0 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "{function} still busy after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// AWS calls that went through the counting front to moto.
     pub async fn aws_calls(&self) -> anyhow::Result<Calls> {
         let url = format!("{}/_sandbox/calls", self.info.aws_endpoint_url);

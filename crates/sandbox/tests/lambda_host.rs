@@ -472,7 +472,8 @@ async fn reserved_concurrency_throttles_instead_of_queueing() {
 
     let first = slow.await.expect("task").expect("answers");
     assert_eq!(first.status(), 200);
-    // Once it finished, the next request is admitted again.
+    // Once its runtime asks for the next event, the next request is admitted again.
+    assert!(host.wait_idle(Duration::from_secs(5)).await);
     assert_eq!(
         reqwest::get(url(&host, "/plain"))
             .await
@@ -481,6 +482,62 @@ async fn reserved_concurrency_throttles_instead_of_queueing() {
         200
     );
     assert_eq!(host.stats().throttles, 2);
+    host.shutdown().await;
+}
+
+/// As on Lambda (docs/aws-behaviours.md #91): the caller has its answer when the runtime posts
+/// it, and the environment stays the invocation's, its unit of concurrency held, until the
+/// runtime asks for the next event.
+#[tokio::test]
+async fn the_caller_has_its_answer_while_the_runtime_still_works_and_the_environment_stays_busy() {
+    let mut spec = echo_spec("after-answer");
+    spec.reserved_concurrency = Some(1);
+    spec.prestart = true;
+    let host = start(spec).await;
+    assert_eq!(invoke(&host, json!({})).await.status, 200);
+    assert!(host.wait_idle(Duration::from_secs(5)).await);
+
+    let started = Instant::now();
+    let answered = invoke(&host, json!({"after_answer_ms": 1500})).await;
+    let answered_after = started.elapsed();
+    assert_eq!(answered.status, 200);
+    assert!(
+        answered_after < Duration::from_millis(1000),
+        "the answer waited for the work after it: {answered_after:?}"
+    );
+    assert_eq!(host.stats().in_flight, 1, "the environment is still busy");
+    let throttled = reqwest::Client::new()
+        .post(host.invoke_url())
+        .body("{}")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(throttled.status(), 429, "its unit of concurrency is held");
+
+    assert!(host.wait_idle(Duration::from_secs(5)).await);
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(invoke(&host, json!({})).await.status, 200);
+    let stats = host.stats();
+    assert_eq!((stats.cold_starts, stats.timeouts), (1, 0));
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn work_after_the_answer_still_counts_against_the_timeout() {
+    let mut spec = echo_spec("after-answer-timeout");
+    spec.timeout = Duration::from_secs(1);
+    spec.prestart = true;
+    let host = start(spec).await;
+    let answered = invoke(&host, json!({"after_answer_ms": 5000})).await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    eventually("the timeout stops the environment", || {
+        host.stats().timeouts == 1
+    })
+    .await;
+    assert!(host.wait_idle(Duration::from_secs(5)).await);
+    // The next invocation gets a new environment.
+    assert_eq!(invoke(&host, json!({})).await.status, 200);
+    assert_eq!(host.stats().cold_starts, 2);
     host.shutdown().await;
 }
 

@@ -18,6 +18,9 @@ const FAILED_OVER_PATH: &str = "/lb-check-failed-over";
 const REAP_WAIT: Duration = Duration::from_secs(10);
 /// One invocation, cold or warm; the seed's cold start on a busy machine takes seconds.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a function may stay busy after its answer before the bench gives up on it (the
+/// fence bounds its after-answer work to 1 s).
+const IDLE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Side {
@@ -308,15 +311,25 @@ impl<'w> Bench<'w> {
         let function_error = response.headers().contains_key("x-amz-function-error");
         let body = response.text().await?;
         let elapsed = started.elapsed();
+        let answered_us = sandbox::timeline::now_us();
         if !status.is_success() || function_error {
             bail!("{subject:?} answered {status}: {body}");
+        }
+        // What the function does after its answer (its runtime has not asked for the next
+        // event yet) is on the timeline too, marked, and the next invocation finds it idle, as
+        // the sender's next report would on Lambda, where a busy environment is not reused.
+        if !self.world.functions[subject.host]
+            .wait_idle(IDLE_WAIT)
+            .await
+        {
+            bail!("{subject:?} still busy {IDLE_WAIT:?} after its answer");
         }
         let (calls, spans) = self.calls().await?;
         self.check_effect(subject).await?;
         Ok(Invocation {
             elapsed,
             calls,
-            timeline: super::report::timeline(&spans, started_us),
+            timeline: super::report::timeline(&spans, started_us, answered_us),
         })
     }
 

@@ -285,6 +285,13 @@ impl FunctionHost {
         self.shared.pids()
     }
 
+    /// Waits until the function has nothing to do: no invocation queued or running, and
+    /// every runtime that answered has asked for its next event (what it does in between,
+    /// Lambda still counts as the invocation's). `false` when `limit` passed first.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> bool {
+        self.shared.wait_idle(limit).await
+    }
+
     pub fn stats(&self) -> HostStats {
         self.shared.stats()
     }

@@ -87,12 +87,23 @@ struct Running {
     _slot: Slot,
 }
 
+/// An invocation whose answer is posted (and sent to the caller) while its runtime has not
+/// asked for the next event yet: as on Lambda, the environment is still busy, its unit of
+/// concurrency held and the timeout running (docs/aws-behaviours.md #91).
+struct Answered {
+    poller: Poller,
+    watchdog: AbortHandle,
+    _slot: Slot,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     /// Started, not yet polling: the init phase.
     Init,
     Idle,
     Busy(String),
+    /// Posted its answer to this request, not polling again yet.
+    Answered(String),
     /// Killed by the host (timeout, shutdown); its exit has not been seen yet.
     Killed,
     Exited(String),
@@ -153,6 +164,7 @@ struct Totals {
 struct State {
     queue: VecDeque<Queued>,
     running: HashMap<String, Running>,
+    answered: HashMap<String, Answered>,
     instances: Vec<Instance>,
     next_instance: u64,
     totals: Totals,
@@ -473,6 +485,19 @@ impl Shared {
     fn take(self: &Arc<Self>, poller: Poller) -> Option<NextEvent> {
         let mut state = lock(&self.state);
         let now = SystemTime::now();
+        // Asking for the next event ends the invocation it answered last.
+        let before = state.answered.len();
+        state.answered.retain(|_, answered| {
+            let ends = answered.poller == poller;
+            if ends {
+                answered.watchdog.abort();
+            }
+            !ends
+        });
+        if state.answered.len() != before {
+            self.changed.notify_waiters();
+        }
+        let generation = state.generation;
         if let Poller::Instance(id) = poller {
             let instance = state.instances.iter_mut().find(|i| i.id == id)?;
             if !instance.alive() {
@@ -483,6 +508,13 @@ impl Shared {
             if instance.phase == Phase::Init {
                 instance.init = Some(instance.started.elapsed());
                 self.changed.notify_waiters();
+            }
+            // Started under a configuration that has changed since: it takes no more work.
+            if instance.generation < generation {
+                instance.kill();
+                drop(state);
+                self.changed.notify_waiters();
+                return None;
             }
             instance.phase = Phase::Idle;
         }
@@ -543,22 +575,26 @@ impl Shared {
             return Err(UnknownRequest);
         }
         let running = state.running.remove(request_id).ok_or(UnknownRequest)?;
-        running.watchdog.abort();
-        let generation = state.generation;
+        // The caller has its answer now; the environment stays busy, and the timeout keeps
+        // running, until the runtime asks for the next event.
+        state.answered.insert(
+            request_id.to_string(),
+            Answered {
+                poller,
+                watchdog: running.watchdog,
+                _slot: running._slot,
+            },
+        );
         if let Poller::Instance(id) = poller
             && let Some(instance) = state.instances.iter_mut().find(|i| i.id == id)
         {
             if instance.phase == Phase::Busy(request_id.to_string()) {
-                instance.phase = Phase::Idle;
+                instance.phase = Phase::Answered(request_id.to_string());
             }
             if instance.cold_start.is_none() {
                 instance.cold_start = Some(instance.started.elapsed());
             }
             instance.sample_rss();
-            // Started under a configuration that has changed since: it takes no more work.
-            if instance.generation < generation {
-                instance.kill();
-            }
         }
         state.totals.invocations += 1;
         if matches!(outcome, Outcome::Error { .. }) {
@@ -580,6 +616,21 @@ impl Shared {
     /// The function timeout passed: Lambda stops the environment and fails the invocation.
     fn time_out(self: &Arc<Self>, request_id: &str) {
         let mut state = lock(&self.state);
+        if let Some(answered) = state.answered.remove(request_id) {
+            // Answered, but still at work when the time ran out: Lambda stops the environment;
+            // the caller has had its answer.
+            if let Poller::Instance(id) = answered.poller
+                && let Some(instance) = state.instances.iter_mut().find(|i| i.id == id)
+            {
+                instance.kill();
+            }
+            state.totals.timeouts += 1;
+            tracing::info!(function = %self.spec.name, request_id, "timed out after its answer");
+            self.start_instances(&mut state);
+            drop(state);
+            self.changed.notify_waiters();
+            return;
+        }
         let Some(running) = state.running.remove(request_id) else {
             return;
         };
@@ -601,6 +652,8 @@ impl Shared {
         let _ = running.reply.send(Outcome::Error { body });
         // Queued invocations need a replacement instance.
         self.start_instances(&mut state);
+        drop(state);
+        self.changed.notify_waiters();
     }
 
     fn on_exit(self: &Arc<Self>, report: ExitReport) {
@@ -618,6 +671,13 @@ impl Shared {
 
         // The invocation it was running, if any, fails the way Lambda reports a crash.
         let poller = Poller::Instance(report.instance);
+        state.answered.retain(|_, answered| {
+            let ends = answered.poller == poller;
+            if ends {
+                answered.watchdog.abort();
+            }
+            !ends
+        });
         let orphan = state
             .running
             .iter()
@@ -650,6 +710,23 @@ impl Shared {
         self.start_instances(&mut state);
         drop(state);
         self.changed.notify_waiters();
+    }
+
+    /// Waits until no invocation is queued, running, or answered with its runtime still at
+    /// work; `false` when `limit` passed first.
+    pub(super) async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.in_flight.load(Ordering::Acquire) == 0;
+            }
+        }
     }
 
     pub(super) fn pids(&self) -> Vec<u32> {
