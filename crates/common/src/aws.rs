@@ -62,8 +62,8 @@ static HTTPS_CLIENT: std::sync::LazyLock<SharedHttpClient> = std::sync::LazyLock
 /// - it reads no proxy from the environment; Lambda sets none.
 fn https_client() -> SharedHttpClient {
     let trust = tls::TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS);
-    let builder =
-        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
     match tls::TlsContext::builder().with_trust_store(trust).build() {
         Ok(context) => builder.tls_context(context).build_https(),
         Err(err) => {
@@ -116,10 +116,22 @@ mod tests {
     /// SHA-256 of each root's SubjectPublicKeyInfo as Amazon Trust Services publishes it
     /// (<https://www.amazontrust.com/repository/>), in the file's order.
     const PUBLISHED_SPKI_SHA256: [(&str, &str); 5] = [
-        ("Amazon Root CA 1", "fbe3018031f9586bcbf41727e417b7d1c45c2f47f93be372a17b96b50757d5a2"),
-        ("Amazon Root CA 2", "7f4296fc5b6a4e3b35d3c369623e364ab1af381d8fa7121533c9d6c633ea2461"),
-        ("Amazon Root CA 3", "36abc32656acfc645c61b71613c4bf21c787f5cabbee48348d58597803d7abc9"),
-        ("Amazon Root CA 4", "f7ecded5c66047d28ed6466b543c40e0743abe81d109254dcf845d4c2c7853c5"),
+        (
+            "Amazon Root CA 1",
+            "fbe3018031f9586bcbf41727e417b7d1c45c2f47f93be372a17b96b50757d5a2",
+        ),
+        (
+            "Amazon Root CA 2",
+            "7f4296fc5b6a4e3b35d3c369623e364ab1af381d8fa7121533c9d6c633ea2461",
+        ),
+        (
+            "Amazon Root CA 3",
+            "36abc32656acfc645c61b71613c4bf21c787f5cabbee48348d58597803d7abc9",
+        ),
+        (
+            "Amazon Root CA 4",
+            "f7ecded5c66047d28ed6466b543c40e0743abe81d109254dcf845d4c2c7853c5",
+        ),
         (
             "Starfield Services Root Certificate Authority - G2",
             "2b071c59a0a0ae76b0eadb2bad23bad4580b69c3601b630c2eaf0613afa83f92",
