@@ -311,19 +311,24 @@ impl<'w> Bench<'w> {
         let function_error = response.headers().contains_key("x-amz-function-error");
         let body = response.text().await?;
         let elapsed = started.elapsed();
-        let answered_us = sandbox::timeline::now_us();
+        let received_us = sandbox::timeline::now_us();
         if !status.is_success() || function_error {
             bail!("{subject:?} answered {status}: {body}");
         }
         // What the function does after its answer (its runtime has not asked for the next
         // event yet) is on the timeline too, marked, and the next invocation finds it idle, as
         // the sender's next report would on Lambda, where a busy environment is not reused.
-        if !self.world.functions[subject.host]
-            .wait_idle(IDLE_WAIT)
-            .await
-        {
+        let host = &self.world.functions[subject.host];
+        if !host.wait_idle(IDLE_WAIT).await {
             bail!("{subject:?} still busy {IDLE_WAIT:?} after its answer");
         }
+        // The host's own instant of the answer: a call the function starts right after
+        // posting it may leave before this side has read the response.
+        let answered_us = host
+            .stats()
+            .last_answered_us
+            .filter(|at| *at >= started_us)
+            .unwrap_or(received_us);
         let (calls, spans) = self.calls().await?;
         self.check_effect(subject).await?;
         Ok(Invocation {

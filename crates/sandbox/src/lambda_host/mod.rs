@@ -163,6 +163,10 @@ pub struct HostStats {
     pub timeouts: u64,
     /// Requests refused with 429 because of reserved concurrency.
     pub throttles: u64,
+    /// When a runtime last posted an answer, on the emulators' clock
+    /// ([`crate::timeline::now_us`]): where an invocation's wait ends and its after-answer
+    /// work begins.
+    pub last_answered_us: Option<u64>,
     /// Processes started, each one a cold start.
     pub cold_starts: u64,
     pub in_flight: usize,

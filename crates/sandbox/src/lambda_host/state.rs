@@ -158,6 +158,7 @@ struct Totals {
     errors: u64,
     timeouts: u64,
     throttles: u64,
+    last_answered_us: Option<u64>,
 }
 
 #[derive(Default)]
@@ -575,6 +576,7 @@ impl Shared {
             return Err(UnknownRequest);
         }
         let running = state.running.remove(request_id).ok_or(UnknownRequest)?;
+        state.totals.last_answered_us = Some(crate::timeline::now_us());
         // The caller has its answer now; the environment stays busy, and the timeout keeps
         // running, until the runtime asks for the next event.
         state.answered.insert(
@@ -770,6 +772,7 @@ impl Shared {
             errors: state.totals.errors,
             timeouts: state.totals.timeouts,
             throttles: state.totals.throttles,
+            last_answered_us: state.totals.last_answered_us,
             cold_starts: instances.len() as u64,
             in_flight,
             peak_rss_kb: instances.iter().map(|i| i.peak_rss_kb).max().unwrap_or(0),
