@@ -50,6 +50,12 @@ struct Envelope {
     is_base64_encoded: bool,
 }
 
+/// When the Function URL received the request (`requestContext.timeEpoch`, milliseconds since
+/// the epoch), when the event says.
+pub fn received_at_ms(event: &serde_json::Value) -> Option<u64> {
+    event.get("requestContext")?.get("timeEpoch")?.as_u64()
+}
+
 impl FunctionUrlRequest {
     pub fn from_event(event: serde_json::Value) -> Result<FunctionUrlRequest, EventError> {
         let envelope: Envelope = serde_json::from_value(event)
@@ -236,6 +242,20 @@ mod tests {
                 ),
                 "{event}"
             );
+        }
+    }
+
+    #[test]
+    fn the_time_the_function_url_received_the_request_is_read_when_present() {
+        let event = json!({"requestContext": {"timeEpoch": 1_795_601_660_000_u64}});
+        assert_eq!(received_at_ms(&event), Some(1_795_601_660_000));
+        for event in [
+            json!({}),
+            json!({"requestContext": {}}),
+            json!({"requestContext": {"timeEpoch": "soon"}}),
+            json!([1]),
+        ] {
+            assert_eq!(received_at_ms(&event), None, "{event}");
         }
     }
 

@@ -37,6 +37,25 @@ const CONNECT_AHEAD_KEY: &str = "sitefence:connect-ahead";
 /// How long a notification may take: it never turns a finished fence into a failure, nor eats
 /// the time of the answer.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How soon after init's reads the first invocation must begin for them to stand in for its
+/// own (besides having been asked for before they began).
+const INIT_READS_SERVE_WITHIN: Duration = Duration::from_secs(1);
+
+/// What init read for the first invocation: the accelerator and which sites' Infinispan
+/// answered its health read. They stand in for the first invocation's own reads only when its
+/// request reached Lambda before they began, as a cold start's request does: then they are as
+/// fresh as the reads a warm fence makes after receiving its request. An environment Lambda
+/// initialised ahead of demand (provisioned or proactive initialisation,
+/// docs/aws-behaviours.md #92) reads afresh. Used at most once, each read taken when first
+/// asked for ([`LiveWorld::begin_invocation`]).
+#[derive(Default)]
+struct InitReads {
+    /// When the reads began, in milliseconds since the epoch.
+    began_at_ms: u64,
+    done_at: Option<Instant>,
+    topology: Option<(AcceleratorDns, Topology)>,
+    alive: std::collections::BTreeSet<SiteName>,
+}
 
 struct KnownAccelerator {
     known: Known,
@@ -56,6 +75,10 @@ pub struct LiveWorld {
     known: Mutex<HashMap<AcceleratorDns, KnownAccelerator>>,
     decisions: DecisionStore,
     backup_caches: BackupCaches,
+    /// Init's reads, until the first invocation begins.
+    init_reads: Mutex<InitReads>,
+    /// Init's reads the running invocation may still use in place of its own.
+    serving: Mutex<InitReads>,
 }
 
 impl LiveWorld {
@@ -98,7 +121,28 @@ impl LiveWorld {
             known: Mutex::default(),
             decisions: DecisionStore::new(&functions_config, config.decision_table.clone()),
             backup_caches: config.backup_caches.clone(),
+            init_reads: Mutex::default(),
+            serving: Mutex::default(),
         })
+    }
+
+    /// Called as each invocation begins, with when Lambda received its request (milliseconds
+    /// since the epoch, when the event says): init's reads serve the first invocation when its
+    /// request came before they began and they ended within [`INIT_READS_SERVE_WITHIN`], and
+    /// no invocation after it.
+    pub fn begin_invocation(&self, requested_at_ms: Option<u64>) {
+        let reads = self
+            .init_reads
+            .lock()
+            .map(|mut reads| std::mem::take(&mut *reads))
+            .unwrap_or_default();
+        let fresh = requested_at_ms.is_some_and(|requested| requested <= reads.began_at_ms)
+            && reads
+                .done_at
+                .is_some_and(|done| done.elapsed() <= INIT_READS_SERVE_WITHIN);
+        if let Ok(mut serving) = self.serving.lock() {
+            *serving = if fresh { reads } else { InitReads::default() };
+        }
     }
 
     /// Reads both secrets and, when the accelerator is configured, its topology, at once, and
@@ -107,25 +151,40 @@ impl LiveWorld {
     /// ready. Bounded by `limit`; what fails or is late is done again by the invocation that
     /// needs it.
     pub async fn prefetch(&self, accelerator: Option<&AcceleratorDns>, limit: Duration) {
+        let began_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(u64::MAX, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
         let secrets = async {
             if let Err(failure) = self.webhook_credentials().await {
                 tracing::warn!(event = "prefetch_failed", what = "secrets", error = %failure.message);
-                return;
+                return std::collections::BTreeSet::new();
             }
             // After the secrets: a read without the password would be refused, and logged by
-            // Infinispan as a failed login at every cold start.
-            common::join::join_all(self.sites.values().map(|client| async move {
-                if let Err(err) = client.health(CONNECT_AHEAD_TIMEOUT).await {
-                    tracing::info!(event = "prefetch_failed", what = "infinispan", site = %client.site(), error = %err);
+            // Infinispan as a failed login at every cold start. The probe the fence makes:
+            // a site that answers is one the first fence need not probe again.
+            let probes = common::join::join_all(self.sites.values().map(|client| async move {
+                match client.probe(CONNECT_AHEAD_TIMEOUT).await {
+                    Ok(_) => Some(client.site().clone()),
+                    Err(err) => {
+                        tracing::info!(event = "prefetch_failed", what = "infinispan", site = %client.site(), error = %err);
+                        None
+                    }
                 }
             }))
             .await;
+            probes.into_iter().flatten().collect()
         };
         let topology = async {
-            if let Some(accelerator) = accelerator
-                && let Err(failure) = self.topology(accelerator).await
-            {
-                tracing::warn!(event = "prefetch_failed", what = "topology", error = %failure.message);
+            let accelerator = accelerator?;
+            match self.topology(accelerator).await {
+                Ok(Some(topology)) => Some((accelerator.clone(), topology)),
+                Ok(None) => None,
+                Err(failure) => {
+                    tracing::warn!(event = "prefetch_failed", what = "topology", error = %failure.message);
+                    None
+                }
             }
         };
         // A read of a key no split-brain has opens the connection to the decision table (and
@@ -135,12 +194,39 @@ impl LiveWorld {
                 tracing::warn!(event = "prefetch_failed", what = "decision table", error = %err);
             }
         };
-        if tokio::time::timeout(limit, async { tokio::join!(secrets, topology, decisions) })
+        match tokio::time::timeout(limit, async { tokio::join!(secrets, topology, decisions) })
             .await
-            .is_err()
         {
-            tracing::warn!(event = "prefetch_failed", error = "timed out");
+            Ok((alive, topology, ())) => {
+                if let Ok(mut reads) = self.init_reads.lock() {
+                    *reads = InitReads {
+                        began_at_ms,
+                        done_at: Some(Instant::now()),
+                        topology,
+                        alive,
+                    };
+                }
+            }
+            Err(_) => tracing::warn!(event = "prefetch_failed", error = "timed out"),
         }
+    }
+
+    /// Init's topology of `accelerator`, when it may stand in for this invocation's read.
+    fn take_init_topology(&self, accelerator: &AcceleratorDns) -> Option<Topology> {
+        let mut serving = self.serving.lock().ok()?;
+        match serving.topology.take() {
+            Some((read, topology)) if read == *accelerator => Some(topology),
+            _ => None,
+        }
+    }
+
+    /// Whether init's probe found `site` answering, when it may stand in for this
+    /// invocation's probe.
+    fn take_init_alive(&self, site: &SiteName) -> bool {
+        self.serving
+            .lock()
+            .map(|mut serving| serving.alive.remove(site))
+            .unwrap_or(false)
     }
 
     fn site(&self, site: &SiteName) -> Result<&SiteClient, Failure> {
@@ -232,6 +318,9 @@ impl World for LiveWorld {
     }
 
     async fn topology(&self, accelerator: &AcceleratorDns) -> Result<Option<Topology>, Failure> {
+        if let Some(topology) = self.take_init_topology(accelerator) {
+            return Ok(Some(topology));
+        }
         let known = self.known(accelerator);
         let topology = self
             .accelerator
@@ -291,6 +380,9 @@ impl World for LiveWorld {
 
     async fn probe(&self, site: &SiteName) -> Result<Liveness, Failure> {
         let client = self.site(site)?;
+        if self.take_init_alive(site) {
+            return Ok(Liveness::Alive);
+        }
         if let Err(failure) = self.refresh_infinispan_credentials().await {
             tracing::warn!(event = "probe_without_fresh_credentials", error = %failure.message);
         }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use anyhow::Context as _;
 use fence_lambda::config::FenceConfig;
-use fence_lambda::event::answer_event;
+use fence_lambda::event::{answer_event, received_at_ms};
 use fence_lambda::handler::{AfterAnswer, Settings};
 use fence_lambda::live::LiveWorld;
 use lambda_runtime::tower::{Layer, Service};
@@ -46,6 +46,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let settings = settings.clone();
             let pending = Arc::clone(&pending);
             async move {
+                world.begin_invocation(received_at_ms(&event.payload));
                 let deadline_ms = event.context.deadline;
                 let request_id = event.context.request_id;
                 let (response, after_answer) = answer_event(
