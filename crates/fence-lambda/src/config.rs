@@ -33,6 +33,9 @@ pub mod vars {
     /// JSON object: site → load balancer ARN or list of ARNs.
     pub const SITE_LOAD_BALANCERS: &str = "SITE_LOAD_BALANCERS";
     pub const ACCELERATOR_DNS_NAME: &str = "ACCELERATOR_DNS_NAME";
+    /// The ARN of that accelerator, as deploy found it by its DNS name (and as the function's
+    /// policy names it): init lists its listeners at once, without `ListAccelerators`.
+    pub const ACCELERATOR_ARN: &str = "ACCELERATOR_ARN";
     pub const SECRETS_REGION: &str = "SECRETS_REGION";
     /// Set by Lambda, never by a deployment: the fallback of [`SECRETS_REGION`].
     pub const AWS_REGION: &str = "AWS_REGION";
@@ -77,6 +80,8 @@ pub struct FenceConfig {
     /// The accelerator whose topology is read during init (`ACCELERATOR_DNS_NAME`), so that a
     /// cold start's first fence does not wait for it.
     pub accelerator_dns: Option<AcceleratorDns>,
+    /// `ACCELERATOR_ARN`: the ARN of `accelerator_dns` (only with it).
+    pub accelerator_arn: Option<String>,
     pub preferred_site: SiteName,
     pub secrets_region: String,
     pub accelerator_region: String,
@@ -159,6 +164,9 @@ impl FenceConfig {
                     .map_err(|e| ConfigError::invalid(vars::ACCELERATOR_DNS_NAME, e.to_string()))
             })
             .transpose()?;
+        let accelerator_arn = get(&[vars::ACCELERATOR_ARN])
+            .map(|arn| parse_accelerator_arn(&arn, accelerator_dns.is_some()))
+            .transpose()?;
 
         Ok(FenceConfig {
             webhook_user: require(&[vars::WEBHOOK_USER])?,
@@ -168,6 +176,7 @@ impl FenceConfig {
             sites,
             site_load_balancers,
             accelerator_dns,
+            accelerator_arn,
             preferred_site,
             // Lambda always sets AWS_REGION: secrets usually live in the function's region.
             secrets_region: require(&[vars::SECRETS_REGION, vars::AWS_REGION])?,
@@ -224,6 +233,8 @@ pub struct Environment {
     pub accelerator_region: Option<String>,
     /// The accelerator whose topology is read during init.
     pub accelerator_dns_name: Option<String>,
+    /// Its ARN (written only with the DNS name).
+    pub accelerator_arn: Option<String>,
     /// Site → its load balancer's ARN (endpoint id). Written only when some are known: the
     /// function then reads the other endpoints' sites from their ELBv2 tags.
     pub site_load_balancers: BTreeMap<String, String>,
@@ -261,6 +272,7 @@ impl Environment {
         let optional = [
             (vars::ACCELERATOR_REGION, &self.accelerator_region),
             (vars::ACCELERATOR_DNS_NAME, &self.accelerator_dns_name),
+            (vars::ACCELERATOR_ARN, &self.accelerator_arn),
             (vars::ALERT_NAME, &self.alert_name),
             (vars::PREFERRED_SITE, &self.preferred_site),
             (vars::INFINISPAN_CA_BUNDLE, &self.ca_bundle_pem),
@@ -281,6 +293,34 @@ impl Environment {
             set(&name, &value);
         }
         env
+    }
+}
+
+/// `ACCELERATOR_ARN`: a Global Accelerator accelerator's ARN, given with the DNS name it
+/// belongs to (the alert names the accelerator by DNS name).
+fn parse_accelerator_arn(arn: &str, with_dns_name: bool) -> Result<String, ConfigError> {
+    if !with_dns_name {
+        return Err(ConfigError::invalid(
+            vars::ACCELERATOR_ARN,
+            format!(
+                "needs {} (the accelerator it names)",
+                vars::ACCELERATOR_DNS_NAME
+            ),
+        ));
+    }
+    let id = arn
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":globalaccelerator::"))
+        .and_then(|(_, rest)| rest.split_once(":accelerator/"))
+        .map(|(_, id)| id);
+    match id {
+        Some(id) if !id.is_empty() && !id.contains('/') => Ok(arn.to_owned()),
+        _ => Err(ConfigError::invalid(
+            vars::ACCELERATOR_ARN,
+            format!(
+                "`{arn}` is not an accelerator's ARN (arn:<partition>:globalaccelerator::<account>:accelerator/<id>)"
+            ),
+        )),
     }
 }
 
@@ -553,6 +593,7 @@ mod tests {
             secrets_region: "eu-west-1".into(),
             accelerator_region: Some("us-west-2".into()),
             accelerator_dns_name: Some("a1234567890abcdef.awsglobalaccelerator.com".into()),
+            accelerator_arn: Some(ACCELERATOR_ARN.into()),
             site_load_balancers: strings(&[("site-a", "arn:lb-a"), ("site-b", "arn:lb-b")]),
             alert_name: Some("SiteDown".into()),
             decision_table: "sitefence-decisions".into(),
@@ -560,6 +601,34 @@ mod tests {
             ca_bundle_pem: Some(PEM.into()),
             notify_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:fence".into()),
             mode: Mode::Monitor,
+        }
+    }
+
+    const ACCELERATOR_ARN: &str =
+        "arn:aws:globalaccelerator::123456789012:accelerator/1234abcd-abcd-1234-abcd-1234abcdefgh";
+
+    #[test]
+    fn an_accelerator_arn_needs_its_dns_name_and_the_shape_of_one() {
+        assert_eq!(
+            parse_accelerator_arn(ACCELERATOR_ARN, true).ok().as_deref(),
+            Some(ACCELERATOR_ARN)
+        );
+        let without_name = parse_accelerator_arn(ACCELERATOR_ARN, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            without_name.contains("ACCELERATOR_DNS_NAME"),
+            "{without_name}"
+        );
+        for bad in [
+            "",
+            "arn:aws:globalaccelerator::123456789012:accelerator/",
+            "arn:aws:globalaccelerator::123456789012:accelerator/abc/listener/def",
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/x/1",
+            "accelerator/abc",
+        ] {
+            let err = parse_accelerator_arn(bad, true).unwrap_err().to_string();
+            assert!(err.contains("ACCELERATOR_ARN"), "{bad}: {err}");
         }
     }
 
@@ -586,6 +655,7 @@ mod tests {
             config.accelerator_dns.as_ref().map(AcceleratorDns::as_str),
             Some("a1234567890abcdef.awsglobalaccelerator.com")
         );
+        assert_eq!(config.accelerator_arn.as_deref(), Some(ACCELERATOR_ARN));
         assert_eq!(config.site_load_balancers["arn:lb-b"].as_str(), "site-b");
         assert_eq!(config.alert_name, "SiteDown");
         assert_eq!(config.preferred_site.as_str(), "site-b");
@@ -621,6 +691,7 @@ mod tests {
         let env = Environment {
             accelerator_region: None,
             accelerator_dns_name: None,
+            accelerator_arn: None,
             site_load_balancers: BTreeMap::new(),
             alert_name: None,
             preferred_site: None,

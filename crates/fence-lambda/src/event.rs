@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::handler::{AfterAnswer, Invocation, Report, Settings, World, handle};
 
-/// Time kept aside at the end of the invocation for the notification and the answer.
+/// Time kept aside at the end of the invocation for the answer and the work after it (the
+/// notifications, the completion).
 pub const ANSWER_MARGIN: Duration = Duration::from_secs(2);
-/// Of that, what the answer itself keeps (the notification gets the rest).
+/// Of that, what is left unused at the very end: the work after the answer stops before it.
 pub const ANSWER_RESERVE: Duration = Duration::from_millis(500);
 
 /// What the fence reads of a Function URL event.
@@ -169,11 +170,11 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The latest an answer leaves, counted from the start of an invocation of a function with
+/// The latest the invocation's work ends, counted from its start, for a function with
 /// `lambda_timeout` and `budget`: the fence's work stops at its deadline (the budget, or the
-/// invocation's end less [`ANSWER_MARGIN`]), a notification gets what is left of the margin
-/// but [`ANSWER_RESERVE`], and every remote call inside is cut at those instants whatever its
-/// own timeout.
+/// invocation's end less [`ANSWER_MARGIN`]) and the answer leaves then; the notifications and
+/// the completion after it get what is left of the margin but [`ANSWER_RESERVE`]. Every remote
+/// call inside is cut at those instants whatever its own timeout.
 pub fn worst_case_answer(lambda_timeout: Duration, budget: Duration) -> Duration {
     budget.min(lambda_timeout.saturating_sub(ANSWER_MARGIN)) + (ANSWER_MARGIN - ANSWER_RESERVE)
 }

@@ -146,8 +146,8 @@ pub struct Invocation {
     /// When the fence's work stops, finished or not (a 5xx then: the resend goes on from
     /// there). See [`crate::event`].
     pub deadline: Instant,
-    /// When the answer must be on its way: notifications after [`Invocation::deadline`] get
-    /// only what is left until then.
+    /// When the work after the answer (notifications, the completion) must be over: a little
+    /// before the invocation's end ([`crate::event::ANSWER_RESERVE`]).
     pub answer_by: Instant,
 }
 
@@ -507,8 +507,9 @@ pub async fn handle<W: World>(
         .is_empty()
         .then(|| "no alerts in the notification".to_owned());
     let after_answer = AfterAnswer {
+        notifications: alerts.iter().filter_map(notification).collect(),
         completions: alerts.iter().filter_map(pending_completion).collect(),
-        invocation_ends: Some(invocation.answer_by + crate::event::ANSWER_RESERVE),
+        invocation_ends: Some(invocation.answer_by),
     };
     Report {
         status: outcome.http_status(),
@@ -607,57 +608,58 @@ async fn handle_alert<W: World>(
             Disposition::Transient
         }
     };
+    report
+}
+
+/// The notification a report sends, if any: what a fence changed, or (monitor mode) what it
+/// would have changed, with the report as the message.
+fn notification(report: &AlertReport) -> Option<PendingNotification> {
     let changed = report.removed.iter().any(|g| !g.removed.is_empty())
         || !report.dials_closed.is_empty()
         || report.backup_offline.is_some();
     // Monitor mode tells what it would have done as enforce mode tells what it did: the
     // rehearsal shows that the notification path works too.
     let would_fence = report.would.is_some() && report.outcome == Disposition::Done;
-    let notified = async {
-        if !changed && !would_fence {
-            return;
-        }
-        let fenced = report.fenced.as_ref().map_or("?", SiteName::as_str);
-        let survivor = report.survivor.as_ref().map_or("?", SiteName::as_str);
-        let subject = if would_fence {
-            format!(
-                "sitefence MONITOR: would fence {fenced}, {survivor} survives (nothing changed)"
-            )
-        } else {
-            format!(
-                "sitefence: {fenced} fenced, {survivor} survives ({:?})",
-                report.outcome
-            )
-        };
-        let record = serde_json::to_value(&report).unwrap_or_default();
-        if until(invocation.answer_by, world.notify(&subject, &record))
-            .await
-            .is_none()
-        {
-            tracing::warn!(
-                event = "notification_failed",
-                error = "no time left to notify"
-            );
-        }
+    if !changed && !would_fence {
+        return None;
+    }
+    let fenced = report.fenced.as_ref().map_or("?", SiteName::as_str);
+    let survivor = report.survivor.as_ref().map_or("?", SiteName::as_str);
+    let subject = if would_fence {
+        format!("sitefence MONITOR: would fence {fenced}, {survivor} survives (nothing changed)")
+    } else {
+        format!(
+            "sitefence: {fenced} fenced, {survivor} survives ({:?})",
+            report.outcome
+        )
     };
-    notified.await;
-    report
+    Some(PendingNotification {
+        subject,
+        record: serde_json::to_value(report).unwrap_or_default(),
+    })
 }
 
 /// How long recording the completions may take: they are history, never worth a timeout.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// What an invocation does once its answer is on its way: recording each complete fence's
-/// completion for `site history`. Lambda returns the answer when the runtime posts it and
+/// What an invocation does once its answer is on its way: the notifications of what it
+/// changed, and recording each complete fence's completion for `site history`. Lambda returns the answer when the runtime posts it and
 /// keeps the environment (and the invocation's time) until the runtime asks for the next
 /// event (docs/aws-behaviours.md #91), so this costs the sender no round trip; the bootstrap
 /// runs it in between. Whoever handles a report without a runtime runs it before returning
 /// ([`crate::event::handle_event`]).
 #[derive(Debug, Clone, Default)]
 pub struct AfterAnswer {
+    notifications: Vec<PendingNotification>,
     completions: Vec<PendingCompletion>,
-    /// The invocation's own end: nothing here may outlive it.
+    /// Shortly before the invocation's own end: nothing here may outlive it.
     invocation_ends: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct PendingNotification {
+    subject: String,
+    record: serde_json::Value,
 }
 
 #[derive(Debug, Clone)]
@@ -669,17 +671,35 @@ struct PendingCompletion {
 
 impl AfterAnswer {
     pub fn is_empty(&self) -> bool {
-        self.completions.is_empty()
+        self.completions.is_empty() && self.notifications.is_empty()
     }
 
-    /// Adds each completion to its decision, at once, bounded; a failure is logged and
-    /// changes nothing (the answer has gone).
+    /// Sends each notification and adds each completion to its decision, all at once,
+    /// bounded; a failure is logged and changes nothing (the answer has gone).
     pub async fn run<W: World>(self, world: &W) {
-        if self.completions.is_empty() {
+        if self.is_empty() {
             return;
         }
+        let ends = self.invocation_ends;
+        let notifications = self.notifications.iter().map(|pending| async move {
+            let sent = match ends {
+                Some(ends) => until(ends, world.notify(&pending.subject, &pending.record))
+                    .await
+                    .is_some(),
+                None => {
+                    world.notify(&pending.subject, &pending.record).await;
+                    true
+                }
+            };
+            if !sent {
+                tracing::warn!(
+                    event = "notification_failed",
+                    error = "no time left to notify"
+                );
+            }
+        });
         let mut bound = Instant::now() + COMPLETION_TIMEOUT;
-        if let Some(ends) = self.invocation_ends {
+        if let Some(ends) = ends {
             bound = bound.min(ends);
         }
         let writes = self.completions.iter().map(|pending| async move {
@@ -698,7 +718,10 @@ impl AfterAnswer {
                 }
             }
         });
-        common::join::join_all(writes).await;
+        tokio::join!(
+            common::join::join_all(notifications),
+            common::join::join_all(writes)
+        );
     }
 }
 

@@ -118,7 +118,7 @@ impl LiveWorld {
             sites,
             notifier: Notifier::from_env(&accelerator_config),
             topology_ttl: config.topology_ttl,
-            known: Mutex::default(),
+            known: Mutex::new(configured_accelerator(config)),
             decisions: DecisionStore::new(&functions_config, config.decision_table.clone()),
             backup_caches: config.backup_caches.clone(),
             init_reads: Mutex::default(),
@@ -260,6 +260,28 @@ impl LiveWorld {
         let entry = cache.get(accelerator)?;
         (entry.resolved_at.elapsed() < self.topology_ttl).then(|| entry.known.clone())
     }
+}
+
+/// The accelerator deploy configured with its ARN, known from the start: the first read lists
+/// its listeners at once instead of finding it among every accelerator first. Its listeners
+/// and sites are still read (none is known). The ARN is the one the function's policy names,
+/// found by deploy from the same DNS name; should the accelerator be gone, the read falls back
+/// to finding it by DNS name.
+fn configured_accelerator(config: &FenceConfig) -> HashMap<AcceleratorDns, KnownAccelerator> {
+    let (Some(dns), Some(arn)) = (&config.accelerator_dns, &config.accelerator_arn) else {
+        return HashMap::new();
+    };
+    HashMap::from([(
+        dns.clone(),
+        KnownAccelerator {
+            known: Known {
+                accelerator_arn: arn.clone(),
+                listeners: Vec::new(),
+                sites: BTreeMap::new(),
+            },
+            resolved_at: Instant::now(),
+        },
+    )])
 }
 
 /// A failed call: one that may succeed when retried answers 5xx (the sender resends), any

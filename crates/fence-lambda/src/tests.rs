@@ -1074,6 +1074,24 @@ async fn a_complete_fence_records_its_completion_a_failed_one_does_not() {
     );
 }
 
+/// The answer leaves before the notification and the completion: they are what the answer
+/// leaves to do (docs/aws-behaviours.md #91), done once the bootstrap has posted it.
+#[tokio::test]
+async fn the_answer_leaves_before_the_notification_and_the_completion() {
+    let world = FakeWorld::new();
+    let request = authorized("site-b-offline-reported-by-site-a");
+    let (response, after_answer) =
+        crate::event::answer_event(&world, &settings(), request, 0, "req-after").await;
+    assert_eq!(response.status_code, 200, "{}", response.body);
+    assert!(world.notified.lock().unwrap().is_empty());
+    assert!(world.completions.lock().unwrap().is_empty());
+    assert!(!after_answer.is_empty());
+
+    after_answer.run(&world).await;
+    assert_eq!(world.notified.lock().unwrap().len(), 1);
+    assert_eq!(world.completions.lock().unwrap().len(), 1);
+}
+
 /// Sends a request through the handler with the function in `mode`.
 async fn invoke_in(
     world: &FakeWorld,

@@ -19,6 +19,7 @@ const SITE_B_OFFLINE: &str = "site-b-offline-reported-by-site-a";
 const SITE_A_OFFLINE: &str = "site-a-offline-reported-by-site-b";
 const REMOVE_ENDPOINTS: &str = "RemoveEndpoints";
 const DESCRIBE_TAGS: &str = "elasticloadbalancing.DescribeTags";
+const LIST_ACCELERATORS: &str = "ListAccelerators";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::Result<()> {
@@ -30,8 +31,10 @@ async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::
         assert_eq!(body["alerts"][0]["fenced"], "site-b", "{body}");
         let fenced = assert_site_b_fenced(&sandbox).await?;
         assert_eq!(sandbox.ga_calls().await?.operation(REMOVE_ENDPOINTS), 1);
-        // Both load balancers are configured (SITE_LOAD_BALANCERS): no tag was read.
+        // Both load balancers are configured (SITE_LOAD_BALANCERS): no tag was read. The
+        // accelerator's ARN is configured (ACCELERATOR_ARN): it was never looked up.
         assert_eq!(sandbox.aws_calls().await?.operation(DESCRIBE_TAGS), 0);
+        assert_eq!(sandbox.ga_calls().await?.operation(LIST_ACCELERATORS), 0);
         // The completion is written after the answer, by the same invocation: there once the
         // function has asked for its next event.
         sandbox.wait_idle(FUNCTION).await?;
@@ -73,11 +76,31 @@ async fn site_b_is_fenced_and_the_same_alert_again_changes_nothing() -> anyhow::
     .await
 }
 
+/// A configured ARN of an accelerator since deleted (the DNS name now belongs to another): the
+/// fence finds the accelerator by its DNS name and fences it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_accelerator_arn_that_is_gone_falls_back_to_the_dns_name() -> anyhow::Result<()>
+{
+    let env = [(
+        vars::ACCELERATOR_ARN,
+        "arn:aws:globalaccelerator::123456789012:accelerator/00000000-0000-0000-0000-000000000000",
+    )];
+    with_fence_env("stale-arn", 1, &env, |sandbox: Sandbox| async move {
+        let answer = send_sample(&sandbox, SITE_B_OFFLINE).await?;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_site_b_fenced(&sandbox).await?;
+        assert!(sandbox.ga_calls().await?.operation(LIST_ACCELERATORS) >= 1);
+        Ok(())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_configured_load_balancers_sites_come_from_their_tags() -> anyhow::Result<()> {
     let env = [
         (vars::SITE_LOAD_BALANCERS, "{}"),
         (vars::ACCELERATOR_DNS_NAME, ""),
+        (vars::ACCELERATOR_ARN, ""),
     ];
     with_fence_env("tags", 1, &env, |sandbox: Sandbox| async move {
         let answer = send_sample(&sandbox, SITE_B_OFFLINE).await?;

@@ -87,6 +87,7 @@ pub fn fence_environment(info: &SandboxInfo) -> Vec<(String, String)> {
         secrets_region: info.region.clone(),
         accelerator_region: Some(sandbox::world::ACCELERATOR_REGION.to_owned()),
         accelerator_dns_name: Some(info.accelerator_dns.clone()),
+        accelerator_arn: Some(info.accelerator_arn.clone()),
         site_load_balancers: info
             .sites
             .iter()

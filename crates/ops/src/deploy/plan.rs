@@ -689,6 +689,9 @@ pub fn environment(
                 accelerator_region: Some(deployment.accelerator.region.clone()),
                 // Read during init, so that a cold start's first fence finds it resolved.
                 accelerator_dns_name: Some(deployment.accelerator.dns_name.clone()),
+                // The ARN deploy found by that name, which the fence's policy names: init
+                // lists its listeners without ListAccelerators first.
+                accelerator_arn: Some(inputs.scope.accelerator_arn.clone()),
                 // Sites whose load balancer is configured need no ELBv2 tag read.
                 site_load_balancers: deployment
                     .sites
