@@ -72,6 +72,9 @@ const PAIRS: [(&str, &str, &str); 2] = [
 const FENCE_EVENT: &str = "events/fence/site-b-offline-reported-by-site-a.json";
 const ROUTE53_EVENT: &str = "events/route53/sns-alarm.json";
 const ROUTE53_OK_EVENT: &str = "events/route53/sns-ok.json";
+const VPC_EVENT: &str = "events/vpc/primary-stopped.json";
+/// The VPC function, measured alone: no seed in `../shared/peers` replaces it.
+const VPC_CRATE: &str = "vpc-route-failover-lambda";
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let root = workspace::root();
@@ -116,6 +119,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let fence_event = read(&root.join(FENCE_EVENT))?;
     let route53_event = read(&root.join(ROUTE53_EVENT))?;
     let route53_ok_event = read(&root.join(ROUTE53_OK_EVENT))?;
+    let vpc_event = read(&root.join(VPC_EVENT))?;
     let mut latencies = vec![0];
     latencies.extend(args.latency_ms.filter(|ms| *ms > 0));
 
@@ -135,6 +139,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         };
         options.fence = Some(bootstrap(PAIRS[0].1, Function::Fence));
         options.route53 = Some(bootstrap(PAIRS[1].1, Function::Route53));
+        options.vpc = Some(bootstrap(VPC_CRATE, Function::Vpc));
         if let Some(peers) = &peers {
             let seed = |module: &str| FunctionOptions {
                 code: FunctionCode::SeedPython {
@@ -170,6 +175,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 fence: &fence_event,
                 route53: &route53_event,
                 route53_ok: &route53_ok_event,
+                vpc: &vpc_event,
             },
         )
         .await;
@@ -197,6 +203,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         };
         zips.insert(function, (rust, seed));
     }
+    let vpc_zip = artifacts::zip_size(
+        &python,
+        &bin_dir.join(VPC_CRATE),
+        "bootstrap",
+        &scratch.join(format!("{VPC_CRATE}.zip")),
+    )?;
+    zips.insert(report::VPC, (vpc_zip, 0));
 
     let mut comparisons = BTreeMap::new();
     for (latency, samples) in runs {
@@ -206,6 +219,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let name = match function {
                 Function::Fence => report::FENCE,
                 Function::Route53 => report::ROUTE53,
+                Function::Vpc => report::VPC,
             };
             let (rust_zip, seed_zip) = zips.get(name).copied().unwrap_or_default();
             let (into, zip) = match side {
@@ -278,7 +292,7 @@ async fn measure_all(
     for &latency in latencies {
         bench.set_latency(latency).await?;
         let mut samples = RunSamples::new();
-        for function in [Function::Fence, Function::Route53] {
+        for function in [Function::Fence, Function::Route53, Function::Vpc] {
             let pair: Vec<Subject> = subjects
                 .iter()
                 .filter(|s| s.function == function)

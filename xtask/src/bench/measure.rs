@@ -32,6 +32,7 @@ pub enum Side {
 pub enum Function {
     Fence,
     Route53,
+    Vpc,
 }
 
 /// One implementation of one function, running behind its own Runtime API host.
@@ -41,7 +42,7 @@ pub struct Subject {
     pub function: Function,
     /// Index into [`World::functions`].
     pub host: usize,
-    /// The fence's Function URL, or the Route 53 function's Invoke API URL.
+    /// The fence's Function URL, or the other functions' Invoke API URL.
     pub url: String,
 }
 
@@ -61,6 +62,8 @@ pub struct Events<'a> {
     pub route53: &'a str,
     /// The Route 53 alarm back to `OK`.
     pub route53_ok: &'a str,
+    /// The primary appliance's instance stopped (EventBridge).
+    pub vpc: &'a str,
 }
 
 /// How the world is prepared before an invocation.
@@ -88,6 +91,10 @@ pub struct Bench<'w> {
     route53_ok_event: String,
     fence_event: String,
     route53_event: String,
+    vpc_event: String,
+    /// EC2 straight on moto (not through the counting front): the bench's own route resets
+    /// and checks are not the function's calls.
+    ec2: aws_sdk_ec2::Client,
     latency_ms: u64,
 }
 
@@ -101,6 +108,7 @@ impl<'w> Bench<'w> {
             fence: fence_event,
             route53: route53_event,
             route53_ok: route53_ok_event,
+            vpc: vpc_event,
         } = *events;
         let sandbox = Sandbox::attach(world, dir)?;
         let info = &sandbox.info;
@@ -121,8 +129,13 @@ impl<'w> Bench<'w> {
                 .credentials_provider(credentials)
                 .build(),
         );
+        let ec2 = aws_sdk_ec2::Client::new(
+            &sandbox::world::sdk_config(&info.moto_url, sandbox::world::REGION).await,
+        );
         Ok(Bench {
             world,
+            vpc_event: vpc_event.replace(VPC_EVENT_PRIMARY_INSTANCE, &info.vpc.primary.instance_id),
+            ec2,
             fence_event: fence_event.replace(FENCE_EVENT_ACCELERATOR, &info.accelerator_dns),
             route53_event: route53_event
                 .replace(ROUTE53_EVENT_HEALTH_CHECK, &info.route53.health_check_id),
@@ -160,19 +173,26 @@ impl<'w> Bench<'w> {
                 host: 1,
                 url: host(1)?.invoke_url(),
             },
+            Subject {
+                side: Side::Rust,
+                function: Function::Vpc,
+                host: 2,
+                url: host(2)?.invoke_url(),
+            },
         ];
+        // No seed replaces the VPC function in `../shared/peers`: it is measured alone.
         if with_seed {
             subjects.push(Subject {
                 side: Side::Python,
                 function: Function::Fence,
-                host: 2,
-                url: function_url(2)?,
+                host: 3,
+                url: function_url(3)?,
             });
             subjects.push(Subject {
                 side: Side::Python,
                 function: Function::Route53,
-                host: 3,
-                url: host(3)?.invoke_url(),
+                host: 4,
+                url: host(4)?.invoke_url(),
             });
         }
         Ok(subjects)
@@ -215,6 +235,8 @@ impl<'w> Bench<'w> {
                 // Both resets clear the latency too.
                 self.apply_latency().await?;
             }
+            Function::Vpc if scenario == Scenario::Resend => {}
+            Function::Vpc => self.routes_back_to_the_primary().await?,
             Function::Route53 if scenario == Scenario::Resend => {}
             Function::Route53 => {
                 // The operator's fail-back: an update like any other, a new version.
@@ -282,8 +304,64 @@ impl<'w> Bench<'w> {
                 )
                 .header("content-type", "application/json")
                 .body(body.to_owned()),
-            Function::Route53 => self.sandbox.http().post(&subject.url).body(body.to_owned()),
+            Function::Route53 | Function::Vpc => {
+                self.sandbox.http().post(&subject.url).body(body.to_owned())
+            }
         }
+    }
+
+    /// The routes through the appliance pair, by destination: their next hop's ENI.
+    async fn appliance_routes(&self) -> anyhow::Result<BTreeMap<String, Option<String>>> {
+        let vpc = &self.sandbox.info.vpc;
+        let tables = self
+            .ec2
+            .describe_route_tables()
+            .route_table_ids(&vpc.route_table_id)
+            .send()
+            .await
+            .context("reading the route table")?;
+        let mut routes = BTreeMap::new();
+        for route in tables.route_tables().iter().flat_map(|t| t.routes()) {
+            let eni = route.network_interface_id().map(str::to_owned);
+            let through_pair = eni
+                .as_deref()
+                .is_some_and(|eni| eni == vpc.primary.eni || eni == vpc.standby.eni);
+            let destination = route
+                .destination_cidr_block()
+                .or(route.destination_ipv6_cidr_block());
+            if let (true, Some(destination)) = (through_pair, destination) {
+                routes.insert(destination.to_owned(), eni);
+            }
+        }
+        if routes.is_empty() {
+            bail!("the sandbox's route table has no route through the appliances");
+        }
+        Ok(routes)
+    }
+
+    /// Every route through the pair back on the primary's ENI, as before a failure.
+    async fn routes_back_to_the_primary(&self) -> anyhow::Result<()> {
+        let vpc = &self.sandbox.info.vpc;
+        for (destination, eni) in self.appliance_routes().await? {
+            if eni.as_deref() == Some(vpc.primary.eni.as_str()) {
+                continue;
+            }
+            let replace = self
+                .ec2
+                .replace_route()
+                .route_table_id(&vpc.route_table_id)
+                .network_interface_id(&vpc.primary.eni);
+            let replace = if destination.contains(':') {
+                replace.destination_ipv6_cidr_block(&destination)
+            } else {
+                replace.destination_cidr_block(&destination)
+            };
+            replace
+                .send()
+                .await
+                .with_context(|| format!("putting {destination} back on the primary"))?;
+        }
+        Ok(())
     }
 
     /// One invocation of a prepared world: timed request → whole response, then the remote
@@ -298,6 +376,7 @@ impl<'w> Bench<'w> {
         let event = match subject.function {
             Function::Fence => &self.fence_event,
             Function::Route53 => &self.route53_event,
+            Function::Vpc => &self.vpc_event,
         };
         let request = self.post(subject, event);
         let started_us = sandbox::timeline::now_us();
@@ -380,6 +459,16 @@ impl<'w> Bench<'w> {
                     bail!("{subject:?} did not pin the health check: path is {path:?}");
                 }
             }
+            Function::Vpc => {
+                let standby = &self.sandbox.info.vpc.standby.eni;
+                let routes = self.appliance_routes().await?;
+                if routes
+                    .values()
+                    .any(|eni| eni.as_deref() != Some(standby.as_str()))
+                {
+                    bail!("{subject:?} did not move every route to the standby: {routes:?}");
+                }
+            }
         }
         Ok(())
     }
@@ -436,6 +525,7 @@ const LOSER: &str = "site-b";
 /// The placeholders of the sample events in `events/` (see their READMEs).
 pub const FENCE_EVENT_ACCELERATOR: &str = "a1234567890abcdef.awsglobalaccelerator.com";
 pub const ROUTE53_EVENT_HEALTH_CHECK: &str = "{{HEALTH_CHECK_ID}}";
+pub const VPC_EVENT_PRIMARY_INSTANCE: &str = "{{PRIMARY_INSTANCE_ID}}";
 
 fn add_counts(
     into: &mut BTreeMap<String, u64>,
