@@ -236,7 +236,10 @@ impl<'w> Bench<'w> {
                 self.apply_latency().await?;
             }
             Function::Vpc if scenario == Scenario::Resend => {}
-            Function::Vpc => self.routes_back_to_the_primary().await?,
+            Function::Vpc => {
+                self.primary_stopped().await?;
+                self.routes_back_to_the_primary().await?;
+            }
             Function::Route53 if scenario == Scenario::Resend => {}
             Function::Route53 => {
                 // The operator's fail-back: an update like any other, a new version.
@@ -337,6 +340,46 @@ impl<'w> Bench<'w> {
             bail!("the sandbox's route table has no route through the appliances");
         }
         Ok(routes)
+    }
+
+    /// The primary appliance stopped, as the event says: the function acts only on an
+    /// instance EC2 reports down (once stopped, it stays so for the whole bench).
+    async fn primary_stopped(&self) -> anyhow::Result<()> {
+        use aws_sdk_ec2::types::InstanceStateName;
+        let primary = &self.sandbox.info.vpc.primary.instance_id;
+        let state = || async {
+            let described = self
+                .ec2
+                .describe_instances()
+                .instance_ids(primary)
+                .send()
+                .await
+                .context("DescribeInstances")?;
+            anyhow::Ok(
+                described
+                    .reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .find_map(|i| i.state().and_then(|s| s.name()).cloned()),
+            )
+        };
+        if state().await? == Some(InstanceStateName::Stopped) {
+            return Ok(());
+        }
+        self.ec2
+            .stop_instances()
+            .instance_ids(primary)
+            .send()
+            .await
+            .context("StopInstances")?;
+        let deadline = Instant::now() + REAP_WAIT;
+        while state().await? != Some(InstanceStateName::Stopped) {
+            if Instant::now() > deadline {
+                bail!("the primary appliance {primary} did not stop within {REAP_WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// Every route through the pair back on the primary's ENI, as before a failure.
