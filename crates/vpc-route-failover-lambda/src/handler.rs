@@ -352,8 +352,19 @@ impl<V: Vpc + Sync> Failover<V> {
         let mut moved = Vec::new();
         let mut failed_moves = Vec::new();
         let mut disposition = Disposition::Done;
-        for route in routes.moves {
-            match self.ec2.replace_route(&route).await {
+        // Every route at once: each ReplaceRoute names its own destination, so none waits for
+        // another, and the failover is one round trip however many routes move. EC2 throttles
+        // each API by a token bucket per account and Region; a throttled move is transient and
+        // the event's retry moves what is left (docs/aws-behaviours.md #93).
+        let results = common::join::join_all(
+            routes
+                .moves
+                .iter()
+                .map(|route| self.ec2.replace_route(route)),
+        )
+        .await;
+        for (route, result) in routes.moves.into_iter().zip(results) {
+            match result {
                 Ok(()) => moved.push(route),
                 Err(err) => {
                     disposition = Disposition::most_severe([
@@ -487,6 +498,9 @@ mod tests {
         /// Every read of the route tables and of an instance waits here: with a barrier for
         /// three, the reads finish only if they run at the same time.
         reads_meet: Option<Arc<Barrier>>,
+        /// Every ReplaceRoute waits here: with a barrier for as many routes as move, the
+        /// moves finish only if they run at the same time.
+        moves_meet: Option<Arc<Barrier>>,
         replaced: StdMutex<u32>,
     }
 
@@ -560,6 +574,7 @@ mod tests {
                 throttled: StdMutex::new(Vec::new()),
                 describe_unavailable: false,
                 reads_meet: None,
+                moves_meet: None,
                 replaced: StdMutex::new(0),
             }
         }
@@ -642,6 +657,9 @@ mod tests {
         }
 
         async fn replace_route(&self, change: &RouteMove) -> Result<(), Ec2Error> {
+            if let Some(barrier) = &self.moves_meet {
+                barrier.wait().await;
+            }
             let destination = change.destination.to_string();
             {
                 let mut throttled = self.throttled.lock().unwrap();
@@ -1044,6 +1062,27 @@ mod tests {
         .await
         .expect("the reads wait for each other: they must run at the same time");
         assert_eq!(invocation.outcome, Outcome::RoutesMoved);
+    }
+
+    #[tokio::test]
+    async fn every_route_moves_at_once() {
+        let counted = failover(FakeVpc::with_primary(InstanceState::Stopped));
+        counted.invoke(&sample("primary-stopped.json")).await;
+        let moving = counted.ec2.replaced() as usize;
+        let vpc = FakeVpc {
+            moves_meet: Some(Arc::new(Barrier::new(moving))),
+            ..FakeVpc::with_primary(InstanceState::Stopped)
+        };
+        let function = failover(vpc);
+        let invocation = tokio::time::timeout(
+            Duration::from_secs(5),
+            function.invoke(&sample("primary-stopped.json")),
+        )
+        .await
+        .expect("the moves wait for each other: they must run at the same time");
+        assert_eq!(invocation.outcome, Outcome::RoutesMoved);
+        assert!(moving > 1, "the sample VPC moves several routes");
+        assert_eq!(function.ec2.replaced() as usize, moving);
     }
 
     #[tokio::test]
