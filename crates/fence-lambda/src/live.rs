@@ -145,11 +145,11 @@ impl LiveWorld {
         }
     }
 
-    /// Reads both secrets and, when the accelerator is configured, its topology, at once, and
-    /// once the Infinispan password is known opens a connection to every site's Infinispan
-    /// (a health read), and one to the decision table: during init, so that a cold start's first fence finds all of it
-    /// ready. Bounded by `limit`; what fails or is late is done again by the invocation that
-    /// needs it.
+    /// Reads both secrets, each site's Infinispan health (without credentials: it needs none),
+    /// the accelerator's topology when configured, and a key of the decision table, all at
+    /// once, during init: a cold start's first fence then finds its connections open and, when
+    /// its request was already waiting, its reads done ([`LiveWorld::begin_invocation`]).
+    /// Bounded by `limit`; what fails or is late is done again by the invocation that needs it.
     pub async fn prefetch(&self, accelerator: Option<&AcceleratorDns>, limit: Duration) {
         let began_at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -159,13 +159,15 @@ impl LiveWorld {
         let secrets = async {
             if let Err(failure) = self.webhook_credentials().await {
                 tracing::warn!(event = "prefetch_failed", what = "secrets", error = %failure.message);
-                return std::collections::BTreeSet::new();
             }
-            // After the secrets: a read without the password would be refused, and logged by
-            // Infinispan as a failed login at every cold start. The probe the fence makes:
-            // a site that answers is one the first fence need not probe again.
+        };
+        // Beside the secrets, without credentials: the health endpoint needs none, so the
+        // probe waits for no password and attempts no login (docs/aws-behaviours.md #22). It
+        // also opens each site's connection for the fence's authenticated calls. A site that
+        // answers is one the first fence need not probe again.
+        let probes = async {
             let probes = common::join::join_all(self.sites.values().map(|client| async move {
-                match client.probe(CONNECT_AHEAD_TIMEOUT).await {
+                match client.probe_anonymously(CONNECT_AHEAD_TIMEOUT).await {
                     Ok(_) => Some(client.site().clone()),
                     Err(err) => {
                         tracing::info!(event = "prefetch_failed", what = "infinispan", site = %client.site(), error = %err);
@@ -174,7 +176,10 @@ impl LiveWorld {
                 }
             }))
             .await;
-            probes.into_iter().flatten().collect()
+            probes
+                .into_iter()
+                .flatten()
+                .collect::<std::collections::BTreeSet<_>>()
         };
         let topology = async {
             let accelerator = accelerator?;
@@ -194,10 +199,12 @@ impl LiveWorld {
                 tracing::warn!(event = "prefetch_failed", what = "decision table", error = %err);
             }
         };
-        match tokio::time::timeout(limit, async { tokio::join!(secrets, topology, decisions) })
-            .await
+        match tokio::time::timeout(limit, async {
+            tokio::join!(secrets, probes, topology, decisions)
+        })
+        .await
         {
-            Ok((alive, topology, ())) => {
+            Ok(((), alive, topology, ())) => {
                 if let Ok(mut reads) = self.init_reads.lock() {
                     *reads = InitReads {
                         began_at_ms,

@@ -497,6 +497,11 @@ impl SiteClient {
     }
 
     /// A request to `url` with this client's credentials.
+    /// A request without credentials, for the endpoints Infinispan serves to anyone.
+    fn anonymous_request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        self.http.request(method, url)
+    }
+
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         // The lock only guards a swap of the whole value: a poisoned one still holds a
         // complete pair of credentials.

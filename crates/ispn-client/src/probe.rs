@@ -68,8 +68,21 @@ impl SiteClient {
     /// The first probe of a server finds its API generation (a second request on 14.x); once
     /// known, a probe is one request.
     pub async fn probe(&self, timeout: Duration) -> Result<Health, ProbeError> {
+        self.probe_as(timeout, true).await
+    }
+
+    /// [`SiteClient::probe`] without credentials: the health endpoint needs none
+    /// (docs/aws-behaviours.md #22), so it can go out before the password is known (a cold
+    /// start's first read, beside the secret's), and no login is attempted, so none fails. A
+    /// server behind something that does authenticate answers 401: misconfigured, as for
+    /// [`SiteClient::probe`].
+    pub async fn probe_anonymously(&self, timeout: Duration) -> Result<Health, ProbeError> {
+        self.probe_as(timeout, false).await
+    }
+
+    async fn probe_as(&self, timeout: Duration, authenticated: bool) -> Result<Health, ProbeError> {
         let probe = self.on_generation(
-            async |generation| self.probe_on(generation).await,
+            async |generation| self.probe_on(generation, authenticated).await,
             |err| {
                 matches!(
                     err,
@@ -90,11 +103,19 @@ impl SiteClient {
             })
     }
 
-    async fn probe_on(&self, generation: ApiGeneration) -> Result<Health, ProbeError> {
+    async fn probe_on(
+        &self,
+        generation: ApiGeneration,
+        authenticated: bool,
+    ) -> Result<Health, ProbeError> {
         let url = self.url(generation.health_status(), None);
         common::metrics::count_remote_call();
-        let response = self
-            .request(Method::GET, url.clone())
+        let request = if authenticated {
+            self.request(Method::GET, url.clone())
+        } else {
+            self.anonymous_request(Method::GET, url.clone())
+        };
+        let response = request
             .send()
             .await
             .map_err(|err| self.transport_failure(&err))?;
@@ -292,6 +313,29 @@ mod tests {
                 "POST /rest/v2/cache-managers/default/x-site/backups/site-b?action=take-offline",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_probe_sends_no_credentials_and_a_probe_does() {
+        let server = test_server::start(|_, path| match path {
+            "/rest/v2/container/health/status" => answer(200, "HEALTHY"),
+            _ => answer(404, ""),
+        })
+        .await;
+        let client = server.client();
+        assert_eq!(
+            client.probe_anonymously(TIMEOUT).await.unwrap(),
+            Health::Healthy
+        );
+        assert_eq!(client.probe(TIMEOUT).await.unwrap(), Health::Healthy);
+        let authorizations: Vec<bool> = server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, authorization)| authorization.is_some())
+            .collect();
+        assert_eq!(authorizations, [false, true]);
     }
 
     #[tokio::test]
