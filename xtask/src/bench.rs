@@ -185,31 +185,28 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     let python = pytools::Venv::locate().python();
     let mut zips = BTreeMap::new();
-    for (function, krate, module) in PAIRS {
+    let with_seeds = PAIRS.map(|(function, krate, module)| (function, krate, Some(module)));
+    for (function, krate, module) in with_seeds
+        .into_iter()
+        .chain([(report::VPC, VPC_CRATE, None)])
+    {
         let rust = artifacts::zip_size(
             &python,
             &bin_dir.join(krate),
             "bootstrap",
             &scratch.join(format!("{krate}.zip")),
         )?;
-        let seed = match &peers {
-            Some(peers) => artifacts::zip_size(
+        let seed = match (&peers, module) {
+            (Some(peers), Some(module)) => artifacts::zip_size(
                 &python,
                 &peers.join(format!("{module}.py")),
                 &format!("{module}.py"),
                 &scratch.join(format!("{module}.zip")),
             )?,
-            None => 0,
+            _ => 0,
         };
         zips.insert(function, (rust, seed));
     }
-    let vpc_zip = artifacts::zip_size(
-        &python,
-        &bin_dir.join(VPC_CRATE),
-        "bootstrap",
-        &scratch.join(format!("{VPC_CRATE}.zip")),
-    )?;
-    zips.insert(report::VPC, (vpc_zip, 0));
 
     let mut comparisons = BTreeMap::new();
     for (latency, samples) in runs {

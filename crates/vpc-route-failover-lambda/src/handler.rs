@@ -1054,14 +1054,21 @@ mod tests {
             reads_meet: Some(Arc::new(Barrier::new(3))),
             ..FakeVpc::with_primary(InstanceState::Stopped)
         };
+        let (_, invocation) = stopped_within_5_s(vpc, "the reads").await;
+        assert_eq!(invocation.outcome, Outcome::RoutesMoved);
+    }
+
+    /// The primary-stopped sample through a function over `vpc`, which must finish within
+    /// 5 s: where the fake holds `calls` at a barrier, they must run at the same time.
+    async fn stopped_within_5_s(vpc: FakeVpc, calls: &str) -> (Failover<FakeVpc>, Report) {
         let function = failover(vpc);
         let invocation = tokio::time::timeout(
             Duration::from_secs(5),
             function.invoke(&sample("primary-stopped.json")),
         )
         .await
-        .expect("the reads wait for each other: they must run at the same time");
-        assert_eq!(invocation.outcome, Outcome::RoutesMoved);
+        .unwrap_or_else(|_| panic!("{calls} wait for each other: they must run at the same time"));
+        (function, invocation)
     }
 
     #[tokio::test]
@@ -1073,13 +1080,7 @@ mod tests {
             moves_meet: Some(Arc::new(Barrier::new(moving))),
             ..FakeVpc::with_primary(InstanceState::Stopped)
         };
-        let function = failover(vpc);
-        let invocation = tokio::time::timeout(
-            Duration::from_secs(5),
-            function.invoke(&sample("primary-stopped.json")),
-        )
-        .await
-        .expect("the moves wait for each other: they must run at the same time");
+        let (function, invocation) = stopped_within_5_s(vpc, "the moves").await;
         assert_eq!(invocation.outcome, Outcome::RoutesMoved);
         assert!(moving > 1, "the sample VPC moves several routes");
         assert_eq!(function.ec2.replaced() as usize, moving);
