@@ -190,7 +190,7 @@ async fn run_in_sandbox(
         }
         let result = result?;
         eprintln!(
-            "reliability: interleaving {} rounds in {:.1} s on {} worlds (reserved concurrency {}), {} reports ({} retries after 5xx, {} lost to 429), {} rounds with inputs changing, {} with a flood ({} of {} requests throttled), {} rounds with violations, {} inputs with more than one outcome",
+            "reliability: interleaving {} rounds in {:.1} s on {} worlds (reserved concurrency {}), {} reports ({} retries after 5xx, {} lost to 429; {} rounds with every report lost to 429), {} rounds with inputs changing, {} with a flood ({} of {} requests throttled), {} rounds with violations, {} inputs with more than one outcome",
             result.rounds,
             result.seconds,
             result.worlds,
@@ -198,6 +198,7 @@ async fn run_in_sandbox(
             result.reports_sent,
             result.retries_after_5xx,
             result.reports_lost_to_429,
+            result.rounds_all_reports_throttled,
             result.rounds_with_changes,
             result.rounds_with_flood,
             result.flood_throttled,

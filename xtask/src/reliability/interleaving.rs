@@ -391,6 +391,8 @@ pub struct RoundOutcome {
     pub retried: u32,
     /// Reports whose notification ended on a 429.
     pub lost_to_429: u32,
+    /// Every report of the round ended on a 429.
+    pub all_reports_throttled: bool,
     /// Every attempt's answer: its status, or `none`.
     pub answers: BTreeMap<String, u64>,
     pub flood_sent: u32,
@@ -629,6 +631,11 @@ fn site(name: &str) -> anyhow::Result<SiteName> {
 /// fence is complete (in every listener the loser takes no traffic and somebody does, the
 /// survivor takes traffic, its backup to the loser is offline for every cache); no group was
 /// emptied; every report ended 2xx, or lost to a 429 that Alertmanager does not retry.
+///
+/// A round whose every report was lost to a 429 (the flood took the function's whole reserved
+/// concurrency) asked the fence nothing it could finish: Alertmanager sends again at the
+/// group's next flush (docs/aws-behaviours.md #50). It must still leave one decision at most,
+/// an allowed one whose survivor takes traffic, and no group emptied.
 async fn check(
     lab: &Lab,
     shaped: &Shaped,
@@ -642,8 +649,11 @@ async fn check(
 
     let accelerator = AcceleratorDns::parse(&shaped.dns).map_err(|e| anyhow::anyhow!("{e}"))?;
     let key = split_brain_key(&accelerator, &site(A)?, &site(B)?);
+    let all_throttled =
+        !results.is_empty() && results.iter().all(|result| result.status == Some(429));
+    outcome.all_reports_throttled = all_throttled;
     let records = lab.decisions().list().await?;
-    if records.len() != 1 {
+    if records.len() != 1 && !(all_throttled && records.is_empty()) {
         let keys: Vec<&str> = records.iter().map(|r| r.split_brain.as_str()).collect();
         violations.push(format!(
             "{} decision records, not one: {keys:?}",
@@ -706,7 +716,7 @@ async fn check(
             ));
         }
     }
-    if delivered == 0 {
+    if delivered == 0 && !all_throttled {
         violations.push(format!(
             "no report finished the fence ({} lost to 429)",
             outcome.lost_to_429
@@ -714,6 +724,8 @@ async fn check(
     }
 
     match &record {
+        // Nobody asked the fence anything it could answer: the next flush will.
+        None if all_throttled => {}
         None => violations.push(format!("no decision recorded under {key}")),
         Some(record) => {
             let decided = (record.survivor.as_str(), record.loser.as_str());
@@ -725,8 +737,11 @@ async fn check(
                     decided.0, decided.1
                 ));
             }
-            for violation in topology.check_fenced(&record.survivor, &record.loser) {
-                violations.push(format!("traffic: {violation}"));
+            // A fence whose last report was throttled mid-way is finished by the next flush's.
+            if !all_throttled {
+                for violation in topology.check_fenced(&record.survivor, &record.loser) {
+                    violations.push(format!("traffic: {violation}"));
+                }
             }
             if !topology.site_takes_traffic(&record.survivor) {
                 violations.push(format!("survivor {} takes no traffic", record.survivor));
@@ -774,6 +789,9 @@ pub struct Figures {
     pub retries_after_5xx: u64,
     /// Notifications that ended on a 429 (never retried).
     pub reports_lost_to_429: u64,
+    /// Rounds whose every report ended on a 429 (held to "nothing half done" instead).
+    #[serde(default)]
+    pub rounds_all_reports_throttled: u64,
     /// Every attempt's answer: its status, or `none`.
     pub answers: BTreeMap<String, u64>,
     pub rounds_with_changes: u64,
@@ -836,6 +854,7 @@ pub async fn run(labs: &[Arc<Lab>], rounds: u64, seed: u64) -> anyhow::Result<Fi
         figures.reports_sent += u64::from(outcome.attempts);
         figures.retries_after_5xx += u64::from(outcome.retried);
         figures.reports_lost_to_429 += u64::from(outcome.lost_to_429);
+        figures.rounds_all_reports_throttled += u64::from(outcome.all_reports_throttled);
         for (status, count) in &outcome.answers {
             *figures.answers.entry(status.clone()).or_default() += count;
         }
