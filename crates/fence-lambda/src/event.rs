@@ -14,7 +14,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::handler::{AfterAnswer, Invocation, Report, Settings, World, handle};
+use crate::handler::{AfterAnswer, Invocation, Report, Settings, World, handle, now_ms};
 
 /// Time kept aside at the end of the invocation for the answer and the work after it (the
 /// notifications, the completion).
@@ -162,12 +162,6 @@ pub async fn answer_event<W: World>(
     common::metrics::emit(&decision.metrics(started.elapsed(), now_ms()));
     let after_answer = std::mem::take(&mut decision.after_answer);
     (FunctionUrlResponse::from(&decision), after_answer)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The latest the invocation's work ends, counted from its start, for a function with

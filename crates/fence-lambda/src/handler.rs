@@ -785,7 +785,8 @@ fn steps_done(report: &AlertReport) -> Vec<String> {
     steps
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the epoch; 0 when the clock reads before it.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -151,11 +151,9 @@ impl LiveWorld {
     /// its request was already waiting, its reads done ([`LiveWorld::begin_invocation`]).
     /// Bounded by `limit`; what fails or is late is done again by the invocation that needs it.
     pub async fn prefetch(&self, accelerator: Option<&AcceleratorDns>, limit: Duration) {
-        let began_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(u64::MAX, |since| {
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            });
+        // A clock that reads before the epoch gives 0: no request came before that, so the
+        // reads then serve no invocation.
+        let began_at_ms = crate::handler::now_ms();
         let secrets = async {
             if let Err(failure) = self.webhook_credentials().await {
                 tracing::warn!(event = "prefetch_failed", what = "secrets", error = %failure.message);
