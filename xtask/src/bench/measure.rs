@@ -112,22 +112,9 @@ impl<'w> Bench<'w> {
         } = *events;
         let sandbox = Sandbox::attach(world, dir)?;
         let info = &sandbox.info;
-        let credentials = aws_sdk_route53::config::Credentials::new(
-            sandbox::world::SANDBOX_ACCESS_KEY,
-            sandbox::world::SANDBOX_SECRET_KEY,
-            None,
-            None,
-            "sandbox",
-        );
-        let route53 = aws_sdk_route53::Client::from_conf(
-            aws_sdk_route53::Config::builder()
-                .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
-                .region(aws_sdk_route53::config::Region::new(
-                    sandbox::world::ROUTE53_REGION,
-                ))
-                .endpoint_url(&info.aws_endpoint_url)
-                .credentials_provider(credentials)
-                .build(),
+        let route53 = aws_sdk_route53::Client::new(
+            &sandbox::world::sdk_config(&info.aws_endpoint_url, sandbox::world::ROUTE53_REGION)
+                .await,
         );
         let ec2 = aws_sdk_ec2::Client::new(
             &sandbox::world::sdk_config(&info.moto_url, sandbox::world::REGION).await,

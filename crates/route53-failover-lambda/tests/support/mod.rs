@@ -70,20 +70,7 @@ pub fn route53(sandbox: &Sandbox) -> aws_sdk_route53::Client {
 
 /// The path the sandbox's health check probes, as Route 53 reports it.
 pub async fn health_check_path(sandbox: &Sandbox) -> anyhow::Result<Option<String>> {
-    let credentials = aws_sdk_route53::config::Credentials::new(
-        SANDBOX_ACCESS_KEY,
-        SANDBOX_SECRET_KEY,
-        None,
-        None,
-        "sandbox",
-    );
-    let config = aws_sdk_route53::Config::builder()
-        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
-        .region(aws_sdk_route53::config::Region::new(ROUTE53_REGION))
-        .endpoint_url(&sandbox.info.aws_endpoint_url)
-        .credentials_provider(credentials)
-        .build();
-    let described = aws_sdk_route53::Client::from_conf(config)
+    let described = route53(sandbox)
         .get_health_check()
         .health_check_id(health_check_id(sandbox))
         .send()
