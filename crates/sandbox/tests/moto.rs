@@ -72,6 +72,21 @@ async fn create_secret(
     Ok(())
 }
 
+/// The launcher's two cached lookups exist in the pinned moto: were one renamed, moto would
+/// still answer, only slower, and its log would say which (`moto_launcher.py`).
+#[tokio::test]
+async fn the_launcher_finds_both_lookups_it_caches() -> TestResult {
+    let log = log_path("launcher");
+    let moto = MotoServer::start(&Venv::locate(), &log).await?;
+    let text = std::fs::read_to_string(&log)?;
+    moto.shutdown();
+    assert!(
+        !text.contains("sitefence:"),
+        "the launcher could not cache a lookup:\n{text}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn secret_round_trip_through_the_front_is_counted_by_service_and_operation() -> TestResult {
     let (_moto, front) = moto_and_front("count").await?;
