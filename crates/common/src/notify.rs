@@ -1,5 +1,7 @@
 //! SNS notification of every action taken (`NOTIFY_TOPIC_ARN`).
 
+use std::sync::OnceLock;
+
 use aws_config::SdkConfig;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::DisplayErrorContext;
@@ -13,7 +15,10 @@ pub struct NotifyError {
 
 #[derive(Clone, Debug)]
 pub struct Notifier {
-    client: Client,
+    config: aws_sdk_sns::Config,
+    /// Made at the first publish: a client's creation parses the SDK's endpoint partitions,
+    /// and notifications go out after a function's answer, so a cold start need not wait for it.
+    client: OnceLock<Client>,
     topic_arn: String,
 }
 
@@ -32,7 +37,8 @@ impl Notifier {
             config = config.region(aws_config::Region::new(region.to_owned()));
         }
         Notifier {
-            client: Client::from_conf(config.build()),
+            config: config.build(),
+            client: OnceLock::new(),
             topic_arn,
         }
     }
@@ -49,6 +55,7 @@ impl Notifier {
         record: &serde_json::Value,
     ) -> Result<(), NotifyError> {
         self.client
+            .get_or_init(|| Client::from_conf(self.config.clone()))
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(sns_subject(subject))

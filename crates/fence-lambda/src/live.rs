@@ -83,13 +83,16 @@ pub struct LiveWorld {
 
 impl LiveWorld {
     pub async fn new(config: &FenceConfig) -> Result<LiveWorld, IspnError> {
-        let accelerator_config = common::aws::sdk_config(Some(&config.accelerator_region)).await;
         // The decision table lives in the function's own region.
         let functions_config = common::aws::sdk_config(None).await;
-        let secrets_config = accelerator_config
-            .to_builder()
-            .region(Region::new(config.secrets_region.clone()))
-            .build();
+        let in_region = |region: &str| {
+            functions_config
+                .to_builder()
+                .region(Region::new(region.to_owned()))
+                .build()
+        };
+        let accelerator_config = in_region(&config.accelerator_region);
+        let secrets_config = in_region(&config.secrets_region);
         let http = ispn_client::http_client(&config.tls)?;
         let sites = config
             .sites

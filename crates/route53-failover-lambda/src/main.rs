@@ -23,7 +23,10 @@ async fn main() -> anyhow::Result<()> {
 
     let mut sdk = common::aws::sdk_config(None).await;
     if sdk.region().is_none() {
-        sdk = common::aws::sdk_config(Some(ROUTE53_SIGNING_REGION)).await;
+        sdk = sdk
+            .to_builder()
+            .region(aws_sdk_route53::config::Region::new(ROUTE53_SIGNING_REGION))
+            .build();
     }
     let failover = Failover {
         route53: aws_sdk_route53::Client::new(&sdk),

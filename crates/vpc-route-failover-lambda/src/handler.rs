@@ -231,6 +231,10 @@ impl<V: Vpc + Sync> Failover<V> {
     /// Reads what EC2 says now, all at once: the route tables and both appliances' instances.
     /// The event's instance is read because a late or re-delivered event may describe an
     /// instance that has been started again since.
+    ///
+    /// One `DescribeInstances` per instance, not one for both: EC2 documents that a call naming
+    /// an instance in an Availability Zone with a service disruption, or naming none (a filter
+    /// only), fails whole, and an appliance's zone failing is when this function runs.
     async fn read_current(
         &self,
         change: &StateChange,
