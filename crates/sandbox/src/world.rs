@@ -111,6 +111,9 @@ pub const INFINISPAN_SECRET_NAME: &str = "sitefence/infinispan-password";
 /// moto accepts any credentials; these only make the SDKs sign requests.
 pub const SANDBOX_ACCESS_KEY: &str = "testing";
 pub const SANDBOX_SECRET_KEY: &str = "testing";
+/// Lambda hands a function its execution role's temporary credentials, which always come with
+/// a session token (docs/aws-behaviours.md #94).
+pub const SANDBOX_SESSION_TOKEN: &str = "testing-session";
 
 /// Which function runs behind the Runtime API host: the project's bootstrap binary, or a seed's
 /// Python handler run the way AWS runs it (awslambdaric), for the fidelity test and the bench.
@@ -765,11 +768,13 @@ async fn seed_aws(
 }
 
 /// The environment every function gets in the sandbox: the standard AWS variables pointed at
-/// the sandbox, exactly as a deployed function would read them.
+/// the sandbox, exactly as a deployed function would read them (the role's credentials, with
+/// their session token, and the Region, as Lambda sets them).
 fn aws_env(info: &SandboxInfo, region: &str) -> Vec<(String, String)> {
     [
         ("AWS_ACCESS_KEY_ID", SANDBOX_ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", SANDBOX_SECRET_KEY),
+        ("AWS_SESSION_TOKEN", SANDBOX_SESSION_TOKEN),
         ("AWS_REGION", region),
         ("AWS_DEFAULT_REGION", region),
         ("AWS_ENDPOINT_URL", info.aws_endpoint_url.as_str()),
