@@ -51,8 +51,10 @@ pub struct Subject {
 pub struct Invocation {
     pub elapsed: Duration,
     pub calls: BTreeMap<String, u64>,
-    /// Its calls from the moment the bench sent it, as the emulators timed them.
+    /// Its calls from the moment the bench sent it (`origin_us`, on the emulators' clock), as
+    /// the emulators timed them; a cold start's from its process start instead.
     pub timeline: Vec<TimedCall>,
+    pub origin_us: u64,
 }
 
 /// The events the bench sends, with their placeholders (see [`FENCE_EVENT_ACCELERATOR`]).
@@ -444,6 +446,7 @@ impl<'w> Bench<'w> {
             elapsed,
             calls,
             timeline: super::report::timeline(&spans, started_us, answered_us),
+            origin_us: started_us,
         })
     }
 
@@ -526,10 +529,12 @@ impl<'w> Bench<'w> {
     }
 
     /// A cold start: a new process takes the invocation. Returns the host's process start →
-    /// first response, and the remote calls of that first invocation.
+    /// first response, and the remote calls of that first invocation, on a timeline from the
+    /// process start: where the cold start figure begins (the host spawns the process after
+    /// the request reached it).
     pub async fn cold_start(&self, subject: &Subject) -> anyhow::Result<(f64, Invocation)> {
         self.kill_instances(subject).await?;
-        let invocation = self.invoke(subject, Scenario::Cold).await?;
+        let mut invocation = self.invoke(subject, Scenario::Cold).await?;
         let stats = self.world.functions[subject.host].stats();
         let newest = stats
             .instances
@@ -539,6 +544,9 @@ impl<'w> Bench<'w> {
         let cold_start_ms = newest
             .cold_start_ms
             .with_context(|| format!("{subject:?}: the host measured no cold start"))?;
+        let spawned_after_ms =
+            newest.spawned_at_us.saturating_sub(invocation.origin_us) as f64 / 1000.0;
+        super::report::shift(&mut invocation.timeline, spawned_after_ms);
         Ok((cold_start_ms, invocation))
     }
 

@@ -164,6 +164,14 @@ pub fn emulators_on_critical_path(timeline: &[TimedCall], latency_ms: u64) -> f6
     round(total, 1)
 }
 
+/// Moves a timeline's origin `ms` later (a cold start's from the request to its process start).
+pub fn shift(timeline: &mut [TimedCall], ms: f64) {
+    for call in timeline {
+        call.start_ms = round(call.start_ms - ms, 1);
+        call.end_ms = round(call.end_ms - ms, 1);
+    }
+}
+
 /// The round trips in sequence of a timeline.
 fn chain_length(timeline: &[TimedCall]) -> u64 {
     timeline.iter().filter(|call| call.in_chain).count() as u64
@@ -648,7 +656,8 @@ pub fn markdown(report: &Report) -> String {
     if let Some((latency, run)) = runs.last() {
         let _ = writeln!(
             out,
-            "Timelines at {latency} ms (Rust; ms from the request; `*` marks the round trips in \
+            "Timelines at {latency} ms (Rust; ms from the request, a cold start's from its \
+             process start as the cold start is measured; `*` marks the round trips in \
              sequence, `+` a call made after the answer, which the caller does not wait for):\n"
         );
         for (function, figures) in &run.rust {
@@ -1088,6 +1097,15 @@ mod tests {
             names,
             [("a", 1.0, false), ("c", 2.0, true), ("b", 22.0, true)]
         );
+    }
+
+    #[test]
+    fn a_cold_timeline_is_moved_to_its_process_start() {
+        let spans = [("a".to_owned(), 1_010_000, 1_030_000)];
+        let mut calls = timeline(&spans, 1_000_000, u64::MAX);
+        shift(&mut calls, 3.7);
+        assert_eq!((calls[0].start_ms, calls[0].end_ms), (6.3, 26.3));
+        assert!(calls[0].in_chain, "the chain is the same");
     }
 
     #[test]

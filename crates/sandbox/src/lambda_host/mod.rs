@@ -183,6 +183,9 @@ pub struct InstanceStats {
     pub alive: bool,
     /// When the process was started, in milliseconds since the Unix epoch.
     pub spawned_at_ms: u64,
+    /// The same instant in microseconds on the emulators' clock (`sandbox::timeline`), where
+    /// the cold start ([`InstanceStats::cold_start_ms`]) begins.
+    pub spawned_at_us: u64,
     /// Process start → first poll of `/invocation/next` (the init phase).
     pub init_ms: Option<f64>,
     /// Process start → first response or error posted: the cold start a caller sees.
