@@ -643,10 +643,10 @@ fn notification(report: &AlertReport) -> Option<PendingNotification> {
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What an invocation does once its answer is on its way: the notifications of what it
-/// changed, and recording each complete fence's completion for `site history`. Lambda returns the answer when the runtime posts it and
-/// keeps the environment (and the invocation's time) until the runtime asks for the next
-/// event (docs/aws-behaviours.md #91), so this costs the sender no round trip; the bootstrap
-/// runs it in between. Whoever handles a report without a runtime runs it before returning
+/// changed, and recording each complete fence's completion for `site history`. Lambda returns
+/// the answer when the runtime posts it and keeps the environment (and the invocation's time)
+/// until the runtime asks for the next event (docs/aws-behaviours.md #91), so this costs the
+/// sender no round trip; the bootstrap runs it in between. Whoever handles a report without a runtime runs it before returning
 /// ([`crate::event::handle_event`]).
 #[derive(Debug, Clone, Default)]
 pub struct AfterAnswer {

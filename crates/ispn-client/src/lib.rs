@@ -496,12 +496,12 @@ impl SiteClient {
         .await
     }
 
-    /// A request to `url` with this client's credentials.
     /// A request without credentials, for the endpoints Infinispan serves to anyone.
     fn anonymous_request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         self.http.request(method, url)
     }
 
+    /// A request to `url` with this client's credentials.
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
         // The lock only guards a swap of the whole value: a poisoned one still holds a
         // complete pair of credentials.
@@ -509,8 +509,7 @@ impl SiteClient {
             .credentials
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        self.http
-            .request(method, url)
+        self.anonymous_request(method, url)
             .basic_auth(&credentials.user, Some(credentials.password.expose()))
     }
 

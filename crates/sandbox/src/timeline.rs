@@ -26,11 +26,14 @@ tokio::task_local! {
 
 /// Microseconds since the Unix epoch, the clock of every span.
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
-        })
+    unix_micros(SystemTime::now())
+}
+
+/// `at` on the clock of every span (0 before the epoch).
+pub fn unix_micros(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
+        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+    })
 }
 
 /// Names the call being timed (no effect outside [`timed`]).

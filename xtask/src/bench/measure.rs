@@ -334,25 +334,20 @@ impl<'w> Bench<'w> {
     /// The primary appliance stopped, as the event says: the function acts only on an
     /// instance EC2 reports down (once stopped, it stays so for the whole bench).
     async fn primary_stopped(&self) -> anyhow::Result<()> {
-        use aws_sdk_ec2::types::InstanceStateName;
+        use aws_topology::ec2::{InstanceId, InstanceState, Vpc as _};
         let primary = &self.sandbox.info.vpc.primary.instance_id;
+        let instance: InstanceId = primary
+            .parse()
+            .map_err(|err| anyhow::anyhow!("the sandbox's primary appliance: {err}"))?;
         let state = || async {
             let described = self
                 .ec2
-                .describe_instances()
-                .instance_ids(primary)
-                .send()
+                .describe_instance(&instance)
                 .await
-                .context("DescribeInstances")?;
-            anyhow::Ok(
-                described
-                    .reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .find_map(|i| i.state().and_then(|s| s.name()).cloned()),
-            )
+                .map_err(|err| anyhow::anyhow!("DescribeInstances: {err}"))?;
+            anyhow::Ok(described.map(|described| described.state))
         };
-        if state().await? == Some(InstanceStateName::Stopped) {
+        if state().await? == Some(InstanceState::Stopped) {
             return Ok(());
         }
         self.ec2
@@ -362,7 +357,7 @@ impl<'w> Bench<'w> {
             .await
             .context("StopInstances")?;
         let deadline = Instant::now() + REAP_WAIT;
-        while state().await? != Some(InstanceStateName::Stopped) {
+        while state().await? != Some(InstanceState::Stopped) {
             if Instant::now() > deadline {
                 bail!("the primary appliance {primary} did not stop within {REAP_WAIT:?}");
             }

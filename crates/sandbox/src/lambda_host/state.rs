@@ -755,12 +755,7 @@ impl Shared {
                     pid: instance.pid,
                     alive: instance.alive(),
                     spawned_at_ms: ids::unix_millis(instance.spawned_at),
-                    spawned_at_us: instance
-                        .spawned_at
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |since| {
-                            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-                        }),
+                    spawned_at_us: crate::timeline::unix_micros(instance.spawned_at),
                     init_ms: millis(instance.init),
                     cold_start_ms: millis(instance.cold_start),
                     peak_rss_kb: instance.peak_rss_kb,
